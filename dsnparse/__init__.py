@@ -1,0 +1,27 @@
+"""dsnparse: turn email bounces into verdicts a sender can act on.
+
+Public API::
+
+    parse(message, options=None) -> Report          # bytes, str or email.message.Message
+    parse_path(path, options=None) -> Iterator[tuple[str, Report]]   # file, dir, mbox, Maildir
+
+See :mod:`dsnparse.model` for :class:`Report` and :class:`Verdict`.
+"""
+from .errors import DsnparseError, InputError, RuleError, SourceError
+from .model import Report, Verdict
+
+__all__ = ["parse", "parse_path", "Report", "Verdict", "DsnparseError", "InputError",
+           "RuleError", "SourceError"]
+__version__ = "0.1.0"
+
+
+def parse(message, options=None):
+    """Parse one message; see :func:`dsnparse.engine.parse`."""
+    from .engine import parse as _parse
+    return _parse(message, options)
+
+
+def parse_path(path, options=None):
+    """Iterate ``(source, Report)`` over a path; see :func:`dsnparse.sources.parse_path`."""
+    from .sources import parse_path as _pp
+    return _pp(path, options)

@@ -1,0 +1,41 @@
+"""The error tree of dsnparse: one base class, a few specific children.
+
+``DsnparseError``
+    ``InputError``   the input is not an email at all (empty, binary, no header section).
+    ``RuleError``    a rule pack or data file is broken; the message names file, rule, field.
+    ``SourceError``  a path, mailbox or server could not be read.
+
+Parsing an email never raises for a *malformed* email: problems are recorded on the
+:class:`~dsnparse.model.Report` as ``defects`` (the approach of Python's ``email`` package).
+"""
+from __future__ import annotations
+
+
+class DsnparseError(Exception):
+    """Base class of every error raised on purpose by dsnparse."""
+
+
+class InputError(DsnparseError):
+    """The input cannot be read as an email message (RFC 5322) at all."""
+
+
+class RuleError(DsnparseError):
+    """A rule pack or data file (codes.yaml, reasons.yaml, a pack) is invalid.
+
+    Attributes:
+        path: the file, ``rule``: the rule or entry id (or ``None``), ``field``: the field
+        name (or ``None``).  ``str(error)`` gives all three in one line.
+    """
+
+    def __init__(self, path, message, rule=None, field=None):
+        self.path, self.rule, self.field, self.reason = str(path), rule, field, message
+        where = str(path)
+        if rule is not None:
+            where += f": rule {rule!r}"
+        if field is not None:
+            where += f": field {field!r}"
+        super().__init__(f"{where}: {message}")
+
+
+class SourceError(DsnparseError):
+    """A file, directory, mailbox or server could not be read."""

@@ -1,0 +1,103 @@
+"""Writers for output records: JSON Lines, CSV and a terminal table.
+
+A record is a ``dict`` as made by :meth:`dsnparse.model.Report.records`; its keys are
+:data:`dsnparse.model.RECORD_FIELDS` (extra keys such as ``error`` are kept in JSON Lines
+and dropped from CSV/table).  Every writer has ``write(records)``, ``flush(durable=False)``
+and ``close()``.  ``flush(durable=True)`` also ``fsync``s a real file, so that a caller can
+mark a message processed only once its record is on disk.
+"""
+from __future__ import annotations
+
+import csv
+import json
+import os
+from typing import IO, Iterable
+
+from .model import RECORD_FIELDS
+
+FORMATS = ("jsonl", "csv", "table")
+
+
+class _Writer:
+    def __init__(self, stream: IO[str]):
+        self.stream = stream
+
+    def write(self, records: Iterable[dict]) -> None:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def flush(self, durable: bool = False) -> None:
+        """Flush buffers; with ``durable=True`` also ``os.fsync`` when the stream is a file."""
+        self.stream.flush()
+        if durable:
+            try:
+                os.fsync(self.stream.fileno())
+            except (AttributeError, OSError, ValueError):
+                pass  # a pipe or terminal: nothing more to make durable
+
+    def close(self) -> None:
+        self.flush()
+
+
+class JsonlWriter(_Writer):
+    """One JSON object per line (UTF-8, keys in :data:`RECORD_FIELDS` order)."""
+
+    def write(self, records):
+        for r in records:
+            self.stream.write(json.dumps(r, ensure_ascii=False) + "\n")
+
+
+class CsvWriter(_Writer):
+    """RFC 4180 CSV with a header row of :data:`RECORD_FIELDS`; ``None`` is an empty cell."""
+
+    def __init__(self, stream, header: bool = True):
+        super().__init__(stream)
+        self._w = csv.DictWriter(stream, fieldnames=RECORD_FIELDS, extrasaction="ignore",
+                                 lineterminator="\n")
+        if header:
+            self._w.writeheader()
+
+    def write(self, records):
+        for r in records:
+            self._w.writerow({k: ("" if v is None else v) for k, v in r.items()})
+
+
+TABLE_COLUMNS = ("source", "kind", "final_recipient", "status", "code", "bounce_type", "reason",
+                 "rule")
+
+
+class TableWriter(_Writer):
+    """A fixed-width table for people: one line per record, long cells shortened."""
+
+    widths = (28, 10, 32, 8, 4, 4, 16, 24)
+
+    def __init__(self, stream):
+        super().__init__(stream)
+        self._line(TABLE_COLUMNS)
+
+    def _line(self, cells):
+        out = []
+        for cell, w in zip(cells, self.widths):
+            s = "" if cell is None else str(cell)
+            if len(s) > w:
+                s = "…" + s[-(w - 1):]
+            out.append(s.ljust(w))
+        self.stream.write(" ".join(out).rstrip() + "\n")
+
+    def write(self, records):
+        for r in records:
+            self._line([r.get(c) for c in TABLE_COLUMNS])
+
+
+def make_writer(fmt: str, stream: IO[str]) -> _Writer:
+    """Return a writer for ``fmt`` (one of :data:`FORMATS`) on a text stream.
+
+    Raises:
+        ValueError: unknown format.
+    """
+    if fmt == "jsonl":
+        return JsonlWriter(stream)
+    if fmt == "csv":
+        return CsvWriter(stream)
+    if fmt == "table":
+        return TableWriter(stream)
+    raise ValueError(f"unknown output format {fmt!r} (expected one of {', '.join(FORMATS)})")
