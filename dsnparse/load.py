@@ -56,6 +56,19 @@ def load(message) -> Message:
 
 
 _WS = re.compile(r"\r?\n[ \t]+|\r[ \t]+")
+_SURROGATE = re.compile("[\udc80-\udcff]")
+
+
+def fix_8bit(text: str) -> str:
+    """Re-decode raw 8-bit octets that the bytes parser kept as surrogate escapes.
+
+    RFC 6532 allows UTF-8 in header fields (and RFC 6533 in global delivery-status fields);
+    the stdlib bytes parser with compat32 keeps such octets as ``\\udcXX`` escapes.  They are
+    decoded as UTF-8 (invalid sequences become U+FFFD).
+    """
+    if not _SURROGATE.search(text):
+        return text
+    return text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
 
 
 def unfold(value) -> str:
@@ -67,7 +80,7 @@ def unfold(value) -> str:
         return ""
     if isinstance(value, email.header.Header):
         value = str(value)
-    value = _WS.sub(" ", str(value)).strip()
+    value = fix_8bit(_WS.sub(" ", str(value)).strip())
     if "=?" in value:
         try:
             parts = email.header.decode_header(value)

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from email.message import Message
 from typing import Optional
 
-from .load import part_text, unfold
+from .load import fix_8bit, part_text, unfold
 
 DS_TYPES = ("message/delivery-status", "message/global-delivery-status")
 ORIGINAL_TYPES = ("message/rfc822", "message/global")
@@ -153,11 +153,11 @@ def ds_text(part: Message) -> str:
             if not isinstance(sub, Message):
                 continue
             lines = [f"{k}: {v}" for k, v in sub.items()]
-            body = sub.get_payload()
+            body = sub._payload  # raw: get_payload() would decode 8-bit octets as ASCII
             if isinstance(body, str) and body.strip():
                 lines.append(body)
             blocks.append("\n".join(lines))
-        return "\n\n".join(blocks)
+        return fix_8bit("\n\n".join(blocks))
     return part_text(part)
 
 

@@ -1,0 +1,53 @@
+"""Measured accuracy and robustness on the shared corpora (../shared; skipped when absent).
+
+Floors come from the issues: on Sisimai emails with a delivery-status part, the recipient
+count must match for >= 98% of emails and the exact status for >= 93% of recipients with a
+real expected code; no email of the not-bounces sets may come out as a bounce.
+"""
+from __future__ import annotations
+
+import json
+
+from conftest import NOT_BOUNCES, SISIMAI, need
+from dsnparse.evaluate import evaluate
+from dsnparse.sources import parse_path
+
+
+def test_sisimai_dsn_floors():
+    exp = need(SISIMAI) / "expectations.jsonl"
+    total = evaluate(exp, only_dsn=True)["TOTAL"]
+    r = total.rates()
+    assert total.emails >= 200
+    assert r["rcpt_count"] >= 0.98, r
+    assert r["status_exact"] >= 0.93, r
+
+
+def test_no_false_positive_on_not_bounces():
+    for exp in (need(NOT_BOUNCES) / "expectations.jsonl",):
+        total = evaluate(exp)["TOTAL"]
+        assert total.emails == 125
+        assert total.false_pos == 0, total.misses
+    result = evaluate(need(SISIMAI) / "expectations.jsonl", families=["not-bounce"])["TOTAL"]
+    assert result.emails == 2 and result.false_pos == 0
+
+
+def test_every_corpus_file_is_read_without_a_traceback():
+    n = 0
+    for root in (need(SISIMAI) / "maildir", need(NOT_BOUNCES)):
+        for source, report in parse_path(root):
+            n += 1
+            assert report.kind in ("bounce", "delay", "delivered", "auto_reply", "complaint",
+                                   "not_bounce", "error")
+    assert n >= 527
+
+
+def test_not_bounces_kinds_are_never_bounce():
+    lines = (need(NOT_BOUNCES) / "expectations.jsonl").read_text().splitlines()
+    from dsnparse import InputError, parse
+    for line in lines:
+        e = json.loads(line)
+        try:
+            kind = parse((NOT_BOUNCES / e["file"]).read_bytes()).kind
+        except InputError:
+            kind = "error"
+        assert kind not in ("bounce", "delay"), e["file"]

@@ -1,0 +1,166 @@
+"""The RFC 3464 reader and status extraction, on small constructed inputs."""
+from __future__ import annotations
+
+import pytest
+
+import dsnparse
+from dsnparse import rfc3464
+from dsnparse.engine import decide_status
+from dsnparse.status import find_reply_code, find_status, find_status_strength, more_specific
+
+
+def dsn(ds_body: str, report_type="delivery-status", ds_type="message/delivery-status") -> bytes:
+    return (
+        "From: MAILER-DAEMON@mx.example\nTo: a@sender.example\nSubject: failure\n"
+        "MIME-Version: 1.0\n"
+        f"Content-Type: multipart/report; report-type={report_type}; boundary=XX\n\n"
+        "--XX\nContent-Type: text/plain\n\nfailed\n\n"
+        f"--XX\nContent-Type: {ds_type}\n\n{ds_body}\n--XX--\n"
+    ).encode()
+
+
+def test_missing_blank_line_between_recipients():
+    ds = rfc3464.parse_fields(
+        "Reporting-MTA: dns; mx.example\n\n"
+        "Final-Recipient: rfc822; a@x.example\nAction: failed\nStatus: 5.1.1\n"
+        "Final-Recipient: rfc822; b@x.example\nAction: failed\nStatus: 5.2.2\n"
+    )
+    assert [r["final-recipient"] for r in ds.recipients] == ["rfc822; a@x.example", "rfc822; b@x.example"]
+    assert ds.per_message["reporting-mta"] == "dns; mx.example"
+
+
+def test_original_recipient_after_final_stays_in_block():
+    ds = rfc3464.parse_fields(
+        "Reporting-MTA: dns; mx\n\nFinal-Recipient: rfc822; a@x\nOriginal-Recipient: rfc822;o@x\n"
+        "Action: failed\nStatus: 5.1.1\n"
+    )
+    assert len(ds.recipients) == 1 and ds.recipients[0]["original-recipient"] == "rfc822;o@x"
+
+
+def test_action_before_final_recipient():
+    ds = rfc3464.parse_fields("Reporting-MTA: dns; m\n\nAction: failed\nFinal-Recipient: rfc822; a@x\n"
+                              "Original-Recipient: rfc822; a@x\nStatus: 5.1.1\n")
+    assert len(ds.recipients) == 1
+
+
+def test_folded_and_encoded_diagnostic():
+    r = dsnparse.parse(dsn("Reporting-MTA: dns; mx\n\nFinal-Recipient: rfc822; a@x.example\n"
+                           "Action: failed\nStatus: 5.0.0\nDiagnostic-Code: smtp; 550-5.1.1 The\n"
+                           "    account does not exist\n"))
+    v = r.verdicts[0]
+    assert v.diagnostic_code == "550-5.1.1 The account does not exist"
+    assert (v.status, v.status_source, v.code) == ("5.1.1", "diagnostic_text", "511")
+
+
+@pytest.mark.parametrize("value,want", [
+    ("rfc822; a@x.example", "a@x.example"),
+    ("RFC822;<a@x.example>", "a@x.example"),
+    ("a@x.example", "a@x.example"),
+    ("utf-8; \\x{7528}\\x{6237}@x.example", "用户@x.example"),
+    ("rfc822; Alice <a@x.example>", "a@x.example"),
+    ("x400; /C=FR/ADMD=ATLAS/S=Dupont/", "/C=FR/ADMD=ATLAS/S=Dupont/"),
+    ("rfc822; ", None),
+])
+def test_address_types(value, want):
+    assert rfc3464.address(value) == want
+
+
+@pytest.mark.parametrize("value,want", [
+    ("failed", "failed"), ("Failed (bad)", "failed"), ("delayed", "delayed"),
+    ("deliverable", "delivered"), ("failure", "failed"), ("relayed", "relayed"),
+    ("expanded", "expanded"), ("bogus", None), ("", None),
+])
+def test_action_values(value, want):
+    assert rfc3464.action(value) == want
+
+
+@pytest.mark.parametrize("value,want", [
+    ("smtp; 550 no", "550 no"), ("X-Postfix; host not found", "host not found"),
+    ("X-Notes; fail", "fail"), ("dns; mx.example", "mx.example"), ("no type here", "no type here"),
+])
+def test_strip_type(value, want):
+    assert rfc3464.strip_type(value) == want
+
+
+@pytest.mark.parametrize("text,status,reply", [
+    ("550 5.1.1 <a@x>: user unknown", "5.1.1", "550"),
+    ("552-5.2.2 over quota", "5.2.2", "552"),
+    ("host 192.0.2.1 said: 550 mailbox unavailable", None, "550"),
+    ("#5.1.1 no such user", "5.1.1", None),
+    ("server version 4.2.1.3 ready", None, None),
+    ("550-'5.7.1 Access denied'", "5.7.1", "550"),
+    ("", None, None),
+])
+def test_status_and_reply_extraction(text, status, reply):
+    assert find_status(text) == status
+    assert find_reply_code(text) == reply
+
+
+def test_specific_text_code_wins_over_generic_field():
+    assert more_specific("5.0.0", "5.1.1")
+    assert more_specific("5.1.0", "5.1.1")
+    assert not more_specific("5.1.1", "5.2.2")          # a bare code does not override
+    assert more_specific("5.1.1", "5.7.1", paired=True)  # the remote server's own reply does
+    assert not more_specific("5.0.0", "4.2.2")          # never across classes
+    assert decide_status(None, None) == (None, "none")
+    assert decide_status("5.1.1", None) == ("5.1.1", "status_field")
+    assert decide_status(None, "5.2.2") == ("5.2.2", "diagnostic_text")
+    assert find_status_strength("550 5.7.1 denied") == ("5.7.1", True)
+
+
+def test_delay_delivered_and_kinds():
+    delayed = dsnparse.parse(dsn("Reporting-MTA: dns; m\n\nFinal-Recipient: rfc822; a@x\n"
+                                 "Action: delayed\nStatus: 4.4.7\n"))
+    assert delayed.kind == "delay"
+    v = delayed.verdicts[0]
+    assert (v.code, v.bounce_type, v.description) == ("447", "soft", "Delivery time expired")
+    ok = dsnparse.parse(dsn("Reporting-MTA: dns; m\n\nFinal-Recipient: rfc822; a@x\n"
+                            "Action: delivered\nStatus: 2.0.0\n"))
+    assert ok.kind == "delivered" and ok.verdicts[0].code is None and ok.verdicts[0].bounce_type is None
+    for act in ("relayed", "expanded"):
+        r = dsnparse.parse(dsn(f"Reporting-MTA: dns; m\n\nFinal-Recipient: rfc822; a@x\nAction: {act}\n"
+                               "Status: 2.0.0\n"))
+        assert r.kind == "delivered"
+
+
+def test_status_from_reply_code_only():
+    r = dsnparse.parse(dsn("Reporting-MTA: dns; m\n\nFinal-Recipient: rfc822; a@x\nAction: failed\n"
+                           "Diagnostic-Code: smtp; 552 Requested mail action aborted: exceeded storage allocation\n"))
+    v = r.verdicts[0]
+    assert (v.status, v.status_source, v.reply_code, v.code, v.bounce_type) == (
+        "5.2.2", "reply_code", "552", "522", "soft")
+
+
+def test_status_block_as_text_plain():
+    body = ("From: postmaster@x.example\nTo: s@y.example\nSubject: Undeliverable\n\n"
+            "Your message could not be delivered.\n\n"
+            "Reporting-MTA: dns; x.example\n\nFinal-Recipient: rfc822; z@q.example\n"
+            "Action: failed\nStatus: 5.1.2\n")
+    r = dsnparse.parse(body.encode())
+    assert r.kind == "bounce" and r.format == "rfc3464-text"
+    assert (r.verdicts[0].final_recipient, r.verdicts[0].code) == ("z@q.example", "512")
+
+
+def test_global_dsn_with_transfer_encoding():
+    import base64
+    ds = base64.b64encode("Reporting-MTA: dns; m\n\nFinal-Recipient: utf-8; ü@x.example\n"
+                          "Action: failed\nStatus: 5.1.1\n".encode()).decode()
+    msg = ("From: m@x\nTo: a@y\nSubject: f\nMIME-Version: 1.0\n"
+           "Content-Type: multipart/report; report-type=global-delivery-status; boundary=B\n\n"
+           "--B\nContent-Type: text/plain\n\nx\n--B\nContent-Type: message/global-delivery-status\n"
+           f"Content-Transfer-Encoding: base64\n\n{ds}\n--B--\n")
+    r = dsnparse.parse(msg.encode())
+    assert r.verdicts[0].final_recipient == "ü@x.example"
+
+
+def test_not_an_email_raises_input_error():
+    for data in (b"", b"   \n", b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1rest", b"%PDF-1.4 binary"):
+        with pytest.raises(dsnparse.InputError):
+            dsnparse.parse(data)
+
+
+def test_parse_accepts_str_and_message():
+    import email
+    text = dsn("Reporting-MTA: dns; m\n\nFinal-Recipient: rfc822; a@x\nAction: failed\nStatus: 5.1.1\n").decode()
+    assert dsnparse.parse(text).verdicts[0].code == "511"
+    assert dsnparse.parse(email.message_from_string(text)).verdicts[0].code == "511"

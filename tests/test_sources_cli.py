@@ -1,0 +1,119 @@
+"""Sources (files, directories, mbox, Maildir, stdin) and the `dsnparse parse` command."""
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from conftest import ROOT, SAMPLES
+from dsnparse.cli import main
+from dsnparse.sources import iter_messages, parse_path
+
+S1 = (SAMPLES / "rfc3464" / "01.eml").read_bytes()
+S2 = (SAMPLES / "rfc3464" / "02.eml").read_bytes()
+NB = (SAMPLES / "not-bounce" / "01.eml").read_bytes()
+
+
+def run_cli(*args, stdin=None):
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    return subprocess.run([sys.executable, "-m", "dsnparse", *args], input=stdin,
+                          capture_output=True, env=env, timeout=120)
+
+
+def _mbox(tmp_path, msgs):
+    p = tmp_path / "box.mbox"
+    with open(p, "wb") as f:
+        for m in msgs:
+            f.write(b"From MAILER-DAEMON Mon Mar  2 09:14:07 2026\n")
+            body = m.replace(b"\nFrom ", b"\n>From ")
+            f.write(body if body.endswith(b"\n") else body + b"\n")
+            f.write(b"\n")
+    return p
+
+
+def test_mbox_streams_each_message_with_index(tmp_path):
+    p = _mbox(tmp_path, [S1, NB, S2])
+    items = list(parse_path(p))
+    assert [s for s, _ in items] == [f"{p}#0", f"{p}#1", f"{p}#2"]
+    assert [r.kind for _, r in items] == ["bounce", "not_bounce", "bounce"]
+    assert len(items[2][1].verdicts) == 3
+
+
+def test_mbox_unescapes_from_lines(tmp_path):
+    msg = b"From: a@x\nTo: b@y\nSubject: s\n\nline\nFrom here on\n"
+    p = _mbox(tmp_path, [msg])
+    (src, data), = list(iter_messages(p))
+    assert b"\nFrom here on\n" in data
+
+
+def test_maildir_keys(tmp_path):
+    md = tmp_path / "Maildir"
+    for sub in ("cur", "new", "tmp"):
+        (md / sub).mkdir(parents=True)
+    (md / "new" / "1700000000.A.host").write_bytes(S1)
+    (md / "cur" / "1700000001.B.host:2,S").write_bytes(NB)
+    items = list(parse_path(md))
+    assert [s for s, _ in items] == [f"{md}#1700000000.A.host", f"{md}#1700000001.B.host"]
+
+
+def test_directory_is_walked_in_order_and_hidden_files_skipped(tmp_path):
+    (tmp_path / "b").mkdir()
+    (tmp_path / "a.eml").write_bytes(S1)
+    (tmp_path / "b" / "c.eml").write_bytes(NB)
+    (tmp_path / ".hidden.eml").write_bytes(S2)
+    assert [s for s, _ in parse_path(tmp_path)] == [str(tmp_path / "a.eml"), str(tmp_path / "b" / "c.eml")]
+
+
+def test_oversized_message_is_reported_not_loaded(tmp_path):
+    p = tmp_path / "big.eml"
+    p.write_bytes(S1)
+    from dsnparse.options import Options
+    (src, rep), = list(parse_path(p, Options(max_message_bytes=100)))
+    assert rep.kind == "error" and "larger than" in rep.error
+
+
+def test_cli_jsonl_every_input_accounted_for(tmp_path):
+    (tmp_path / "a.eml").write_bytes(S2)
+    (tmp_path / "b.eml").write_bytes(NB)
+    (tmp_path / "c.eml").write_bytes(b"\x00\x01 not mail")
+    r = run_cli("parse", str(tmp_path), "-f", "jsonl")
+    assert r.returncode == 0, r.stderr
+    recs = [json.loads(l) for l in r.stdout.decode().splitlines()]
+    assert [x["kind"] for x in recs] == ["bounce", "bounce", "bounce", "not_bounce", "error"]
+    assert [x["final_recipient"] for x in recs[:3]] == ["bob@full.example", "carol@closed.example", "dave@slow.example"]
+    assert recs[3]["final_recipient"] is None and recs[3]["source"].endswith("b.eml")
+    summary = r.stderr.decode()
+    assert "messages: 3" in summary and "bounces: 1" in summary and "hard: 1" in summary \
+        and "soft: 1" in summary and "errors: 1" in summary
+
+
+def test_cli_stdin_and_csv():
+    r = run_cli("parse", "-", "-f", "csv", "-q", stdin=S1)
+    assert r.returncode == 0
+    rows = list(csv.DictReader(io.StringIO(r.stdout.decode())))
+    assert len(rows) == 1
+    assert (rows[0]["source"], rows[0]["code"], rows[0]["bounce_type"], rows[0]["status"]) == ("-", "511", "hard", "5.1.1")
+    assert rows[0]["original_recipient"] == "alice.nobody@receiver.example"
+
+
+def test_cli_exit_codes(tmp_path):
+    (tmp_path / "a.eml").write_bytes(S1)
+    r = run_cli("parse", str(tmp_path / "a.eml"), str(tmp_path / "missing.eml"), "-q", "-f", "jsonl")
+    assert r.returncode == 1
+    assert len(r.stdout.decode().splitlines()) == 1          # the readable file is still reported
+    assert "missing.eml" in r.stderr.decode()
+    assert run_cli("parse").returncode == 2                   # usage error
+    assert run_cli("parse", "--format", "xml", "x").returncode == 2
+    assert run_cli("--help").returncode == 0
+
+
+def test_cli_output_file(tmp_path):
+    out = tmp_path / "out.jsonl"
+    assert main(["parse", str(SAMPLES / "rfc3464" / "01.eml"), "-o", str(out), "-q"]) == 0
+    rec = json.loads(out.read_text())
+    assert rec["code"] == "511" and rec["rule"] == "rfc3464"
