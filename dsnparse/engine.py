@@ -3,21 +3,29 @@
 ``parse(message)`` returns a :class:`~dsnparse.model.Report`.  Data flow:
 
 1. :func:`dsnparse.load.load` parses the bytes (stdlib, ``compat32``).
-2. :func:`dsnparse.rfc3464.scan` walks the MIME tree once; :func:`dsnparse.rfc3464.read`
-   reads a delivery-status part (or a status block in the text) into per-recipient fields.
-3. Each recipient's status: the ``Status`` field, unless the diagnostic text carries a more
-   specific code of the same class (``5.0.0`` vs ``550 5.1.1 …``); else a code found in the
-   diagnostic text; else a text rule; else the reply code's RFC 5321 meaning.
-4. :func:`dsnparse.codes.classify` maps the status onto the bounce-code table (911 when
+2. :func:`dsnparse.rfc3464.scan` walks the MIME tree once.
+3. A message with a delivery-status part is read by :func:`dsnparse.rfc3464.read` (one record
+   per recipient).  An ARF feedback report (RFC 5965) is a complaint; a read receipt
+   (RFC 8098) is not a bounce.  Any other message is offered to the rule packs in order
+   (user packs, vendors, generic last): the first pack that recognises it and finds its
+   recipients decides.
+4. Each recipient's status: the ``Status`` field, unless the diagnostic text carries a more
+   specific code of the same class (``5.0.0`` vs ``550 5.1.1 …``); else a code in the
+   diagnostic text; else a text rule's status; else the reply code's RFC 5321 meaning.
+   Text rules (vendor packs keyed on the MTA first, shared packs last) give the reason.
+5. :func:`dsnparse.codes.classify` maps the status onto the bounce-code table (911 when
    nothing gives a status).
 """
 from __future__ import annotations
 
+import html
+import re
 from email.message import Message
 from typing import Optional
 
-from . import codes, rfc3464
-from .load import header, load, unfold
+from . import codes, rfc3464, rules
+from .load import header as get_header
+from .load import load, part_text, unfold
 from .model import Report, Verdict
 from .options import DEFAULT, Options
 from .status import find_reply_code, find_status_strength, more_specific
@@ -25,12 +33,62 @@ from .status import find_reply_code, find_status_strength, more_specific
 FAILED = "failed"
 
 
-def parse(message, options: Optional[Options] = None) -> Report:
+class Context:
+    """What the steps share about one message: headers and report text, computed lazily."""
+
+    def __init__(self, msg: Message, st: rfc3464.Structure, options: Options, trace):
+        self.msg, self.st, self.options, self.trace = msg, st, options, trace
+        self.timeout = options.pattern_timeout
+        self._headers: dict = {}
+        self._text: Optional[str] = None
+
+    def header(self, name: str) -> str:
+        """All values of header ``name``, unfolded and decoded, joined by newlines ("" if absent)."""
+        v = self._headers.get(name)
+        if v is None:
+            vals = self.msg.get_all(name) or []
+            v = self._headers[name] = "\n".join(unfold(x) for x in vals)
+        return v
+
+    def text(self) -> str:
+        """The human-readable report text: text parts outside the returned message, in order
+        (HTML turned to text when a part has no plain-text sibling)."""
+        if self._text is None:
+            plain, htmls = [], []
+            for part in self.st.texts:
+                sub = part.get_content_subtype()
+                t = part_text(part, 400_000)
+                (htmls if sub == "html" else plain).append(t)
+            if not plain:
+                plain = [html_to_text(h) for h in htmls]
+            self._text = "\n\n".join(plain).replace("\r\n", "\n").replace("\r", "\n")
+        return self._text
+
+    def note(self, what: str) -> None:
+        if self.trace is not None:
+            self.trace.append(what)
+
+
+_TAGS = re.compile(r"<[^>]*>")
+_BLOCK = re.compile(r"<\s*(?:br|/p|/div|/tr|/li|/h\d|p|div|tr|li)\b[^>]*>", re.I)
+_DROP = re.compile(r"<(script|style|head)\b.*?</\1\s*>", re.I | re.S)
+
+
+def html_to_text(h: str) -> str:
+    """A plain-text rendering of an HTML bounce, good enough for the rule patterns."""
+    h = _DROP.sub(" ", h)
+    h = _BLOCK.sub("\n", h)
+    return html.unescape(_TAGS.sub("", h))
+
+
+def parse(message, options: Optional[Options] = None, trace: Optional[list] = None) -> Report:
     """Parse one message into a :class:`~dsnparse.model.Report`.
 
     Args:
         message: ``bytes``, ``str`` or ``email.message.Message``.
         options: :class:`~dsnparse.options.Options`; defaults to the shipped rules only.
+        trace: a list that, when given, receives one line per step taken (packs tried,
+            matched lines, how each verdict was reached); used by ``dsnparse explain``.
 
     Returns:
         A Report; its ``kind`` says whether it is a bounce, a delay, a delivery notice,
@@ -38,14 +96,38 @@ def parse(message, options: Optional[Options] = None) -> Report:
 
     Raises:
         InputError: the input is not an email message at all (see :func:`dsnparse.load.load`).
+        RuleError: a rule pack is broken (raised on first use, before any message is read).
     """
     options = options or DEFAULT
+    packs = rules.load_packs(tuple(options.rules))
     msg = load(message)
     st = rfc3464.scan(msg)
+    ctx = Context(msg, st, options, trace)
     base = _base_fields(msg, st)
     ds = rfc3464.read(st)
     if ds is not None:
-        return _from_delivery_status(ds, base)
+        ctx.note(f"delivery-status fields found ({ds.format}): {len(ds.recipients)} recipient(s)")
+        return _from_delivery_status(ds, base, ctx, packs)
+    if st.feedback_parts or st.report_type == "feedback-report":
+        ctx.note("ARF feedback report (RFC 5965): complaint")
+        return _complaint(ctx, base)
+    if st.mdn_parts or st.report_type == "disposition-notification":
+        ctx.note("message disposition notification (RFC 8098): not a bounce")
+        return Report(kind="not_bounce", format="rfc8098", **base)
+    for pack in packs:
+        if not pack.detects:
+            continue
+        why = rules.detect(pack, ctx.header, ctx.text, ctx.timeout)
+        if not why:
+            continue
+        ctx.note(f"pack {pack.id}: recognised ({why})")
+        if pack.kind == "auto_reply":
+            return _auto_reply(ctx, base, pack)
+        report = _from_pack(pack, ctx, base, packs)
+        if report is not None:
+            return report
+        ctx.note(f"pack {pack.id}: no recipient found; trying the next pack")
+    ctx.note("no pack recognised the message: not a bounce")
     return Report(kind="not_bounce", **base)
 
 
@@ -53,30 +135,152 @@ def _base_fields(msg: Message, st: rfc3464.Structure) -> dict:
     orig = st.original
     defects = tuple(type(d).__name__ for d in getattr(msg, "defects", ()))
     return {
-        "message_id": header(msg, "message-id"),
-        "subject": header(msg, "subject"),
-        "from_": header(msg, "from"),
-        "date": header(msg, "date"),
-        "original_message_id": header(orig, "message-id") if orig is not None else None,
-        "original_from": header(orig, "from") if orig is not None else None,
-        "original_to": header(orig, "to") if orig is not None else None,
-        "original_subject": header(orig, "subject") if orig is not None else None,
+        "message_id": get_header(msg, "message-id"),
+        "subject": get_header(msg, "subject"),
+        "from_": get_header(msg, "from"),
+        "date": get_header(msg, "date"),
+        "original_message_id": get_header(orig, "message-id") if orig is not None else None,
+        "original_from": get_header(orig, "from") if orig is not None else None,
+        "original_to": get_header(orig, "to") if orig is not None else None,
+        "original_subject": get_header(orig, "subject") if orig is not None else None,
         "defects": defects,
     }
 
 
-def _from_delivery_status(ds: rfc3464.DeliveryStatus, base: dict) -> Report:
+def _from_delivery_status(ds, base, ctx, packs) -> Report:
     pm = ds.per_message
     reporting_mta = rfc3464.strip_type(pm.get("reporting-mta"))
-    verdicts = tuple(_verdict(r, reporting_mta) for r in ds.recipients)
-    return Report(
-        kind=kind_of(verdicts),
-        format=ds.format,
-        verdicts=verdicts,
+    single = len(ds.recipients) == 1
+    verdicts = []
+    for r in ds.recipients:
+        diag = rfc3464.strip_type(unfold(r.get("diagnostic-code"))) if r.get("diagnostic-code") else None
+        verdicts.append(build_verdict(
+            ctx, packs, None,
+            recipient=rfc3464.address(r.get("final-recipient"))
+            or rfc3464.address(r.get("x-actual-recipient"))
+            or rfc3464.address(r.get("original-recipient")),
+            original_recipient=rfc3464.address(r.get("original-recipient")),
+            action=rfc3464.action(r.get("action")),
+            field_status=codes.normalize_status(r.get("status")),
+            diagnostic=diag,
+            remote_mta=rfc3464.strip_type(r.get("remote-mta")),
+            reporting_mta=reporting_mta,
+            last_attempt_date=r.get("last-attempt-date"),
+            rule="rfc3464",
+            fallback_text=ctx.text() if single and not diag else None,
+        ))
+    return Report(kind=kind_of(verdicts), format=ds.format, verdicts=tuple(verdicts),
+                  reporting_mta=reporting_mta, arrival_date=pm.get("arrival-date"), **base)
+
+
+def _from_pack(pack, ctx, base, packs) -> Optional[Report]:
+    text = rules.region(pack, ctx.text(), ctx.timeout)
+    found = rules.extract(pack, text, ctx.header, ctx.timeout)
+    if not found:
+        return None
+    verdicts = []
+    for rule_id, f in found:
+        ctx.note(f"pack {pack.id}: recipient rule {rule_id!r} found {f['recipient']}"
+                 + (f" with {f['diagnostic'][:100]!r}" if f.get("diagnostic") else ""))
+        verdicts.append(build_verdict(
+            ctx, packs, pack,
+            recipient=f["recipient"],
+            action=f.get("action", FAILED),
+            field_status=codes.normalize_status(f.get("status")),
+            diagnostic=f.get("diagnostic"),
+            reply_code=f.get("reply_code"),
+            remote_mta=f.get("remote_mta"),
+            rule=f"{pack.id}#{rule_id}",
+            fallback_text=text if len(found) == 1 and not f.get("diagnostic") else None,
+        ))
+    return Report(kind=kind_of(verdicts), format=pack.id, verdicts=tuple(verdicts), **base)
+
+
+def build_verdict(ctx, packs, matched, *, recipient, action, field_status, diagnostic, rule,
+                  original_recipient=None, reply_code=None, remote_mta=None, reporting_mta=None,
+                  last_attempt_date=None, fallback_text=None) -> Verdict:
+    """Decide one recipient's status, reason and table code (steps 4 and 5 of the module doc).
+
+    ``field_status`` is a status stated as such (RFC 3464 ``Status`` or a pack's ``status``
+    group); ``diagnostic`` the diagnostic text; ``fallback_text`` text searched for codes and
+    text rules when there is no diagnostic (the report of a single-recipient bounce).
+    """
+    text = diagnostic or fallback_text or ""
+    text_status, paired = find_status_strength(text)
+    reply = reply_code or find_reply_code(text)
+    status, source = decide_status(field_status, text_status, paired)
+    hit = rules.find_text_rule(
+        text, rules.text_rule_packs(packs, (remote_mta, reporting_mta), matched, ctx.timeout),
+        ctx.timeout)
+    reason = None
+    decided_by = rule
+    if hit:
+        tpack, trule, m = hit
+        ctx.note(f"{recipient}: text rule {tpack.id}#{trule.id} matched {m.group(0)[:80]!r}")
+        reason = trule.reason
+        if trule.status and (status is None or _generic(status)) and \
+                (status is None or status[0] == trule.status[0] or status[0] == "5"):
+            status, source = trule.status, "rule"
+        decided_by = f"{rule}+{tpack.id}#{trule.id}"
+    if action is None:
+        action = "delivered" if status and status.startswith("2.") else FAILED
+    c = codes.classify(status, reply, status_source=source, action=action)
+    if action in ("delivered", "relayed", "expanded"):
+        reason = "delivered"
+    ctx.note(f"{recipient}: status {c.status} ({c.status_source}), reply {reply}, "
+             f"code {c.code} {c.bounce_type}, reason {reason or c.reason}")
+    return Verdict(
+        final_recipient=recipient,
+        original_recipient=original_recipient,
+        action=action,
+        status=c.status,
+        status_source=c.status_source,
+        reply_code=reply,
+        code=c.code,
+        bounce_type=c.bounce_type,
+        description=c.description,
+        reason=reason or c.reason,
+        diagnostic_code=diagnostic,
+        remote_mta=remote_mta,
         reporting_mta=reporting_mta,
-        arrival_date=pm.get("arrival-date"),
-        **base,
+        last_attempt_date=last_attempt_date,
+        rule=decided_by,
     )
+
+
+def _generic(status: str) -> bool:
+    _, s, d = status.split(".")
+    return s == "0" and d == "0"
+
+
+def _complaint(ctx, base) -> Report:
+    fields: dict = {}
+    rcpts: list = []
+    for part in ctx.st.feedback_parts:  # RFC 5965 §3.1 fields, one per line
+        for line in rfc3464.ds_text(part).replace("\r", "").split("\n"):
+            if ":" in line:
+                k, v = line.split(":", 1)
+                k = k.strip().lower()
+                fields.setdefault(k, v.strip())
+                if k == "original-rcpt-to":
+                    rcpts.append(v.strip())
+    if not rcpts and ctx.st.original is not None:
+        rcpts = [a for a in re.split(r",\s*", get_header(ctx.st.original, "to") or "") if a]
+    ftype = (fields.get("feedback-type") or "").lower() or None
+    verdicts = []
+    for r in rcpts or [None]:
+        addr = rules.clean_address(r) if r else None
+        verdicts.append(Verdict(final_recipient=addr, reason="feedback", feedback_type=ftype,
+                                reporting_mta=rfc3464.strip_type(fields.get("reporting-mta")),
+                                rule="rfc5965"))
+    return Report(kind="complaint", format="rfc5965", verdicts=tuple(verdicts), **base)
+
+
+def _auto_reply(ctx, base, pack) -> Report:
+    frm = ctx.header("from")
+    addr = rules.clean_address(frm) if frm else None
+    v = Verdict(final_recipient=addr, reason="vacation", rule=pack.id)
+    return Report(kind="auto_reply", format=pack.id, verdicts=(v,), **base)
 
 
 def kind_of(verdicts) -> str:
@@ -89,37 +293,6 @@ def kind_of(verdicts) -> str:
     if actions and actions <= {"delivered", "relayed", "expanded"}:
         return "delivered"
     return "bounce"
-
-
-def _verdict(r: dict, reporting_mta: Optional[str]) -> Verdict:
-    final = rfc3464.address(r.get("final-recipient")) or rfc3464.address(
-        r.get("x-actual-recipient")) or rfc3464.address(r.get("original-recipient"))
-    diag = rfc3464.strip_type(unfold(r.get("diagnostic-code"))) if r.get("diagnostic-code") else None
-    field_status = codes.normalize_status(r.get("status"))
-    text_status, paired = find_status_strength(diag)
-    reply = find_reply_code(diag)
-    status, source = decide_status(field_status, text_status, paired)
-    act = rfc3464.action(r.get("action"))
-    if act is None:
-        act = "delivered" if status and status.startswith("2.") else FAILED
-    c = codes.classify(status, reply, status_source=source, action=act)
-    return Verdict(
-        final_recipient=final,
-        original_recipient=rfc3464.address(r.get("original-recipient")),
-        action=act,
-        status=c.status,
-        status_source=c.status_source,
-        reply_code=reply,
-        code=c.code,
-        bounce_type=c.bounce_type,
-        description=c.description,
-        reason=c.reason,
-        diagnostic_code=diag,
-        remote_mta=rfc3464.strip_type(r.get("remote-mta")),
-        reporting_mta=reporting_mta,
-        last_attempt_date=r.get("last-attempt-date"),
-        rule="rfc3464",
-    )
 
 
 def decide_status(field_status: Optional[str], text_status: Optional[str], paired: bool = False):

@@ -1,0 +1,503 @@
+"""Rule packs: YAML files that describe a vendor's bounce format (see ``rules/README.md``).
+
+A pack is data: how its bounces are recognised (header and body patterns), where the error
+report starts and where the returned original starts, recipient patterns with named groups,
+and text rules that map diagnostic text to a reason and an enhanced status.  Packs are found
+by walking ``rules/`` (and the user's ``--rules`` directories, which come first; a user pack
+with the id of a shipped one replaces it).  Adding a vendor is one YAML file and a sample.
+
+Every pattern is compiled with the ``regex`` package and run with a time limit
+(``Options.pattern_timeout``): a pattern that times out is reported once through ``logging``
+and counts as "no match", so a bad pattern cannot hang a run.
+
+Validation happens at load: bad YAML, an unknown key, a wrong type or a pattern that does not
+compile raises :class:`~dsnparse.errors.RuleError` naming the file, the rule and the field.
+"""
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Iterable, Optional
+
+from .errors import RuleError
+from .resources import rules_dir
+
+log = logging.getLogger("dsnparse.rules")
+
+DATA_FILES = {"codes.yaml", "reasons.yaml", "policy.yaml"}
+KINDS = ("bounce", "auto_reply")
+_FLAGS = None  # set on first compile (regex imported lazily)
+
+
+def _regex():
+    import regex
+
+    return regex
+
+
+@dataclass(frozen=True)
+class Pattern:
+    """A compiled pattern and where it was written (for error and timeout messages)."""
+
+    source: str
+    compiled: Any
+    where: str
+
+    def search(self, text: str, timeout: float):
+        try:
+            return self.compiled.search(text, timeout=timeout)
+        except TimeoutError:
+            _timed_out(self.where)
+            return None
+
+    def finditer(self, text: str, timeout: float):
+        try:
+            return list(self.compiled.finditer(text, timeout=timeout))
+        except TimeoutError:
+            _timed_out(self.where)
+            return []
+
+
+_REPORTED: set = set()
+
+
+def _timed_out(where: str) -> None:
+    if where not in _REPORTED:
+        _REPORTED.add(where)
+        log.warning("pattern timed out and was skipped: %s", where)
+
+
+@dataclass(frozen=True)
+class Condition:
+    """One detection test: a pattern on a header (``header``) or on the report text (``body``)."""
+
+    target: str  # "header" or "body"
+    name: Optional[str]  # header name (lower case) for header conditions
+    pattern: Pattern
+
+
+@dataclass(frozen=True)
+class RecipientRule:
+    """A recipient pattern: named groups ``recipient``, ``reply_code``, ``status``,
+    ``diagnostic``, ``remote_mta``; ``continuation`` extends the diagnostic over following
+    lines (``indented``: lines starting with whitespace; ``paragraph``: up to a blank line)."""
+
+    id: str
+    pattern: Pattern
+    header: Optional[str] = None
+    continuation: Optional[str] = None
+    action: str = "failed"
+
+
+@dataclass(frozen=True)
+class TextRule:
+    """Diagnostic text → reason (and optionally an enhanced status)."""
+
+    id: str
+    pattern: Pattern
+    reason: Optional[str] = None
+    status: Optional[str] = None
+
+
+@dataclass(frozen=True)
+class Pack:
+    """One rule pack (one YAML file).  See ``rules/README.md`` for every field."""
+
+    id: str
+    path: str
+    order: int = 500
+    kind: str = "bounce"
+    description: str = ""
+    mta: tuple = ()
+    detect_any: tuple = ()
+    detect_all: tuple = ()
+    detect_none: tuple = ()
+    report_start: tuple = ()
+    original_start: tuple = ()
+    recipients: tuple = ()
+    text_rules: tuple = ()
+    samples: tuple = ()
+    needs_recipient: bool = True
+    header_names: frozenset = frozenset()
+
+    @property
+    def detects(self) -> bool:
+        """``True`` when the pack recognises messages (else it only carries text rules)."""
+        return bool(self.detect_any or self.detect_all)
+
+    @property
+    def shared(self) -> bool:
+        """``True`` for a pack whose text rules apply to any MTA (no ``mta``, no detection)."""
+        return not self.mta and not self.detects
+
+
+# --------------------------------------------------------------------------- schema
+
+_TOP = {
+    "id": str, "description": str, "order": int, "kind": str, "mta": list, "detect": dict,
+    "report_start": list, "original_start": list, "recipients": list, "text_rules": list,
+    "samples": list, "needs_recipient": bool,
+}
+_DETECT = {"any": list, "all": list, "none": list}
+_COND = {"header": str, "body": str, "pattern": str}
+_RCPT = {"id": str, "pattern": str, "header": str, "continuation": str, "action": str}
+_TEXT = {"id": str, "pattern": str, "reason": str, "status": str}
+
+
+def _check_keys(path, obj, schema, rule, where):
+    if not isinstance(obj, dict):
+        raise RuleError(path, f"expected a mapping, got {type(obj).__name__}", rule, where)
+    for k, v in obj.items():
+        if k not in schema:
+            raise RuleError(path, f"unknown key (allowed: {', '.join(sorted(schema))})", rule,
+                            f"{where}.{k}" if where else k)
+        want = schema[k]
+        if want is int and isinstance(v, bool) or not isinstance(v, want):
+            raise RuleError(path, f"expected {want.__name__}, got {type(v).__name__}", rule,
+                            f"{where}.{k}" if where else k)
+
+
+def _compile(path, source, rule, fieldname) -> Pattern:
+    regex = _regex()
+    if not isinstance(source, str) or not source:
+        raise RuleError(path, "expected a non-empty pattern string", rule, fieldname)
+    try:
+        compiled = regex.compile(source, regex.I | regex.M | regex.V0)
+    except regex.error as e:
+        raise RuleError(path, f"pattern does not compile: {e}", rule, fieldname) from None
+    return Pattern(source, compiled, f"{path}: rule {rule!r}: field {fieldname!r}")
+
+
+def _reasons() -> frozenset:
+    from .codes import REASONS
+
+    return frozenset(REASONS)
+
+
+def load_pack(path: Path, pack_id: Optional[str] = None) -> Pack:
+    """Load and validate one pack file.
+
+    Raises:
+        RuleError: unreadable file, bad YAML, unknown key, wrong type, a pattern that does not
+            compile, an unknown reason or a malformed status; the message names file, rule
+            and field.
+    """
+    import yaml
+
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        raise RuleError(path, f"cannot read: {e}") from None
+    try:
+        data = yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+    except yaml.YAMLError as e:
+        raise RuleError(path, f"bad YAML: {e}".replace("\n", " ")) from None
+    if not isinstance(data, dict):
+        raise RuleError(path, "a pack must be a YAML mapping")
+    _check_keys(path, data, _TOP, None, "")
+    pid = data.get("id") or pack_id or path.stem
+    kind = data.get("kind", "bounce")
+    if kind not in KINDS:
+        raise RuleError(path, f"unknown kind {kind!r} (allowed: {', '.join(KINDS)})", None, "kind")
+    reasons = _reasons()
+
+    def conds(items, where):
+        out = []
+        for i, c in enumerate(items):
+            rid = f"{where}[{i}]"
+            _check_keys(path, c, _COND, rid, "")
+            targets = [k for k in ("header", "body") if k in c]
+            if len(targets) != 1:
+                raise RuleError(path, "a condition needs exactly one of 'header' or 'body'", rid, "header")
+            if "header" in c:
+                if "pattern" not in c:
+                    raise RuleError(path, "a header condition needs 'pattern'", rid, "pattern")
+                out.append(Condition("header", c["header"].lower(),
+                                     _compile(path, c["pattern"], rid, "pattern")))
+            else:
+                if "pattern" in c:
+                    raise RuleError(path, "a body condition takes its pattern in 'body'", rid, "pattern")
+                out.append(Condition("body", None, _compile(path, c["body"], rid, "body")))
+        return tuple(out)
+
+    det = data.get("detect", {})
+    _check_keys(path, det, _DETECT, "detect", "")
+    detect_any = conds(det.get("any", []), "detect.any")
+    detect_all = conds(det.get("all", []), "detect.all")
+    detect_none = conds(det.get("none", []), "detect.none")
+
+    def plist(key):
+        return tuple(_compile(path, s, key, f"{key}[{i}]") for i, s in enumerate(data.get(key, [])))
+
+    rcpts = []
+    for i, r in enumerate(data.get("recipients", [])):
+        rid = (r.get("id") if isinstance(r, dict) else None) or f"recipients[{i}]"
+        _check_keys(path, r, _RCPT, rid, "")
+        if "pattern" not in r:
+            raise RuleError(path, "missing 'pattern'", rid, "pattern")
+        cont = r.get("continuation")
+        if cont not in (None, "indented", "paragraph"):
+            raise RuleError(path, "continuation must be 'indented' or 'paragraph'", rid, "continuation")
+        act = r.get("action", "failed")
+        if act not in ("failed", "delayed"):
+            raise RuleError(path, "action must be 'failed' or 'delayed'", rid, "action")
+        pat = _compile(path, r["pattern"], rid, "pattern")
+        if "recipient" not in pat.compiled.groupindex:
+            raise RuleError(path, "pattern needs a named group 'recipient'", rid, "pattern")
+        rcpts.append(RecipientRule(rid, pat, (r.get("header") or "").lower() or None, cont, act))
+
+    trules = []
+    from .codes import normalize_status
+
+    for i, t in enumerate(data.get("text_rules", [])):
+        rid = (t.get("id") if isinstance(t, dict) else None) or f"text_rules[{i}]"
+        _check_keys(path, t, _TEXT, rid, "")
+        if "pattern" not in t:
+            raise RuleError(path, "missing 'pattern'", rid, "pattern")
+        if "reason" not in t and "status" not in t:
+            raise RuleError(path, "a text rule needs 'reason' or 'status'", rid, "reason")
+        if "reason" in t and t["reason"] not in reasons:
+            raise RuleError(path, f"unknown reason {t['reason']!r} (see rules/reasons.yaml)", rid, "reason")
+        if "status" in t and (normalize_status(t["status"]) != t["status"] or t["status"][0] not in "45"):
+            raise RuleError(path, f"not an enhanced status code: {t['status']!r}", rid, "status")
+        trules.append(TextRule(rid, _compile(path, t["pattern"], rid, "pattern"),
+                               t.get("reason"), t.get("status")))
+
+    mta = tuple(_compile(path, s, "mta", f"mta[{i}]") for i, s in enumerate(data.get("mta", [])))
+    for i, s in enumerate(data.get("samples", [])):
+        if not isinstance(s, str):
+            raise RuleError(path, "expected a path string", "samples", f"samples[{i}]")
+    header_names = frozenset(c.name for c in detect_any + detect_all + detect_none if c.name)
+    return Pack(
+        id=pid, path=str(path), order=data.get("order", 500), kind=kind,
+        description=data.get("description", ""), mta=mta, detect_any=detect_any,
+        detect_all=detect_all, detect_none=detect_none, report_start=plist("report_start"),
+        original_start=plist("original_start"), recipients=tuple(rcpts),
+        text_rules=tuple(trules), samples=tuple(data.get("samples", [])),
+        needs_recipient=data.get("needs_recipient", True), header_names=header_names,
+    )
+
+
+def pack_files(directory: Path) -> Iterable[tuple[str, Path]]:
+    """Yield ``(pack id, path)`` for every ``*.yaml`` pack under ``directory``.
+
+    The id is the path relative to ``directory`` without ``.yaml`` (``mta/postfix``), unless
+    the file sets ``id``.  The top-level data files (codes, reasons, policy) are not packs.
+    """
+    directory = Path(directory)
+    for root, dirs, files in os.walk(directory):
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        for fn in sorted(files):
+            if not fn.endswith((".yaml", ".yml")) or fn.startswith("."):
+                continue
+            p = Path(root) / fn
+            rel = p.relative_to(directory)
+            if len(rel.parts) == 1 and fn in DATA_FILES:
+                continue
+            yield rel.with_suffix("").as_posix(), p
+
+
+@lru_cache(maxsize=8)
+def load_packs(extra_dirs: tuple = ()) -> tuple:
+    """Load the user's packs (``extra_dirs``, first wins) and the shipped ones, in order.
+
+    Returns:
+        A tuple of :class:`Pack` sorted by ``order`` then id.
+
+    Raises:
+        RuleError: a broken pack (see :func:`load_pack`); two packs of one directory with the
+            same id.
+    """
+    by_id: dict = {}
+    for d in tuple(extra_dirs) + (rules_dir(),):
+        if not Path(d).is_dir():
+            raise RuleError(d, "rules directory does not exist")
+        seen_here = set()
+        for pid, p in pack_files(Path(d)):
+            pack = load_pack(p, pid)
+            if pack.id in seen_here:
+                raise RuleError(p, f"duplicate pack id {pack.id!r} in {d}", None, "id")
+            seen_here.add(pack.id)
+            by_id.setdefault(pack.id, pack)  # earlier directories (user packs) win
+    return tuple(sorted(by_id.values(), key=lambda pk: (pk.order, pk.id)))
+
+
+# --------------------------------------------------------------------------- matching
+
+_ADDR = None
+
+
+def clean_address(text: Optional[str]) -> Optional[str]:
+    """Return a plausible email address from a recipient match, or ``None``.
+
+    Strips angle brackets, quotes, a ``mailto:`` prefix and trailing punctuation.  Addresses
+    that a simple check does not accept are handed to flanker's parser (imported only then,
+    as it is slow to import) which validates and normalises RFC 5322 forms such as quoted
+    local parts and display names.
+    """
+    global _ADDR
+    if not text:
+        return None
+    regex = _regex()
+    if _ADDR is None:
+        _ADDR = regex.compile(r"^[A-Za-z0-9!#$%&'*+/=?^_`{|}~.\-\p{L}\p{N}]+@"
+                              r"(?:[A-Za-z0-9\p{L}\p{N}](?:[A-Za-z0-9\p{L}\p{N}\-]*[A-Za-z0-9\p{L}\p{N}])?\.)*"
+                              r"[A-Za-z0-9\p{L}\p{N}](?:[A-Za-z0-9\p{L}\p{N}\-]*[A-Za-z0-9\p{L}\p{N}])?$")
+    t = text.strip()
+    if t.lower().startswith("mailto:"):
+        t = t[7:]
+    m = regex.search(r"<([^<>\s]+@[^<>\s]+)>", t)
+    if m:
+        t = m.group(1)
+    t = t.strip(" \t<>\"'()[],;:.").replace("\r", "").replace("\n", "")
+    if "@" not in t or len(t) > 320:
+        return None
+    if _ADDR.match(t):
+        return t
+    try:
+        from flanker.addresslib import address as fa
+
+        parsed = fa.parse(t)
+        if parsed is not None and getattr(parsed, "address", None):
+            return str(parsed.address)
+    except Exception:  # flanker missing or confused: keep the input out
+        return None
+    return None
+
+
+def region(pack: Pack, text: str, timeout: float) -> str:
+    """The error-report part of ``text``: from the first ``report_start`` marker (or the
+    start) to the first ``original_start`` marker after it (or the end)."""
+    start = 0
+    if pack.report_start:
+        hits = [m.start() for p in pack.report_start if (m := p.search(text, timeout))]
+        if hits:
+            start = min(hits)
+    end = len(text)
+    if pack.original_start:
+        sub = text[start:]
+        hits = [m.start() for p in pack.original_start if (m := p.search(sub, timeout)) and m.start() > 0]
+        if hits:
+            end = start + min(hits)
+    return text[start:end]
+
+
+def detect(pack: Pack, header, body, timeout: float) -> Optional[str]:
+    """Return a description of the condition that recognised the message, or ``None``.
+
+    Args:
+        header: callable ``name -> str`` giving a header's unfolded value (``""`` if absent).
+        body: callable ``() -> str`` giving the report text (computed only when needed).
+    """
+    def test(c: Condition):
+        text = header(c.name) if c.target == "header" else body()
+        return text and c.pattern.search(text, timeout)
+
+    for c in pack.detect_none:
+        if test(c):
+            return None
+    for c in pack.detect_all:
+        if not test(c):
+            return None
+    if pack.detect_any:
+        for c in pack.detect_any:
+            m = test(c)
+            if m:
+                return f"{c.target}{':' + c.name if c.name else ''} ~ /{c.pattern.source}/ matched {m.group(0)[:80]!r}"
+        return None
+    return "all conditions matched"
+
+
+def _continue(text: str, pos: int, mode: Optional[str]) -> str:
+    if not mode:
+        return ""
+    out = []
+    lines = text[pos:].split("\n")
+    if lines and lines[0].strip() == "":
+        lines = lines[1:] if mode == "indented" else lines
+    else:
+        lines = lines[1:]  # the rest of the matched line is already in the match
+    for line in lines:
+        if mode == "indented":
+            if line[:1] in (" ", "\t") and line.strip():
+                out.append(line.strip())
+                continue
+            break
+        if not line.strip():
+            if out:
+                break
+            continue
+        out.append(line.strip())
+    return " ".join(out)
+
+
+def extract(pack: Pack, text: str, header, timeout: float) -> list:
+    """Apply the pack's recipient rules; return ``[(rule_id, fields dict)]`` in text order.
+
+    ``fields`` has ``recipient`` and any of ``reply_code``, ``status``, ``diagnostic``,
+    ``remote_mta``, ``action``.  A recipient found twice is kept once (first position), its
+    fields completed from the later match.
+    """
+    found: dict = {}
+    order = []
+    for rule in pack.recipients:
+        src = header(rule.header) if rule.header else text
+        if not src:
+            continue
+        for m in rule.pattern.finditer(src, timeout):
+            gd = {k: v for k, v in m.groupdict().items() if v}
+            addr = clean_address(gd.get("recipient"))
+            if not addr:
+                continue
+            diag = (gd.get("diagnostic") or "").strip()
+            more = _continue(src, m.end(), rule.continuation)
+            if more:
+                diag = f"{diag} {more}".strip()
+            fields_ = {"recipient": addr, "action": rule.action}
+            for k in ("reply_code", "status", "remote_mta"):
+                if gd.get(k):
+                    fields_[k] = gd[k].strip()
+            if diag:
+                fields_["diagnostic"] = " ".join(diag.split())
+            key = addr.lower()
+            if key in found:
+                old = found[key][1]
+                for k, v in fields_.items():
+                    old.setdefault(k, v)
+            else:
+                found[key] = (rule.id, fields_)
+                order.append(key)
+    return [found[k] for k in order]
+
+
+def find_text_rule(diagnostic: str, packs: Iterable[Pack], timeout: float):
+    """First text rule of ``packs`` (in the order given) whose pattern matches; ``(pack, rule,
+    match)`` or ``None``."""
+    if not diagnostic:
+        return None
+    for pack in packs:
+        for rule in pack.text_rules:
+            m = rule.pattern.search(diagnostic, timeout)
+            if m:
+                return pack, rule, m
+    return None
+
+
+def text_rule_packs(packs: Iterable[Pack], mtas: Iterable[Optional[str]], matched: Optional[Pack],
+                    timeout: float) -> list:
+    """The packs whose text rules apply to a verdict: the pack that recognised the message,
+    vendor packs whose ``mta`` patterns match the remote or reporting MTA, then shared packs."""
+    mtas = [m for m in mtas if m]
+    vendor, shared = [], []
+    for p in packs:
+        if not p.text_rules:
+            continue
+        if p.shared:
+            shared.append(p)
+        elif p is matched or (p.mta and any(pt.search(m, timeout) for pt in p.mta for m in mtas)):
+            vendor.append(p)
+    return vendor + shared
