@@ -49,7 +49,7 @@ class Override:
             key must match one of its patterns (case-insensitive).
         treat_as: ``"hard"``, ``"soft"`` or ``"ignore"``.
         tag: tag added to a suppression this rule contributes to, or ``None``.
-        reason: reason replacing the verdict's, or ``None``.
+        reason: reason replacing the verdict's (YAML key ``set_reason``), or ``None``.
         index: position in the ``overrides`` list (used in messages).
     """
 
@@ -390,7 +390,7 @@ def _build(d: dict, src: str) -> Policy:
         rid = f"overrides[{i}]"
         if not isinstance(o, dict):
             raise RuleError(src, "must be a mapping", rule=rid)
-        extra = set(o) - set(MATCH_KEYS) - {"treat_as", "tag", "reason", "note"}
+        extra = set(o) - set(MATCH_KEYS) - {"treat_as", "tag", "set_reason", "note"}
         if extra:
             raise RuleError(src, "unknown key", rule=rid, field=sorted(map(str, extra))[0])
         match = []
@@ -403,7 +403,7 @@ def _build(d: dict, src: str) -> Policy:
         if not match:
             raise RuleError(src, f"needs one of {', '.join(MATCH_KEYS)}", rule=rid)
         overrides.append(Override(tuple(match), treat(o.get("treat_as"), "treat_as", rid),
-                                  o.get("tag"), o.get("reason"), i))
+                                  o.get("tag"), o.get("set_reason"), i))
     count = num("soft", "count", soft.get("count", 3), 1)
     if int(count) != count:
         raise RuleError(src, "must be an integer", field="soft.count")
