@@ -22,6 +22,17 @@ Deduplication
 Addresses
     Normalised by :func:`normalize_address`: the domain lower-cased, the local part kept.
 
+Recording hook for ``dsnparse parse … --db F`` and ``dsnparse imap … --db F``
+    Open one ledger per command run (``dsnparse.ledger_cli.open_ledger(args)`` reads
+    ``--db``/``--policy``; ``ledger_cli.add_db_arguments(parser)`` adds them) and, per
+    parsed message, call ``ledger.record_report(report, source, original_headers=hdrs,
+    raw=raw_bytes)`` where ``hdrs`` maps the header names of the returned original message
+    to their values (``None`` when the bounce does not carry it) — the campaign id is read
+    from them.  Each call is one transaction, committed when it returns: the IMAP command
+    may mark a message processed after it.  A batch import may instead pass the records of
+    many messages to ``record_records`` (one transaction, faster).  Recording is
+    idempotent, so re-running an import over the same mail adds nothing.
+
 Typical use::
 
     from dsnparse.ledger import Ledger
