@@ -55,7 +55,8 @@ import time
 import uuid
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import IO, Any, Callable, Iterable, Iterator, Mapping, Optional, Sequence, Union
+from typing import (IO, Any, Callable, Iterable, Iterator, Mapping, Optional, Sequence,
+                    Union)
 
 from .errors import DsnparseError
 from .policy import Decision, Event, Policy, decide, iso, load_policy

@@ -338,11 +338,14 @@ def load_policy(path: Union[str, os.PathLike, None] = None) -> Policy:
         A :class:`Policy`.
 
     Raises:
-        RuleError: a file cannot be read, is not YAML, or has an unknown key, a wrong type
-            or an invalid value (the message names the file, the rule and the field).
+        RuleError: a file cannot be read (the shipped one included), is not YAML, or has an
+            unknown key, a wrong type or an invalid value (the message names the file, the
+            rule and the field).
     """
     default = policy_path()
-    data = _read(default) if default.is_file() else {}
+    if not default.is_file():
+        raise RuleError(default, "the shipped default policy is missing (broken install?)")
+    data = _read(default)
     src = str(default)
     if path is None and os.environ.get("DSNPARSE_POLICY"):
         path = os.environ["DSNPARSE_POLICY"]

@@ -15,7 +15,8 @@ def records(prefix, n):
     for i in range(n):
         hard = i % 4 == 0
         yield {
-            "source": f"{prefix}/{i}", "kind": "bounce", "final_recipient": f"u{i % 1000}@Example.com",
+            "source": f"{prefix}/{i}", "kind": "bounce",
+            "final_recipient": f"u{i % 1000}@Example.com",
             "action": "failed", "status": "5.1.1" if hard else "4.2.2",
             "code": "511" if hard else "422", "bounce_type": "hard" if hard else "soft",
             "reason": "user_unknown" if hard else "mailbox_full",
