@@ -57,6 +57,9 @@ def build_parser() -> argparse.ArgumentParser:
                     help="messages larger than this are reported as errors, not loaded "
                          "(default: 25 MiB)")
     pp.add_argument("-q", "--quiet", action="store_true", help="no summary on stderr")
+    from .ledger_cli import add_db_arguments
+
+    add_db_arguments(pp)
     pp.set_defaults(func=cmd_parse)
 
     pe = sub.add_parser(
@@ -116,6 +119,11 @@ def cmd_parse(args) -> int:
     writer = make_writer(fmt, out)
     counts: Counter = Counter()
     unreadable = 0
+    ledger = None
+    if getattr(args, "db", None) is not None or getattr(args, "policy", None) is not None:
+        from .ledger_cli import open_ledger
+
+        ledger = open_ledger(args)
     try:
         for path in args.paths:
             try:
@@ -127,6 +135,9 @@ def cmd_parse(args) -> int:
                         log.warning("%s", data)
                     _count(counts, report)
                     writer.write(report.records(source))
+                    if ledger is not None and report.kind not in ("error", "not_bounce"):
+                        ledger.record_report(report, source, original_headers=dict(report.original_headers),
+                                             raw=data if isinstance(data, bytes) else None)
             except SourceError as e:
                 unreadable += 1
                 print(f"dsnparse: {e}", file=sys.stderr)
@@ -139,6 +150,8 @@ def cmd_parse(args) -> int:
     finally:
         if out is not sys.stdout:
             out.close()
+        if ledger is not None:
+            ledger.close()
     if not args.quiet:
         print(_summary(counts, unreadable), file=sys.stderr)
     return EXIT_PARTIAL if unreadable else EXIT_OK
