@@ -102,6 +102,7 @@ class Report:
             the returned original message (``message/rfc822``, ``text/rfc822-headers``,
             RFC 6532 ``message/global*`` or inline text), when the bounce carries it.
         defects: short names of the problems met while reading (e.g. parser defects).
+        error: for kind ``error`` only: why the input could not be read or parsed.
     """
 
     kind: str
@@ -118,6 +119,7 @@ class Report:
     original_to: Optional[str] = None
     original_subject: Optional[str] = None
     defects: tuple[str, ...] = field(default=())
+    error: Optional[str] = None
 
     @property
     def is_bounce(self) -> bool:
@@ -136,8 +138,8 @@ class Report:
         """Flatten to output records: one per verdict, or one with empty recipient fields.
 
         Every record has ``source`` and ``kind`` first, then every :class:`Verdict` field,
-        then ``format``, ``message_id`` and ``original_message_id`` (these last three let a
-        ledger deduplicate and link a bounce to the campaign mail it returns).
+        then ``format``, ``message_id`` and ``original_message_id`` (these let a ledger
+        deduplicate and link a bounce to the campaign mail it returns), and ``error``.
 
         Args:
             source: where the message came from (file path, ``mbox#index``, Maildir key,
@@ -150,11 +152,12 @@ class Report:
             "format": self.format,
             "message_id": self.message_id,
             "original_message_id": self.original_message_id,
+            "error": self.error,
         }
         verdicts = self.verdicts or (Verdict(reporting_mta=self.reporting_mta),)
         return [{"source": source, "kind": self.kind, **v.to_dict(), **tail} for v in verdicts]
 
 
 RECORD_FIELDS: tuple[str, ...] = (
-    ("source", "kind") + VERDICT_FIELDS + ("format", "message_id", "original_message_id")
+    ("source", "kind") + VERDICT_FIELDS + ("format", "message_id", "original_message_id", "error")
 )

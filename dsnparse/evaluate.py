@@ -1,0 +1,179 @@
+"""Measure accuracy against a labelled corpus (``dsnparse eval EXPECTATIONS.jsonl``).
+
+The expectations format is that of ``shared/corpus/sisimai/expectations.jsonl`` and
+``shared/corpus/not-bounces/expectations.jsonl``: one JSON object per email with ``file``
+(relative to the expectations file), ``bounce``, ``family`` (optional), ``kind`` (optional)
+and ``recipients`` (a list of ``{status, reply_code, reason, hardbounce}``).
+
+Figures, per family and in total:
+
+- ``detected``: emails labelled ``bounce: true`` that dsnparse recognised (any kind but
+  ``not_bounce`` and ``error``; the Sisimai labels count auto-replies and feedback reports as
+  bounces).
+- ``false_pos``: emails labelled ``bounce: false`` reported as kind ``bounce`` or ``delay``.
+- ``rcpt_count``: emails whose number of verdicts equals the number of expected recipients.
+- ``class``/``exact``: recipients (paired in order) whose status class / whole status
+  matches; ``exact`` only where the expectation is a real code, not a Sisimai ``X.0.9xx``
+  pseudo-code, and both only where the expectation has a status.
+- ``reason``: recipients whose reason matches once underscores are removed.
+"""
+from __future__ import annotations
+
+import json
+import re
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable, Optional
+
+from .errors import InputError, SourceError
+from .options import DEFAULT, Options
+
+PSEUDO = re.compile(r"^[45]\.0\.9\d\d$")
+DS_PART = re.compile(rb"message/(?:global-)?delivery-status", re.I)
+DETECTED_KINDS = {"bounce", "delay", "delivered", "auto_reply", "complaint"}
+FP_KINDS = {"bounce", "delay"}
+
+
+@dataclass
+class Tally:
+    """Counters of one family (or the total); ``n``/``ok`` pairs per figure."""
+
+    emails: int = 0
+    bounces: int = 0
+    detected: int = 0
+    negatives: int = 0
+    false_pos: int = 0
+    rcpt_ok: int = 0
+    class_n: int = 0
+    class_ok: int = 0
+    exact_n: int = 0
+    exact_ok: int = 0
+    reason_n: int = 0
+    reason_ok: int = 0
+    misses: list = field(default_factory=list)
+
+    def add(self, other: "Tally") -> None:
+        for k, v in vars(other).items():
+            if isinstance(v, int):
+                setattr(self, k, getattr(self, k) + v)
+
+    def rates(self) -> dict:
+        def r(ok, n):
+            return None if n == 0 else ok / n
+        return {
+            "detected": r(self.detected, self.bounces),
+            "false_pos": self.false_pos,
+            "rcpt_count": r(self.rcpt_ok, self.bounces),
+            "status_class": r(self.class_ok, self.class_n),
+            "status_exact": r(self.exact_ok, self.exact_n),
+            "reason": r(self.reason_ok, self.reason_n),
+        }
+
+
+def norm_reason(r: Optional[str]) -> str:
+    return (r or "").replace("_", "").lower()
+
+
+def evaluate(expectations: Path, options: Options = DEFAULT, *, only_dsn: bool = False,
+             families: Optional[Iterable[str]] = None) -> dict:
+    """Run the parser over every email listed in ``expectations``.
+
+    Args:
+        expectations: path of an expectations JSON Lines file.
+        options: parser options.
+        only_dsn: keep only emails that contain a delivery-status part.
+        families: keep only these families (``None``: all).
+
+    Returns:
+        ``{family: Tally}`` plus the key ``"TOTAL"``.
+
+    Raises:
+        SourceError: the expectations file cannot be read.
+    """
+    from .engine import parse
+
+    base = Path(expectations).parent
+    try:
+        lines = Path(expectations).read_text(encoding="utf-8").splitlines()
+    except OSError as e:
+        raise SourceError(f"{expectations}: {e.strerror or e}") from e
+    fams = set(families) if families else None
+    out: dict = defaultdict(Tally)
+    for line in lines:
+        if not line.strip():
+            continue
+        exp = json.loads(line)
+        fam = exp.get("family") or exp.get("kind") or "all"
+        if fams and fam not in fams:
+            continue
+        data = (base / exp["file"]).read_bytes()
+        if only_dsn and not DS_PART.search(data):
+            continue
+        try:
+            report = parse(data, options)
+            kind, verdicts = report.kind, report.verdicts
+        except InputError:
+            kind, verdicts = "error", ()
+        t = out[fam]
+        t.emails += 1
+        expected = exp.get("recipients") or []
+        if not exp.get("bounce"):
+            t.negatives += 1
+            if kind in FP_KINDS:
+                t.false_pos += 1
+                t.misses.append((exp["file"], f"false positive: {kind}"))
+            continue
+        t.bounces += 1
+        if kind in DETECTED_KINDS:
+            t.detected += 1
+        else:
+            t.misses.append((exp["file"], f"not detected: {kind}"))
+        if len(verdicts) == len(expected):
+            t.rcpt_ok += 1
+        else:
+            t.misses.append((exp["file"], f"recipients {len(verdicts)} != {len(expected)}"))
+        for i, e in enumerate(expected):
+            v = verdicts[i] if i < len(verdicts) else None
+            got_status = (v.status if v else None) or ""
+            want = e.get("status") or ""
+            if want:
+                t.class_n += 1
+                if got_status[:1] == want[:1]:
+                    t.class_ok += 1
+                if not PSEUDO.match(want):
+                    t.exact_n += 1
+                    if got_status == want:
+                        t.exact_ok += 1
+                    else:
+                        t.misses.append((exp["file"], f"status {got_status or '-'} != {want}"))
+            if e.get("reason"):
+                t.reason_n += 1
+                got_r = norm_reason(v.reason if v else None)
+                if got_r == norm_reason(e["reason"]):
+                    t.reason_ok += 1
+                else:
+                    t.misses.append((exp["file"], f"reason {got_r or '-'} != {e['reason']}"))
+    total = Tally()
+    for t in out.values():
+        total.add(t)
+    result = dict(sorted(out.items()))
+    result["TOTAL"] = total
+    return result
+
+
+def format_table(result: dict) -> str:
+    """Render :func:`evaluate`'s result as a fixed-width table (percentages)."""
+    head = f"{'family':28} {'emails':>6} {'detect':>7} {'FP':>4} {'rcpts':>7} {'class':>7} {'exact':>7} {'reason':>7}"
+    rows = [head, "-" * len(head)]
+
+    def pct(x):
+        return "      -" if x is None else f"{100 * x:6.1f}%"
+    for fam, t in result.items():
+        r = t.rates()
+        if fam == "TOTAL":
+            rows.append("-" * len(head))
+        rows.append(f"{fam[:28]:28} {t.emails:6d} {pct(r['detected'])} {t.false_pos:4d} "
+                    f"{pct(r['rcpt_count'])} {pct(r['status_class'])} {pct(r['status_exact'])} "
+                    f"{pct(r['reason'])}")
+    return "\n".join(rows)

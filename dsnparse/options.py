@@ -1,0 +1,39 @@
+"""Immutable run options, threaded through the pipeline (like ``email.policy``)."""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, replace
+
+
+@dataclass(frozen=True)
+class Options:
+    """Options of one run.  Copy with changes through :meth:`replace`; never mutate.
+
+    Attributes:
+        rules: extra rule-pack directories (``--rules DIR``; also ``DSNPARSE_RULES``, a
+            ``os.pathsep``-separated list), tried before the shipped packs; a user pack with
+            the id of a shipped one replaces it.
+        max_message_bytes: messages larger than this (bytes, default 25 MiB) are not loaded;
+            sources report them with kind ``error`` and a clear message.
+        pattern_timeout: seconds one rule pattern may run on one text before it is abandoned
+            and reported (the ``regex`` package's timeout).
+    """
+
+    rules: tuple = ()
+    max_message_bytes: int = 25 * 1024 * 1024
+    pattern_timeout: float = 0.25
+
+    def replace(self, **changes) -> "Options":
+        """Return a copy with ``changes`` applied."""
+        return replace(self, **changes)
+
+    @classmethod
+    def from_env(cls, **changes) -> "Options":
+        """Options with ``DSNPARSE_RULES`` read from the environment, then ``changes``."""
+        env = os.environ.get("DSNPARSE_RULES", "")
+        rules = tuple(p for p in env.split(os.pathsep) if p)
+        opts = cls(rules=rules)
+        return opts.replace(**changes) if changes else opts
+
+
+DEFAULT = Options()

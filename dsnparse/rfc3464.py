@@ -1,0 +1,319 @@
+"""Read delivery status notifications: RFC 3464 ``message/delivery-status`` (and its RFC 1894
+predecessor), RFC 6533 ``message/global-delivery-status``, and the broken variants real MTAs
+send: the status block as ``text/plain`` or inline in the body, a missing blank line between
+recipient blocks, folded or RFC 2047-encoded fields, CR / CRLF line endings, address types
+``rfc822;`` ``utf-8;`` ``x400;`` or none, angle brackets, any diagnostic type.
+
+The output is raw per-recipient fields; :mod:`dsnparse.engine` turns them into verdicts.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from email.message import Message
+from typing import Optional
+
+from .load import part_text, unfold
+
+DS_TYPES = ("message/delivery-status", "message/global-delivery-status")
+ORIGINAL_TYPES = ("message/rfc822", "message/global")
+ORIGINAL_HEADER_TYPES = ("text/rfc822-headers", "message/global-headers",
+                         "text/rfc822-header", "message/partial")
+
+# Per-message fields of RFC 3464 §2.2 (plus vendor X- fields that sit in that block).
+PER_MESSAGE = frozenset({
+    "reporting-mta", "dsn-gateway", "received-from-mta", "arrival-date",
+    "original-envelope-id", "x-postfix-queue-id", "x-postfix-sender",
+})
+# Per-recipient fields of RFC 3464 §2.3 and RFC 6533 §4.
+PER_RECIPIENT = frozenset({
+    "original-recipient", "final-recipient", "action", "status", "remote-mta",
+    "diagnostic-code", "last-attempt-date", "final-log-id", "will-retry-until",
+    "localized-diagnostic", "x-actual-recipient", "x-supplementary-info",
+    "x-display-name",
+})
+_FIELD = re.compile(r"^([A-Za-z][A-Za-z0-9-]*)[ \t]*:[ \t]*(.*)$")
+_INLINE_START = re.compile(
+    r"^[ \t]*(?:Reporting-MTA|Final-Recipient|Original-Recipient|Received-From-MTA)[ \t]*:",
+    re.I | re.M,
+)
+_TYPE_PREFIX = re.compile(r"^[ \t]*([A-Za-z0-9][\w.+-]*)[ \t]*;[ \t]*")
+_XTEXT_U = re.compile(r"\\x\{([0-9A-Fa-f]{1,6})\}")
+_XTEXT_PLUS = re.compile(r"\+([0-9A-F]{2})")
+_ACTIONS = {
+    "failed": "failed", "failure": "failed", "fail": "failed", "expired": "failed",
+    "delayed": "delayed", "delay": "delayed", "delivered": "delivered",
+    "deliverable": "delivered", "relayed": "relayed", "expanded": "expanded",
+}
+
+
+@dataclass
+class DeliveryStatus:
+    """The fields of one delivery-status body.
+
+    Attributes:
+        per_message: lower-cased field name → unfolded value (RFC 3464 §2.2).
+        recipients: one ``dict`` per recipient block (RFC 3464 §2.3), same key convention.
+        format: ``rfc3464``, ``rfc6533`` (global) or ``rfc3464-text`` (block found in text).
+    """
+
+    per_message: dict = field(default_factory=dict)
+    recipients: list = field(default_factory=list)
+    format: str = "rfc3464"
+
+
+@dataclass
+class Structure:
+    """Where the parts of a report are (RFC 6522 §3): found in one walk of the MIME tree.
+
+    ``ds_parts``: delivery-status parts; ``original``: the returned message's header section
+    as a ``Message`` (or ``None``); ``texts``: decodable text parts outside the returned
+    message, in order; ``report_type``: the ``report-type`` parameter of a multipart/report.
+    """
+
+    ds_parts: list = field(default_factory=list)
+    original: Optional[Message] = None
+    texts: list = field(default_factory=list)
+    report_type: Optional[str] = None
+    feedback_parts: list = field(default_factory=list)
+    mdn_parts: list = field(default_factory=list)
+    forwarded: int = 0
+
+
+def scan(msg: Message, max_parts: int = 500) -> Structure:
+    """Walk the MIME tree once, without entering a returned or forwarded message.
+
+    Args:
+        msg: the parsed message.
+        max_parts: stop after this many parts (hostile input with thousands of parts).
+    """
+    st = Structure()
+    stack = [msg]
+    seen = 0
+    while stack and seen < max_parts:
+        part = stack.pop()
+        seen += 1
+        ctype = part.get_content_type()
+        if part.is_multipart() and ctype.startswith("multipart/"):
+            if ctype == "multipart/report" and st.report_type is None:
+                st.report_type = (part.get_param("report-type") or "").lower() or None
+            payload = part.get_payload()
+            if isinstance(payload, list):
+                stack.extend(reversed(payload))
+            continue
+        if ctype in DS_TYPES:
+            st.ds_parts.append(part)
+        elif ctype in ORIGINAL_TYPES:
+            st.forwarded += 1
+            if st.original is None:
+                inner = part.get_payload()
+                if isinstance(inner, list) and inner and isinstance(inner[0], Message):
+                    st.original = inner[0]
+                elif isinstance(inner, str):
+                    st.original = _parse_headers_text(inner)
+        elif ctype in ORIGINAL_HEADER_TYPES:
+            if st.original is None:
+                st.original = _parse_headers_text(part_text(part, 200_000))
+        elif ctype == "message/feedback-report":
+            st.feedback_parts.append(part)
+        elif ctype in ("message/disposition-notification",
+                       "message/global-disposition-notification"):
+            st.mdn_parts.append(part)
+        elif part.get_content_maintype() in ("text", "multipart"):
+            # a multipart whose boundary never appears stays a string: read it as text
+            st.texts.append(part)
+    return st
+
+
+def _parse_headers_text(text: str) -> Optional[Message]:
+    import email
+    from email import policy
+
+    text = text.lstrip("\r\n")
+    if not text:
+        return None
+    return email.message_from_string(text, policy=policy.compat32)
+
+
+def ds_text(part: Message) -> str:
+    """The text of a delivery-status part, whatever the stdlib parser made of it.
+
+    Python's feedparser turns ``message/delivery-status`` into a list of header-only
+    messages (one per block); ``message/global-delivery-status`` becomes one nested message;
+    a transfer-encoded part stays a string.  All three are turned back into field text.
+    """
+    payload = part.get_payload()
+    cte = (part.get("content-transfer-encoding") or "").strip().lower()
+    if isinstance(payload, list):
+        if cte in ("base64", "quoted-printable"):
+            raw = "\n".join(m.as_string() if isinstance(m, Message) else str(m) for m in payload)
+            return _decode_cte(raw, cte, part.get_content_charset() or "utf-8")
+        blocks = []
+        for sub in payload:
+            if not isinstance(sub, Message):
+                continue
+            lines = [f"{k}: {v}" for k, v in sub.items()]
+            body = sub.get_payload()
+            if isinstance(body, str) and body.strip():
+                lines.append(body)
+            blocks.append("\n".join(lines))
+        return "\n\n".join(blocks)
+    return part_text(part)
+
+
+def _decode_cte(raw: str, cte: str, charset: str) -> str:
+    import base64
+    import quopri
+
+    try:
+        data = base64.b64decode(raw.encode("ascii", "ignore")) if cte == "base64" \
+            else quopri.decodestring(raw.encode("utf-8", "surrogateescape"))
+    except (ValueError, TypeError):
+        return raw
+    try:
+        return data.decode(charset, "replace")
+    except LookupError:
+        return data.decode("utf-8", "replace")
+
+
+def parse_fields(text: str) -> DeliveryStatus:
+    """Parse delivery-status field text into per-message and per-recipient fields.
+
+    Blocks are told apart by field names, not only by blank lines (RFC 3464 §2.1 separates
+    them with a blank line; some MTAs omit it): a ``Final-Recipient`` or
+    ``Original-Recipient`` that would repeat a field of the current recipient starts a new
+    one.  Continuation lines (leading whitespace) are unfolded.
+    """
+    ds = DeliveryStatus()
+    fields_: list[list] = []  # [name, value, block number]
+    block = 0
+    for line in text.replace("\r\n", "\n").replace("\r", "\n").split("\n"):
+        if not line.strip():
+            block += 1
+            continue
+        if line[:1] in (" ", "\t") and fields_ and fields_[-1][0]:
+            fields_[-1][1] += " " + line.strip()
+            continue
+        m = _FIELD.match(line.strip())
+        if m:
+            fields_.append([m.group(1).lower(), m.group(2).strip(), block])
+        else:
+            fields_.append(["", line.strip(), block])  # stray text: ends a continuation
+    cur: Optional[dict] = None
+    cur_block = -1
+    for name, value, blk in fields_:
+        if not name:
+            continue
+        value = unfold(value) if "=?" in value else value
+        if name in PER_MESSAGE and name not in ds.per_message and cur is None:
+            ds.per_message[name] = value
+            continue
+        if name not in PER_RECIPIENT:
+            if name in PER_MESSAGE and name not in ds.per_message:
+                ds.per_message[name] = value
+            elif cur is not None and name.startswith("x-"):
+                cur.setdefault(name, value)
+            continue
+        starts_new = (
+            cur is None
+            or name in cur
+            or (blk != cur_block and ("final-recipient" in cur or "action" in cur))
+            or (name == "original-recipient" and "final-recipient" in cur
+                and "status" in cur)
+        )
+        if starts_new:
+            cur = {}
+            ds.recipients.append(cur)
+        cur_block = blk
+        cur[name] = value
+    ds.recipients = [r for r in ds.recipients if _is_recipient_block(r)]
+    return ds
+
+
+def _is_recipient_block(r: dict) -> bool:
+    return bool(r.get("final-recipient") or r.get("original-recipient")
+                or r.get("x-actual-recipient"))
+
+
+def read(st: Structure) -> Optional[DeliveryStatus]:
+    """Read the delivery-status fields of a message, or ``None`` if it has none.
+
+    Looks at, in order: ``message/delivery-status`` and ``message/global-delivery-status``
+    parts (RFC 3464 §2, RFC 6533 §6); then, failing that, a status block written into a
+    text part (``text/plain`` with ``Final-Recipient:`` fields).
+    """
+    for part in st.ds_parts:
+        ds = parse_fields(ds_text(part))
+        if ds.recipients:
+            if part.get_content_type() == "message/global-delivery-status":
+                ds.format = "rfc6533"
+            return ds
+    for part in st.texts[:4]:
+        text = part_text(part, 500_000)
+        m = _INLINE_START.search(text)
+        if not m or not re.search(r"^[ \t]*Final-Recipient[ \t]*:", text, re.I | re.M):
+            continue
+        if not re.search(r"^[ \t]*(?:Action|Status)[ \t]*:", text, re.I | re.M):
+            continue
+        ds = parse_fields(_dedent_block(text[m.start():]))
+        if ds.recipients:
+            ds.format = "rfc3464-text"
+            return ds
+    return None
+
+
+def _dedent_block(text: str) -> str:
+    # Inline blocks are sometimes indented as a whole; field lines then all start with spaces.
+    out = []
+    for line in text.replace("\r\n", "\n").replace("\r", "\n").split("\n"):
+        s = line.strip()
+        if _FIELD.match(s) and not s.lower().startswith(("http", "mailto")):
+            out.append(s)
+        elif not s:
+            out.append("")
+        else:
+            out.append(" " + s)
+    return "\n".join(out)
+
+
+def strip_type(value: Optional[str]) -> Optional[str]:
+    """Drop an RFC 3464 §2.1.2 type prefix (``rfc822;``, ``dns;``, ``smtp;``, ``X-Postfix;``)."""
+    if value is None:
+        return None
+    m = _TYPE_PREFIX.match(value)
+    if m and "@" not in m.group(1):
+        value = value[m.end():]
+    return value.strip() or None
+
+
+def address(value: Optional[str]) -> Optional[str]:
+    """The address of an ``Original-Recipient`` / ``Final-Recipient`` value.
+
+    Handles the ``utf-8`` type's ``\\x{HEX}`` escapes (RFC 6533 §3) and xtext ``+HH``
+    (RFC 3461 §4), angle brackets, a display name or comment around the address.
+    """
+    v = strip_type(value)
+    if not v:
+        return None
+    if "\\x{" in v:
+        v = _XTEXT_U.sub(lambda m: chr(int(m.group(1), 16)), v)
+    if "+" in v and _XTEXT_PLUS.search(v) and "@" in v:
+        v = _XTEXT_PLUS.sub(lambda m: chr(int(m.group(1), 16)), v)
+    m = re.search(r"<([^<>\s]+@[^<>\s]+)>", v)
+    if m:
+        v = m.group(1)
+    else:
+        v = re.sub(r"\([^)]*\)", " ", v).strip()
+        toks = [t for t in v.split() if "@" in t]
+        if toks:
+            v = toks[0]
+    v = v.strip("<>\"' ;,")
+    return v or None
+
+
+def action(value: Optional[str]) -> Optional[str]:
+    """Normalise an ``Action`` value (RFC 3464 §2.3.3) and common misspellings; ``None`` if unknown."""
+    if not value:
+        return None
+    v = value.strip().lower().split()[0].rstrip(";.,") if value.strip() else ""
+    return _ACTIONS.get(v)

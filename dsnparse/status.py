@@ -1,0 +1,93 @@
+"""Find enhanced status codes and SMTP reply codes in diagnostic text.
+
+Enhanced status codes follow RFC 3463 §2 / RFC 3464 §2.3.4: ``class "." subject "." detail``
+with class 2, 4 or 5 and 1–3 digit subject and detail.  Reply codes follow RFC 5321 §4.2:
+three digits, first 2–5; multi-line replies repeat the code with ``-`` (``550-5.1.1 …``).
+Care is taken not to read IP addresses, dates or version numbers as codes.
+"""
+from __future__ import annotations
+
+import re
+from typing import Optional
+
+# Not preceded by a digit, dot or word char; not followed by ".digit" or a digit (IPs).
+_ENH = re.compile(r"(?<![\w.])([245])\.(\d{1,3})\.(\d{1,3})(?![\d]|\.\d)")
+# A reply code directly followed by an enhanced code: "550 5.1.1", "550-5.1.1", "550 #5.1.1".
+_REPLY_ENH = re.compile(r"(?<![\w.])([245][0-5]\d)[ -]+['\"#(]?([245]\.\d{1,3}\.\d{1,3})(?![\d]|\.\d)")
+# A reply code at the start of the text or after a typical lead-in, followed by text.
+_REPLY_LEAD = re.compile(
+    r"(?:^|[\n;:>\]\)\"']|said|reply|replied|error|response|returned)[ \t]*[:(]?[ \t]*"
+    r"([245][0-5]\d)(?=[ \t-][^\d.]|[ \t]*$|-$)",
+    re.I | re.M,
+)
+
+_GENERIC_DETAIL = "0"
+
+
+def find_status(text: Optional[str]) -> Optional[str]:
+    """Return the first enhanced status code in ``text`` (``"5.1.1"``), or ``None``.
+
+    A code right after a reply code (``550 5.1.1``) is preferred over one elsewhere.
+    Leading zeros are dropped (``5.01.001`` → ``5.1.1``) as RFC 3463 writes codes without them.
+    """
+    return find_status_strength(text)[0]
+
+
+def find_status_strength(text: Optional[str]) -> tuple[Optional[str], bool]:
+    """Like :func:`find_status`, also telling whether the code came paired with a reply code.
+
+    Returns ``(status or None, paired)``; ``paired`` is ``True`` for ``550 5.7.1``-style
+    text, which is the remote server's own reply (RFC 5321 §4.2 with RFC 2034).
+    """
+    if not text:
+        return None, False
+    m = _REPLY_ENH.search(text)
+    if m:
+        return _norm(m.group(2)), True
+    m = _ENH.search(text)
+    if m:
+        return f"{m.group(1)}.{int(m.group(2))}.{int(m.group(3))}", False
+    return None, False
+
+
+def find_reply_code(text: Optional[str]) -> Optional[str]:
+    """Return the SMTP reply code (RFC 5321 §4.2) the diagnostic text starts with or quotes.
+
+    Looks for ``550 5.1.1``-style pairs first, then a 2xx–5xx number at the start of a line or
+    after a lead-in such as ``said:``; returns ``None`` when there is none.
+    """
+    if not text:
+        return None
+    m = _REPLY_ENH.search(text)
+    if m:
+        return m.group(1)
+    m = _REPLY_LEAD.search(text)
+    return m.group(1) if m else None
+
+
+def _norm(code: str) -> str:
+    c, s, d = code.split(".")
+    return f"{c}.{int(s)}.{int(d)}"
+
+
+def more_specific(field_status: Optional[str], text_status: Optional[str],
+                  paired: bool = False) -> bool:
+    """``True`` when ``text_status`` should replace ``field_status`` (RFC 3464 ``Status``).
+
+    The text wins when the field is missing; when the field only gives a generic code of the
+    same class (``X.0.0``, or ``X.Y.0`` with the text's subject); and when the text is the
+    remote server's own reply (``paired``: ``550 5.7.1 …``) of the same class — the reporting
+    MTA's ``Status`` then often names its own view (``4.4.7`` "delivery time expired" over the
+    ``4.7.1`` that caused it; RFC 3463 §3.5 prefers the code of the actual problem).
+    """
+    if not text_status:
+        return False
+    if not field_status:
+        return True
+    fc, fs, fd = field_status.split(".")
+    tc, ts, td = text_status.split(".")
+    if fc != tc or text_status == field_status:
+        return False
+    if (fs == "0" and fd == "0") or paired:
+        return True
+    return fd == _GENERIC_DETAIL and fs == ts and td != _GENERIC_DETAIL
