@@ -1,4 +1,4 @@
-"""The ``dsnparse imap`` command: process a bounce mailbox (see :mod:`dsnparse.imapsource`).
+"""The ``dsnparse imap`` command: process a bounce mailbox (see :mod:`dsnparse.sources.imap`).
 
 ``register(subparsers)`` adds the command to the main CLI's argparse subparsers; the
 handler is stored as ``func`` on the parsed namespace and returns the exit status:
@@ -88,7 +88,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="poll every S seconds when the server lacks IDLE (30)")
     g.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
                    help="progress bar (default: when stderr is a terminal)")
-    g.add_argument("-v", "--verbose", action="count", default=0, help="more logging (-vv)")
+    g.add_argument("-v", "--verbose", action="count", default=argparse.SUPPRESS,
+                   help="more logging (-vv)")
 
 
 def register(subparsers) -> argparse.ArgumentParser:
@@ -149,7 +150,7 @@ def settings(args: argparse.Namespace) -> dict:
 
 
 def build_options(s: dict, password: str):
-    from .imapsource import ImapOptions
+    from .sources.imap import ImapOptions
     if not s["host"] or not s["user"]:
         raise UsageError("--host and --user are required (on the command line or in --config)")
     if s["starttls"] and s["insecure_plain"]:
@@ -213,7 +214,7 @@ def command(args: argparse.Namespace, on_stored=None) -> int:
     if not logging.getLogger().handlers:
         logging.basicConfig(level=(logging.WARNING, logging.INFO, logging.DEBUG)[
             min(getattr(args, "verbose", 0), 2)], format="dsnparse: %(levelname)s: %(message)s")
-    from . import imapsource
+    from .sources import imap as imapsource
     try:
         s = settings(args)
         opts = build_options(s, "")

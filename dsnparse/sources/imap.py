@@ -1,7 +1,8 @@
 """Process a bounce mailbox over IMAP: a verdict for every message, each exactly once.
 
 Entry point: :func:`run` with an :class:`ImapOptions`; it returns a :class:`Summary`.
-The command line front end is :mod:`dsnparse.imap_cli`.
+The command line front end is :mod:`dsnparse.imap_cli`.  Records are made exactly as
+``dsnparse parse`` makes them (:func:`dsnparse.sources.parse_item`); only ``source`` differs.
 
 Flow of one pass (RFC 3501 unless noted)
 ----------------------------------------
@@ -20,7 +21,9 @@ Flow of one pass (RFC 3501 unless noted)
    UID EXPUNGE of exactly those UIDs, RFC 4315; without UIDPLUS the copies are left
    flagged ``\\Deleted`` and nothing is expunged), or flagged with ``flag_only``; all
    other mail goes to ``other_folder`` or stays.  Nothing is ever deleted outright.
-   Messages whose parse crashed get an ``error`` record and stay where they are.
+   Input that is not an email (kind ``error``) counts as "other".  A message that makes the
+   parser raise (a bug) gets a kind ``error`` record saying so, counts as an error (exit
+   status 1), is stored (so a rerun does not repeat it) and stays where it is.
 
 Exactly once: why output-then-state with a checkpoint
 ------------------------------------------------------
@@ -78,16 +81,13 @@ import dataclasses
 import datetime as _dt
 import email.parser
 import email.policy
-import errno
 import fcntl
 import hashlib
-import io
 import json
 import csv
 import logging
 import os
 import signal
-import socket
 import sqlite3
 import ssl
 import sys
@@ -97,9 +97,10 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Optional
 from urllib.parse import quote
 
-from .errors import InputError, SourceError
-from .model import Report
-from .output import make_writer
+from ..errors import SourceError
+from ..model import Report
+from ..options import Options
+from ..output import CsvWriter, make_writer
 
 log = logging.getLogger("dsnparse.imap")
 
@@ -348,7 +349,6 @@ class _Output:
         self.stream = open(self.path, "a", encoding="utf-8", newline="")
         empty = os.fstat(self.stream.fileno()).st_size == 0
         if fmt == "csv":
-            from .output import CsvWriter
             self.writer = CsvWriter(self.stream, header=empty)
         else:
             self.writer = make_writer(fmt, self.stream)
@@ -604,20 +604,15 @@ class _Run:
                 log.info("%s is a message stored before the UIDVALIDITY change", source)
                 return _Done(uid, mid, digest, hit[1], alias_of=hit[0])
         self.summary.read += 1
-        error = None
+        crashed = False
         try:
-            report = self.parse(raw)
-        except InputError as e:
-            report, error = Report(kind="error"), str(e)
+            report = self.parse(source, raw)
         except Exception as e:                  # a parser bug: record it, leave the message
             log.exception("parsing %s crashed", source)
-            report, error = Report(kind="error"), f"parser crashed: {type(e).__name__}: {e}"
+            report = Report(kind="error", error=f"parser crashed: {type(e).__name__}: {e}")
+            crashed = True
             self.summary.errors += 1
-        records = report.records(source)
-        if error:
-            for r in records:
-                r["error"] = error
-        self.out.writer.write(records)
+        self.out.writer.write(report.records(source))
         if report.kind in BOUNCE_KINDS:
             disposition = "bounce"
             self.summary.bounces += 1
@@ -625,7 +620,7 @@ class _Run:
                 self.summary.hard += 1
             else:
                 self.summary.soft += 1
-        elif error and error.startswith("parser crashed"):
+        elif crashed:
             disposition = "error"
         else:
             disposition = "other"
@@ -715,7 +710,8 @@ def run(options: ImapOptions, output: Optional[str] = None, fmt: str = "jsonl", 
         on_stored: Optional[Callable[[Report, str], None]] = None,
         progress: Optional[Callable[[int, int], None]] = None,
         stop: Optional[threading.Event] = None,
-        parse: Optional[Callable[[bytes], Report]] = None) -> Summary:
+        parse: Optional[Callable[[str, bytes], Report]] = None,
+        parse_options: Optional[Options] = None) -> Summary:
     """Process the mailbox; return a :class:`Summary` (``summary.exit_status`` is 0 or 1).
 
     Args:
@@ -727,7 +723,9 @@ def run(options: ImapOptions, output: Optional[str] = None, fmt: str = "jsonl", 
             durably stored and before the message is filed (the ``--db`` ledger hook).
         progress: called as ``progress(done, total)`` during each pass.
         stop: set it to finish the current message, store and file its batch, and return.
-        parse: the parser, ``dsnparse.parse`` by default.
+        parse: ``parse(source, data) -> Report``; by default
+            :func:`dsnparse.sources.parse_item` with ``parse_options`` (default
+            ``Options.from_env()``), so records equal those of ``dsnparse parse``.
 
     Raises:
         ImapLoginError: connecting, TLS or LOGIN failed at the start (nothing was changed).
@@ -736,8 +734,14 @@ def run(options: ImapOptions, output: Optional[str] = None, fmt: str = "jsonl", 
     if fmt not in ("jsonl", "csv"):
         raise ValueError(f"format must be jsonl or csv, not {fmt!r}")
     if parse is None:
-        from . import parse as _parse
-        parse = _parse
+        from . import parse_item
+        popts = parse_options or Options.from_env()
+
+        def parse(source, data):
+            if len(data) > popts.max_message_bytes:
+                data = SourceError(f"{source}: message of {len(data)} bytes is larger than "
+                                   f"the {popts.max_message_bytes}-byte limit: not loaded")
+            return parse_item(source, data, popts)
     stop = stop or threading.Event()
     o = options
     state = StateDB(o.state_path or default_state_path(), readonly=o.dry_run)
