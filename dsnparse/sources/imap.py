@@ -77,14 +77,13 @@ to the buffer, not flushed), ``written`` (batch fsynced, state not committed),
 """
 from __future__ import annotations
 
-import dataclasses
 import datetime as _dt
 import email.parser
 import email.policy
 import fcntl
 import hashlib
-import json
 import csv
+import json
 import logging
 import os
 import signal
@@ -340,12 +339,12 @@ class _Output:
                  dry_run: bool):
         self.path = None if path in (None, "-") else os.path.abspath(path)
         self.fmt = fmt
+        if not dry_run:
+            _reconcile_outputs(state, prefix, self.path)
         if self.path is None:
             self.stream = sys.stdout
             self.writer = make_writer(fmt, self.stream)
             return
-        if not dry_run:
-            _reconcile_outputs(state, prefix, self.path)
         self.stream = open(self.path, "a", encoding="utf-8", newline="")
         empty = os.fstat(self.stream.fileno()).st_size == 0
         if fmt == "csv":
@@ -385,7 +384,7 @@ def _tail_is_ours(tail: bytes, prefix: str) -> bool:
     return True
 
 
-def _reconcile_outputs(state: StateDB, prefix: str, current: str):
+def _reconcile_outputs(state: StateDB, prefix: str, current: Optional[str]):
     """Truncate every known output file back to its last committed checkpoint."""
     for path, size in state.checkpoints().items():
         try:
