@@ -516,7 +516,6 @@ class _KillHook:
             self.n, self.point = int(n), point or "parsed"
             if self.point not in KILL_POINTS:
                 raise ValueError(f"DSNPARSE_IMAP_TEST_KILL: point must be one of {KILL_POINTS}")
-        self.count = 0
 
     def __call__(self, point: str, count: int):
         if self.point == point and count >= self.n:
