@@ -11,6 +11,7 @@ tests do (root needed).
 from __future__ import annotations
 
 import argparse
+import shutil
 import sys
 import tempfile
 import time
@@ -60,6 +61,7 @@ def main() -> int:
         print(f"imap run: {dt:.2f} s = {a.n / dt:.0f} msg/s  ({s.line()})")
         print(f"parse only (same bytes, in memory): {dp:.2f} s = {a.n / dp:.0f} msg/s")
         c.logout()
+        shutil.rmtree(work, ignore_errors=True)
     finally:
         srv.close()
     return 0

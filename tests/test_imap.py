@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -72,7 +73,8 @@ def box(server):
 @pytest.fixture
 def work():
     d = tempfile.mkdtemp(prefix="dsnimap-work-")
-    return Path(d)
+    yield Path(d)
+    shutil.rmtree(d, ignore_errors=True)
 
 
 def append(client, folder, files) -> dict[int, Path]:
