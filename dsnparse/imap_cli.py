@@ -98,8 +98,27 @@ def register(subparsers) -> argparse.ArgumentParser:
                               description="Give a verdict for every message of an IMAP "
                               "folder and file the messages away, each exactly once.")
     add_arguments(p)
-    p.set_defaults(func=command)
+    from .ledger_cli import add_db_arguments
+
+    add_db_arguments(p)
+    p.set_defaults(func=command_with_ledger)
     return p
+
+
+def command_with_ledger(args: argparse.Namespace) -> int:
+    """``dsnparse imap`` with ``--db``: record each message in the bounce ledger once its
+    output record is stored (before it is filed).  Recording is idempotent, so the rare
+    second call after a crash in that window adds nothing."""
+    if getattr(args, "db", None) is None and getattr(args, "policy", None) is None:
+        return command(args)
+    from .ledger_cli import open_ledger
+
+    with open_ledger(args) as ledger:
+        def on_stored(report, source):
+            if report.kind not in ("error", "not_bounce"):
+                ledger.record_report(report, source,
+                                     original_headers=dict(report.original_headers))
+        return command(args, on_stored=on_stored)
 
 
 class UsageError(Exception):

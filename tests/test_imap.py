@@ -474,3 +474,24 @@ def test_limit_and_on_stored_hook(server, box, work):
     imapsource.run(o, str(out), on_stored=hook)
     assert len(calls) == 8
     assert_once(read_records(out), uids)
+
+
+def test_imap_db_records_bounces_in_the_ledger(server, box, work):
+    """`dsnparse imap --db F` records each stored bounce in the ledger (issue 5's hook)."""
+    samples = REPO / "samples" / "rfc3464"
+    append(box["client"], box["folder"], [samples / "01.eml", samples / "02.eml"])
+    db = work / "ledger.sqlite3"
+    env = cli_env(server)
+    r = subprocess.run([sys.executable, "-m", "dsnparse", "imap", *server.cli_args(),
+                        "--folder", box["folder"], "--processed-folder", box["done"],
+                        "--state", str(work / "state.sqlite3"), "-o", str(work / "out.jsonl"),
+                        "--db", str(db), "--no-progress"],
+                       env=env, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    from dsnparse.ledger import Ledger
+    with Ledger(db) as led:
+        assert led.is_suppressed("alice.nobody@receiver.example")      # 5.1.1, hard
+        assert led.is_suppressed("carol@closed.example")               # 5.7.1, hard
+        assert not led.is_suppressed("bob@full.example")                # one soft bounce
+        assert led.count_events() == 4                                 # alice, bob, carol, dave (delay)
+    assert count(box["client"], box["done"]) == 2
