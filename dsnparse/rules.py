@@ -28,7 +28,7 @@ from .resources import rules_dir
 log = logging.getLogger("dsnparse.rules")
 
 DATA_FILES = {"codes.yaml", "reasons.yaml", "policy.yaml"}
-KINDS = ("bounce", "auto_reply")
+KINDS = ("bounce", "auto_reply", "complaint")
 _FLAGS = None  # set on first compile (regex imported lazily)
 
 
@@ -122,6 +122,7 @@ class Pack:
     samples: tuple = ()
     needs_recipient: bool = True
     header_names: frozenset = frozenset()
+    feedback_type: Optional[str] = None
 
     @property
     def detects(self) -> bool:
@@ -139,7 +140,7 @@ class Pack:
 _TOP = {
     "id": str, "description": str, "order": int, "kind": str, "mta": list, "detect": dict,
     "report_start": list, "original_start": list, "recipients": list, "text_rules": list,
-    "samples": list, "needs_recipient": bool,
+    "samples": list, "needs_recipient": bool, "feedback_type": str,
 }
 _DETECT = {"any": list, "all": list, "none": list}
 _COND = {"header": str, "body": str, "pattern": str}
@@ -279,6 +280,7 @@ def load_pack(path: Path, pack_id: Optional[str] = None) -> Pack:
         original_start=plist("original_start"), recipients=tuple(rcpts),
         text_rules=tuple(trules), samples=tuple(data.get("samples", [])),
         needs_recipient=data.get("needs_recipient", True), header_names=header_names,
+        feedback_type=data.get("feedback_type"),
     )
 
 
@@ -386,28 +388,41 @@ def region(pack: Pack, text: str, timeout: float) -> str:
     return text[start:end]
 
 
-def detect(pack: Pack, header, body, timeout: float) -> Optional[str]:
+def _describe(c: Condition) -> str:
+    return f"{c.target}{':' + c.name if c.name else ''} ~ /{c.pattern.source}/"
+
+
+def detect(pack: Pack, header, body, timeout: float, why_not: Optional[list] = None) -> Optional[str]:
     """Return a description of the condition that recognised the message, or ``None``.
 
     Args:
         header: callable ``name -> str`` giving a header's unfolded value (``""`` if absent).
         body: callable ``() -> str`` giving the report text (computed only when needed).
+        why_not: a list that, when given, receives why the pack did not recognise the message
+            (for ``dsnparse explain``).
     """
     def test(c: Condition):
         text = header(c.name) if c.target == "header" else body()
         return text and c.pattern.search(text, timeout)
 
     for c in pack.detect_none:
-        if test(c):
+        m = test(c)
+        if m:
+            if why_not is not None:
+                why_not.append(f"excluded by detect.none {_describe(c)} matching {m.group(0)[:80]!r}")
             return None
     for c in pack.detect_all:
         if not test(c):
+            if why_not is not None:
+                why_not.append(f"detect.all {_describe(c)} did not match")
             return None
     if pack.detect_any:
         for c in pack.detect_any:
             m = test(c)
             if m:
-                return f"{c.target}{':' + c.name if c.name else ''} ~ /{c.pattern.source}/ matched {m.group(0)[:80]!r}"
+                return f"{_describe(c)} matched {m.group(0)[:80]!r}"
+        if why_not is not None:
+            why_not.append("no detect.any condition matched")
         return None
     return "all conditions matched"
 
