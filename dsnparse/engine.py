@@ -218,9 +218,12 @@ def build_verdict(ctx, packs, matched, *, recipient, action, field_status, diagn
     text_status, paired = find_status_strength(text)
     reply = reply_code or find_reply_code(text)
     status, source = decide_status(field_status, text_status, paired)
-    hit = rules.find_text_rule(
-        text, rules.text_rule_packs(packs, (remote_mta, reporting_mta), matched, ctx.timeout),
-        ctx.timeout)
+    tpacks = rules.text_rule_packs(packs, (remote_mta, reporting_mta), matched, ctx.timeout)
+    hit = rules.find_text_rule(text, tpacks, ctx.timeout)
+    if not hit and ctx.trace is not None:
+        ctx.note(f"{recipient}: no text rule matched "
+                 + (f"(packs tried: {', '.join(p.id for p in tpacks)})" if tpacks and text
+                    else "(no text to match)" if not text else "(no pack has text rules for it)"))
     reason = None
     decided_by = rule
     if hit:

@@ -389,7 +389,8 @@ def region(pack: Pack, text: str, timeout: float) -> str:
 
 
 def _describe(c: Condition) -> str:
-    return f"{c.target}{':' + c.name if c.name else ''} ~ /{c.pattern.source}/"
+    src = c.pattern.source if len(c.pattern.source) <= 70 else c.pattern.source[:69] + "…"
+    return f"{c.target}{':' + c.name if c.name else ''} ~ /{src}/"
 
 
 def detect(pack: Pack, header, body, timeout: float, why_not: Optional[list] = None) -> Optional[str]:
