@@ -308,14 +308,16 @@ def load_packs(extra_dirs: tuple = ()) -> tuple:
     """Load the user's packs (``extra_dirs``, first wins) and the shipped ones, in order.
 
     Returns:
-        A tuple of :class:`Pack` sorted by ``order`` then id.
+        A tuple of :class:`Pack` sorted by ``order``, then user packs before shipped ones,
+        then id.
 
     Raises:
         RuleError: a broken pack (see :func:`load_pack`); two packs of one directory with the
             same id.
     """
     by_id: dict = {}
-    for d in tuple(extra_dirs) + (rules_dir(),):
+    rank: dict = {}  # pack id -> index of its directory (user directories first)
+    for n, d in enumerate(tuple(extra_dirs) + (rules_dir(),)):
         if not Path(d).is_dir():
             raise RuleError(d, "rules directory does not exist")
         seen_here = set()
@@ -324,8 +326,10 @@ def load_packs(extra_dirs: tuple = ()) -> tuple:
             if pack.id in seen_here:
                 raise RuleError(p, f"duplicate pack id {pack.id!r} in {d}", None, "id")
             seen_here.add(pack.id)
-            by_id.setdefault(pack.id, pack)  # earlier directories (user packs) win
-    return tuple(sorted(by_id.values(), key=lambda pk: (pk.order, pk.id)))
+            if pack.id not in by_id:  # earlier directories (user packs) win
+                by_id[pack.id], rank[pack.id] = pack, n
+    # by order; at equal order user packs before shipped ones; then by id
+    return tuple(sorted(by_id.values(), key=lambda pk: (pk.order, rank[pk.id], pk.id)))
 
 
 # --------------------------------------------------------------------------- matching
