@@ -114,15 +114,24 @@ def parse(message, options: Optional[Options] = None, trace: Optional[list] = No
     if st.mdn_parts or st.report_type == "disposition-notification":
         ctx.note("message disposition notification (RFC 8098): not a bounce")
         return Report(kind="not_bounce", format="rfc8098", **base)
+    why_not = [] if trace is not None else None
     for pack in packs:
         if not pack.detects:
             continue
-        why = rules.detect(pack, ctx.header, ctx.text, ctx.timeout)
+        why = rules.detect(pack, ctx.header, ctx.text, ctx.timeout, why_not)
         if not why:
+            if why_not:
+                ctx.note(f"pack {pack.id}: not recognised ({why_not.pop()})")
             continue
         ctx.note(f"pack {pack.id}: recognised ({why})")
         if pack.kind == "auto_reply":
             return _auto_reply(ctx, base, pack)
+        if pack.kind == "complaint":
+            report = _complaint(ctx, base, pack)
+            if report.verdicts[0].final_recipient or not pack.needs_recipient:
+                return report
+            ctx.note(f"pack {pack.id}: no recipient found; trying the next pack")
+            continue
         report = _from_pack(pack, ctx, base, packs)
         if report is not None:
             return report
@@ -210,9 +219,12 @@ def build_verdict(ctx, packs, matched, *, recipient, action, field_status, diagn
     text_status, paired = find_status_strength(text)
     reply = reply_code or find_reply_code(text)
     status, source = decide_status(field_status, text_status, paired)
-    hit = rules.find_text_rule(
-        text, rules.text_rule_packs(packs, (remote_mta, reporting_mta), matched, ctx.timeout),
-        ctx.timeout)
+    tpacks = rules.text_rule_packs(packs, (remote_mta, reporting_mta), matched, ctx.timeout)
+    hit = rules.find_text_rule(text, tpacks, ctx.timeout)
+    if not hit and ctx.trace is not None:
+        ctx.note(f"{recipient}: no text rule matched "
+                 + (f"(packs tried: {', '.join(p.id for p in tpacks)})" if tpacks and text
+                    else "(no text to match)" if not text else "(no pack has text rules for it)"))
     reason = None
     decided_by = rule
     if hit:
@@ -254,9 +266,18 @@ def _generic(status: str) -> bool:
     return s == "0" and d == "0"
 
 
-def _complaint(ctx, base) -> Report:
+def _complaint(ctx, base, pack=None) -> Report:
+    """An ARF report (RFC 5965), or a message a ``kind: complaint`` pack recognised (a
+    provider's own feedback-loop format): the complained-about recipients come from the
+    ``Original-Rcpt-To`` fields, else the pack's recipient rules, else the ``To`` of the
+    returned message."""
     fields: dict = {}
     rcpts: list = []
+    if pack is not None:
+        text = rules.region(pack, ctx.text(), ctx.timeout)
+        for rule_id, f in rules.extract(pack, text, ctx.header, ctx.timeout):
+            ctx.note(f"pack {pack.id}: recipient rule {rule_id!r} found {f['recipient']}")
+            rcpts.append(f["recipient"])
     for part in ctx.st.feedback_parts:  # RFC 5965 §3.1 fields, one per line
         for line in rfc3464.ds_text(part).replace("\r", "").split("\n"):
             if ":" in line:
@@ -267,20 +288,26 @@ def _complaint(ctx, base) -> Report:
                     rcpts.append(v.strip())
     if not rcpts and ctx.st.original is not None:
         rcpts = [a for a in re.split(r",\s*", get_header(ctx.st.original, "to") or "") if a]
-    ftype = (fields.get("feedback-type") or "").lower() or None
+        if rcpts:
+            ctx.note(f"complained-about recipient from the returned message's To: {rcpts}")
+    ftype = (fields.get("feedback-type") or "").lower() or (pack.feedback_type if pack else None)
+    rule = pack.id if pack is not None else "rfc5965"
     verdicts = []
     for r in rcpts or [None]:
         addr = rules.clean_address(r) if r else None
         verdicts.append(Verdict(final_recipient=addr, reason="feedback", feedback_type=ftype,
                                 reporting_mta=rfc3464.strip_type(fields.get("reporting-mta")),
-                                rule="rfc5965"))
-    return Report(kind="complaint", format="rfc5965", verdicts=tuple(verdicts), **base)
+                                rule=rule))
+    ctx.note(f"complaint ({ftype or 'feedback type unknown'}) about "
+             f"{', '.join(v.final_recipient or '?' for v in verdicts)}")
+    return Report(kind="complaint", format=rule, verdicts=tuple(verdicts), **base)
 
 
 def _auto_reply(ctx, base, pack) -> Report:
     frm = ctx.header("from")
     addr = rules.clean_address(frm) if frm else None
     v = Verdict(final_recipient=addr, reason="vacation", rule=pack.id)
+    ctx.note(f"auto-reply ({pack.id}) from {addr}")
     return Report(kind="auto_reply", format=pack.id, verdicts=(v,), **base)
 
 

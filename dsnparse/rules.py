@@ -28,7 +28,7 @@ from .resources import rules_dir
 log = logging.getLogger("dsnparse.rules")
 
 DATA_FILES = {"codes.yaml", "reasons.yaml", "policy.yaml"}
-KINDS = ("bounce", "auto_reply")
+KINDS = ("bounce", "auto_reply", "complaint")
 _FLAGS = None  # set on first compile (regex imported lazily)
 
 
@@ -122,6 +122,7 @@ class Pack:
     samples: tuple = ()
     needs_recipient: bool = True
     header_names: frozenset = frozenset()
+    feedback_type: Optional[str] = None
 
     @property
     def detects(self) -> bool:
@@ -139,7 +140,7 @@ class Pack:
 _TOP = {
     "id": str, "description": str, "order": int, "kind": str, "mta": list, "detect": dict,
     "report_start": list, "original_start": list, "recipients": list, "text_rules": list,
-    "samples": list, "needs_recipient": bool,
+    "samples": list, "needs_recipient": bool, "feedback_type": str,
 }
 _DETECT = {"any": list, "all": list, "none": list}
 _COND = {"header": str, "body": str, "pattern": str}
@@ -279,6 +280,7 @@ def load_pack(path: Path, pack_id: Optional[str] = None) -> Pack:
         original_start=plist("original_start"), recipients=tuple(rcpts),
         text_rules=tuple(trules), samples=tuple(data.get("samples", [])),
         needs_recipient=data.get("needs_recipient", True), header_names=header_names,
+        feedback_type=data.get("feedback_type"),
     )
 
 
@@ -306,14 +308,16 @@ def load_packs(extra_dirs: tuple = ()) -> tuple:
     """Load the user's packs (``extra_dirs``, first wins) and the shipped ones, in order.
 
     Returns:
-        A tuple of :class:`Pack` sorted by ``order`` then id.
+        A tuple of :class:`Pack` sorted by ``order``, then user packs before shipped ones,
+        then id.
 
     Raises:
         RuleError: a broken pack (see :func:`load_pack`); two packs of one directory with the
             same id.
     """
     by_id: dict = {}
-    for d in tuple(extra_dirs) + (rules_dir(),):
+    rank: dict = {}  # pack id -> index of its directory (user directories first)
+    for n, d in enumerate(tuple(extra_dirs) + (rules_dir(),)):
         if not Path(d).is_dir():
             raise RuleError(d, "rules directory does not exist")
         seen_here = set()
@@ -322,8 +326,10 @@ def load_packs(extra_dirs: tuple = ()) -> tuple:
             if pack.id in seen_here:
                 raise RuleError(p, f"duplicate pack id {pack.id!r} in {d}", None, "id")
             seen_here.add(pack.id)
-            by_id.setdefault(pack.id, pack)  # earlier directories (user packs) win
-    return tuple(sorted(by_id.values(), key=lambda pk: (pk.order, pk.id)))
+            if pack.id not in by_id:  # earlier directories (user packs) win
+                by_id[pack.id], rank[pack.id] = pack, n
+    # by order; at equal order user packs before shipped ones; then by id
+    return tuple(sorted(by_id.values(), key=lambda pk: (pk.order, rank[pk.id], pk.id)))
 
 
 # --------------------------------------------------------------------------- matching
@@ -386,28 +392,42 @@ def region(pack: Pack, text: str, timeout: float) -> str:
     return text[start:end]
 
 
-def detect(pack: Pack, header, body, timeout: float) -> Optional[str]:
+def _describe(c: Condition) -> str:
+    src = c.pattern.source if len(c.pattern.source) <= 70 else c.pattern.source[:69] + "…"
+    return f"{c.target}{':' + c.name if c.name else ''} ~ /{src}/"
+
+
+def detect(pack: Pack, header, body, timeout: float, why_not: Optional[list] = None) -> Optional[str]:
     """Return a description of the condition that recognised the message, or ``None``.
 
     Args:
         header: callable ``name -> str`` giving a header's unfolded value (``""`` if absent).
         body: callable ``() -> str`` giving the report text (computed only when needed).
+        why_not: a list that, when given, receives why the pack did not recognise the message
+            (for ``dsnparse explain``).
     """
     def test(c: Condition):
         text = header(c.name) if c.target == "header" else body()
         return text and c.pattern.search(text, timeout)
 
     for c in pack.detect_none:
-        if test(c):
+        m = test(c)
+        if m:
+            if why_not is not None:
+                why_not.append(f"excluded by detect.none {_describe(c)} matching {m.group(0)[:80]!r}")
             return None
     for c in pack.detect_all:
         if not test(c):
+            if why_not is not None:
+                why_not.append(f"detect.all {_describe(c)} did not match")
             return None
     if pack.detect_any:
         for c in pack.detect_any:
             m = test(c)
             if m:
-                return f"{c.target}{':' + c.name if c.name else ''} ~ /{c.pattern.source}/ matched {m.group(0)[:80]!r}"
+                return f"{_describe(c)} matched {m.group(0)[:80]!r}"
+        if why_not is not None:
+            why_not.append("no detect.any condition matched")
         return None
     return "all conditions matched"
 
