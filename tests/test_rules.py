@@ -204,7 +204,8 @@ def test_new_user_pack_is_tried_first(tmp_path):
     trace: list = []
     report = engine.parse(BOUNCE, opts, trace=trace)
     assert report.format == "zz/local"
-    assert trace[0].startswith("pack zz/local: recognised")
+    recognised = [line for line in trace if ": recognised (" in line]
+    assert recognised[0].startswith("pack zz/local: recognised")
 
 
 def test_rules_from_environment(tmp_path, monkeypatch, capsys):
