@@ -470,7 +470,10 @@ def extract(pack: Pack, text: str, header, timeout: float) -> list:
             continue
         for m in rule.pattern.finditer(src, timeout):
             gd = {k: v for k, v in m.groupdict().items() if v}
-            addr = clean_address(gd.get("recipient"))
+            raw = gd.get("recipient")
+            if raw and gd.get("recipient_domain") and "@" not in raw:
+                raw = f"{raw}@{gd['recipient_domain']}"  # split address, e.g. VERP "user=domain"
+            addr = clean_address(raw)
             if not addr:
                 continue
             diag = (gd.get("diagnostic") or "").strip()
