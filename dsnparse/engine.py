@@ -107,7 +107,7 @@ def parse(message, options: Optional[Options] = None, trace: Optional[list] = No
     ds = rfc3464.read(st)
     if ds is not None:
         ctx.note(f"delivery-status fields found ({ds.format}): {len(ds.recipients)} recipient(s)")
-        return _from_delivery_status(ds, base, ctx, packs)
+        return _from_delivery_status(ds, base, ctx, packs, _vendor_pack(ctx, packs))
     if st.feedback_parts or st.report_type == "feedback-report":
         ctx.note("ARF feedback report (RFC 5965): complaint")
         return _complaint(ctx, base)
@@ -157,18 +157,48 @@ def _base_fields(msg: Message, st: rfc3464.Structure) -> dict:
     }
 
 
-def _from_delivery_status(ds, base, ctx, packs) -> Report:
+def _vendor_pack(ctx, packs):
+    """The first bounce pack that recognises a message with a delivery-status part: its text
+    rules apply first, and its recipient lines fill in diagnostics the report leaves out."""
+    for pack in packs:
+        if pack.kind == "bounce" and pack.detects and pack.order < 600 and \
+                rules.detect(pack, ctx.header, ctx.text, ctx.timeout):
+            ctx.note(f"pack {pack.id}: recognised the report's vendor")
+            return pack
+    return None
+
+
+def _recipient_of(r: dict) -> Optional[str]:
+    # Final-Recipient is normally the address; some MTAs (Exim's local delivery) put a file
+    # path there and the address in X-Actual-Recipient / Original-Recipient.
+    cands = [rfc3464.address(r.get(k)) for k in ("final-recipient", "x-actual-recipient",
+                                                  "original-recipient")]
+    for c in cands:
+        if c and "@" in c:
+            return c
+    return next((c for c in cands if c), None)
+
+
+def _from_delivery_status(ds, base, ctx, packs, vendor=None) -> Report:
     pm = ds.per_message
     reporting_mta = rfc3464.strip_type(pm.get("reporting-mta"))
     single = len(ds.recipients) == 1
+    in_text: dict = {}
+    if vendor is not None and vendor.recipients:
+        region = rules.region(vendor, ctx.text(), ctx.timeout)
+        in_text = {f["recipient"].lower(): f for _, f in
+                   rules.extract(vendor, region, ctx.header, ctx.timeout)}
     verdicts = []
     for r in ds.recipients:
         diag = rfc3464.strip_type(unfold(r.get("diagnostic-code"))) if r.get("diagnostic-code") else None
+        rcpt = _recipient_of(r)
+        if not diag and rcpt and rcpt.lower() in in_text:
+            diag = in_text[rcpt.lower()].get("diagnostic")
+            if diag:
+                ctx.note(f"{rcpt}: diagnostic taken from the {vendor.id} text: {diag[:100]!r}")
         verdicts.append(build_verdict(
-            ctx, packs, None,
-            recipient=rfc3464.address(r.get("final-recipient"))
-            or rfc3464.address(r.get("x-actual-recipient"))
-            or rfc3464.address(r.get("original-recipient")),
+            ctx, packs, vendor,
+            recipient=rcpt,
             original_recipient=rfc3464.address(r.get("original-recipient")),
             action=rfc3464.action(r.get("action")),
             field_status=codes.normalize_status(r.get("status")),
