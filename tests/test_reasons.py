@@ -117,3 +117,14 @@ def pack_dir(tmp_path):
 def test_status_inferred_from_rule_reason(pack_dir, diag, status_line, action, want):
     v = dsnparse.parse(_dsn(diag, status_line, action), pack_dir).verdicts[0]
     assert (v.status, v.status_source, v.reason) == want
+
+
+def test_shipped_text_rule_packs_have_the_right_shape():
+    packs = {p.id: p for p in load_packs()}
+    std = [p for pid, p in packs.items() if pid.startswith("standard/")]
+    rhost = [p for pid, p in packs.items() if pid.startswith("rhost/")]
+    assert std and rhost
+    for p in std:
+        assert p.shared and p.text_rules, p.id
+    for p in rhost:
+        assert p.mta and not p.detects and p.text_rules, p.id
