@@ -11,7 +11,9 @@
    recipients decides.
 4. Each recipient's status: the ``Status`` field, unless the diagnostic text carries a more
    specific code of the same class (``5.0.0`` vs ``550 5.1.1 …``); else a code in the
-   diagnostic text; else a text rule's status; else the reply code's RFC 5321 meaning.
+   diagnostic text; else a text rule's status; else the default status of the reason a text
+   rule gave, when ``rules/reasons.yaml`` marks it reliable (class from the reply code);
+   else the reply code's RFC 5321 meaning.
    Text rules (vendor packs keyed on the MTA first, shared packs last) give the reason.
 5. :func:`dsnparse.codes.classify` maps the status onto the bounce-code table (911 when
    nothing gives a status).
@@ -23,7 +25,7 @@ import re
 from email.message import Message
 from typing import Optional
 
-from . import codes, rfc3464, rules
+from . import codes, reasons, rfc3464, rules
 from .load import header as get_header
 from .load import load, part_text, unfold
 from .model import Report, Verdict
@@ -264,6 +266,10 @@ def build_verdict(ctx, packs, matched, *, recipient, action, field_status, diagn
         if trule.status and (status is None or _generic(status)) and \
                 (status is None or status[0] == trule.status[0] or status[0] == "5"):
             status, source = trule.status, "rule"
+        elif status is None and not trule.status and action not in codes.SUCCESS_ACTIONS:
+            inferred = reasons.inferred_status(reason, reply, action)
+            if inferred:  # the reason names one RFC 3463 condition (rules/reasons.yaml)
+                status, source = inferred, "rule"
         decided_by = f"{rule}+{tpack.id}#{trule.id}"
     if action is None:
         action = "delivered" if status and status.startswith("2.") else FAILED
