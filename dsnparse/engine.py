@@ -266,6 +266,8 @@ def build_verdict(ctx, packs, matched, *, recipient, action, field_status, diagn
         if trule.status and (status is None or _generic(status)) and \
                 (status is None or status[0] == trule.status[0] or status[0] == "5"):
             status, source = trule.status, "rule"
+            if status[0] == "4" and action == FAILED and not (reply or "").startswith("4"):
+                status = "5" + status[1:]  # the MTA gave up: a permanent failure now
         elif status is None and not trule.status and action not in codes.SUCCESS_ACTIONS:
             inferred = reasons.inferred_status(reason, reply, action)
             if inferred:  # the reason names one RFC 3463 condition (rules/reasons.yaml)
