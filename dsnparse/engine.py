@@ -252,7 +252,7 @@ def build_verdict(ctx, packs, matched, *, recipient, action, field_status, diagn
     reply = reply_code or find_reply_code(text)
     status, source = decide_status(field_status, text_status, paired)
     tpacks = rules.text_rule_packs(packs, (remote_mta, reporting_mta), matched, ctx.timeout)
-    hit = rules.find_text_rule(text, tpacks, ctx.timeout)
+    hit = rules.find_text_rule(text, tpacks, ctx.timeout, status)
     if not hit and ctx.trace is not None:
         ctx.note(f"{recipient}: no text rule matched "
                  + (f"(packs tried: {', '.join(p.id for p in tpacks)})" if tpacks and text
