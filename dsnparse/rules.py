@@ -29,6 +29,9 @@ log = logging.getLogger("dsnparse.rules")
 
 DATA_FILES = {"codes.yaml", "reasons.yaml", "policy.yaml"}
 KINDS = ("bounce", "auto_reply", "complaint")
+# RFC 3464 §2.3.3 actions a recipient rule may state (a pack may describe a provider's own
+# delivery notification: ``delivered`` recipients make the report kind ``delivered``)
+RECIPIENT_ACTIONS = ("failed", "delayed", "delivered")
 _FLAGS = None  # set on first compile (regex imported lazily)
 
 
@@ -246,8 +249,8 @@ def load_pack(path: Path, pack_id: Optional[str] = None) -> Pack:
         if cont not in (None, "indented", "paragraph"):
             raise RuleError(path, "continuation must be 'indented' or 'paragraph'", rid, "continuation")
         act = r.get("action", "failed")
-        if act not in ("failed", "delayed"):
-            raise RuleError(path, "action must be 'failed' or 'delayed'", rid, "action")
+        if act not in RECIPIENT_ACTIONS:
+            raise RuleError(path, f"action must be one of {', '.join(RECIPIENT_ACTIONS)}", rid, "action")
         pat = _compile(path, r["pattern"], rid, "pattern")
         if "recipient" not in pat.compiled.groupindex:
             raise RuleError(path, "pattern needs a named group 'recipient'", rid, "pattern")

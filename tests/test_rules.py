@@ -313,6 +313,41 @@ Hello
     assert (v.final_recipient, v.feedback_type, v.reason) == ("pat@example.com", "abuse", "feedback")
 
 
+def test_recipient_rule_action_delivered(tmp_path):
+    _pack(tmp_path, """\
+        order: 100
+        detect:
+          any:
+            - body: '^Delivery notice from the example relay'
+        recipients:
+          - id: delivered
+            pattern: '^Delivered to <(?P<recipient>[^>]+)>: (?P<diagnostic>.*)$'
+            action: delivered
+        """, name="zz/notice.yaml")
+    msg = (b"From: relay@example.net\nTo: a@example.org\nSubject: notice\n\n"
+           b"Delivery notice from the example relay\n\n"
+           b"Delivered to <pat@example.com>: 250 2.6.0 Message received\n")
+    report = engine.parse(msg, Options(rules=(str(tmp_path),)))
+    assert report.kind == "delivered" and report.format == "zz/notice"
+    (v,) = report.verdicts
+    assert (v.final_recipient, v.action, v.status, v.reason) == \
+        ("pat@example.com", "delivered", "2.6.0", "delivered")
+    assert v.code is None and v.bounce_type is None
+
+
+def test_recipient_rule_unknown_action(tmp_path):
+    p = _pack(tmp_path, """\
+        detect:
+          any:
+            - body: 'x'
+        recipients:
+          - id: r
+            pattern: '(?P<recipient>\\S+@\\S+)'
+            action: bounced
+        """)
+    _names(_error(p), "r", "action")
+
+
 # ----------------------------------------------------------------- CLI: explain, rules check
 
 
