@@ -50,6 +50,11 @@ def load(message) -> Message:
         raise InputError("input does not start with a header field: not an RFC 5322 message")
     if data[:1] in (b"\r", b"\n", b" ", b"\t"):
         data = data.lstrip(b"\r\n\t ")
+    head = data[:4096]
+    if b"\r" in head and b"\n" not in head:
+        # old Mac (CR-only) line endings: the parser splits on CR too, but the quoted-printable
+        # and base64 decoders only know LF and CRLF (a soft break "=\r" would stay)
+        data = data.replace(b"\r", b"\n")
     if data.startswith(b"From ") or data.startswith(b">From "):
         data = data.split(b"\n", 1)[1] if b"\n" in data else b""
     return email.message_from_bytes(data, policy=_COMPAT32)

@@ -164,3 +164,18 @@ def test_parse_accepts_str_and_message():
     text = dsn("Reporting-MTA: dns; m\n\nFinal-Recipient: rfc822; a@x\nAction: failed\nStatus: 5.1.1\n").decode()
     assert dsnparse.parse(text).verdicts[0].code == "511"
     assert dsnparse.parse(email.message_from_string(text)).verdicts[0].code == "511"
+
+
+def test_cr_only_line_endings_decode_quoted_printable_soft_breaks():
+    msg = (b"From: MAILER-DAEMON@mx.example\rTo: a@example.org\rSubject: failure\r"
+           b"MIME-Version: 1.0\rContent-Type: multipart/report; report-type=delivery-status; boundary=B\r\r"
+           b"--B\rContent-Type: text/plain\rContent-Transfer-Encoding: quoted-printable\r\r"
+           b"The recipient mail=\rbox is full\r"
+           b"--B\rContent-Type: message/delivery-status\r\rReporting-MTA: dns; mx.example\r\r"
+           b"Final-Recipient: rfc822; z@example.net\rAction: failed\r--B--\r")
+    from dsnparse import engine
+    r = engine.parse(msg)
+    assert r.verdicts[0].final_recipient == "z@example.net"
+    ctx_text = engine.Context(engine.load(msg), engine.rfc3464.scan(engine.load(msg)), engine.DEFAULT, None).text()
+    assert "mailbox is full" in ctx_text
+    assert r.verdicts[0].reason == "mailbox_full"
