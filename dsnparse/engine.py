@@ -217,7 +217,19 @@ def _from_delivery_status(ds, base, ctx, packs, vendor=None) -> Report:
 
 def _from_pack(pack, ctx, base, packs) -> Optional[Report]:
     text = rules.region(pack, ctx.text(), ctx.timeout)
-    found = rules.extract(pack, text, ctx.header, ctx.timeout)
+    exclude = rules.notified_addresses(ctx.header) if pack.exclude_notified else None
+    found = rules.extract(pack, text, ctx.header, ctx.timeout, exclude)
+    if not found and pack.recipient_from_original:
+        inner = _returned_report(ctx)
+        if inner is not None:
+            ctx.note(f"pack {pack.id}: the returned message is itself a delivery-status report")
+            report = _from_delivery_status(inner, base, ctx, packs)
+            if report.verdicts:
+                return report
+        addr = _returned_to(pack, ctx, exclude)
+        if addr:
+            ctx.note(f"pack {pack.id}: recipient from the returned message's To: {addr}")
+            found = [("original-to", {"recipient": addr, "action": FAILED})]
     if not found:
         return None
     verdicts = []
@@ -236,6 +248,42 @@ def _from_pack(pack, ctx, base, packs) -> Optional[Report]:
             fallback_text=text if len(found) == 1 and not f.get("diagnostic") else None,
         ))
     return Report(kind=kind_of(verdicts), format=pack.id, verdicts=tuple(verdicts), **base)
+
+
+def _returned_report(ctx):
+    """The delivery-status fields of a returned message that is itself a DSN (a bounce
+    forwarded or returned inside another one), or ``None``."""
+    orig = ctx.st.original
+    if orig is None or not orig.is_multipart():
+        return None
+    ds = rfc3464.read(rfc3464.scan(orig))
+    return ds if ds is not None and ds.recipients else None
+
+
+def _returned_to(pack, ctx, exclude) -> Optional[str]:
+    """The one address in the ``To`` of the returned message: the message/rfc822 part, else
+    the header block that follows the pack's ``original_start`` marker in the text.  ``None``
+    when there is no such header or it holds more or less than one address."""
+    from email.utils import getaddresses
+
+    to = get_header(ctx.st.original, "to") if ctx.st.original is not None else None
+    if to is None and pack.original_start:
+        text = ctx.text()
+        hits = [m for p in pack.original_start if (m := p.search(text, ctx.timeout))]
+        if hits:
+            start = min(m.start() for m in hits)
+            after = text[start:].split("\n", 1)[1] if "\n" in text[start:] else ""
+            headers = rfc3464._parse_headers_text(after[:20_000])
+            to = get_header(headers, "to") if headers is not None else None
+    if not to:
+        return None
+    addrs = [a for _, a in getaddresses([to]) if a]
+    if len(addrs) != 1:
+        return None
+    addr = rules.clean_address(addrs[0])
+    if not addr or exclude is not None and (addr.lower() in exclude or rules.is_system_address(addr)):
+        return None
+    return addr
 
 
 def build_verdict(ctx, packs, matched, *, recipient, action, field_status, diagnostic, rule,

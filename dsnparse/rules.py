@@ -128,6 +128,8 @@ class Pack:
     needs_recipient: bool = True
     header_names: frozenset = frozenset()
     feedback_type: Optional[str] = None
+    exclude_notified: bool = False
+    recipient_from_original: bool = False
 
     @property
     def detects(self) -> bool:
@@ -146,6 +148,7 @@ _TOP = {
     "id": str, "description": str, "order": int, "kind": str, "mta": list, "detect": dict,
     "report_start": list, "original_start": list, "recipients": list, "text_rules": list,
     "samples": list, "needs_recipient": bool, "feedback_type": str,
+    "exclude_notified": bool, "recipient_from_original": bool,
 }
 _DETECT = {"any": list, "all": list, "none": list}
 _COND = {"header": str, "body": str, "pattern": str}
@@ -287,6 +290,8 @@ def load_pack(path: Path, pack_id: Optional[str] = None) -> Pack:
         text_rules=tuple(trules), samples=tuple(data.get("samples", [])),
         needs_recipient=data.get("needs_recipient", True), header_names=header_names,
         feedback_type=data.get("feedback_type"),
+        exclude_notified=data.get("exclude_notified", False),
+        recipient_from_original=data.get("recipient_from_original", False),
     )
 
 
@@ -461,12 +466,13 @@ def _continue(text: str, pos: int, mode: Optional[str]) -> str:
     return " ".join(out)
 
 
-def extract(pack: Pack, text: str, header, timeout: float) -> list:
+def extract(pack: Pack, text: str, header, timeout: float, exclude=None) -> list:
     """Apply the pack's recipient rules; return ``[(rule_id, fields dict)]`` in text order.
 
     ``fields`` has ``recipient`` and any of ``reply_code``, ``status``, ``diagnostic``,
     ``remote_mta``, ``action``.  A recipient found twice is kept once (first position), its
-    fields completed from the later match.
+    fields completed from the later match.  With ``exclude`` (a set of lower-case addresses,
+    see :func:`notified_addresses`), those addresses and mail-system mailboxes are skipped.
     """
     found: dict = {}
     order = []
@@ -480,7 +486,7 @@ def extract(pack: Pack, text: str, header, timeout: float) -> list:
             if raw and gd.get("recipient_domain") and "@" not in raw:
                 raw = f"{raw}@{gd['recipient_domain']}"  # split address, e.g. VERP "user=domain"
             addr = clean_address(raw)
-            if not addr:
+            if not addr or exclude is not None and (addr.lower() in exclude or is_system_address(addr)):
                 continue
             diag = (gd.get("diagnostic") or "").strip()
             more = _continue(src, m.end(), rule.continuation)
@@ -501,6 +507,31 @@ def extract(pack: Pack, text: str, header, timeout: float) -> list:
                 found[key] = (rule.id, fields_)
                 order.append(key)
     return [found[k] for k in order]
+
+
+_SYSTEM_LOCAL = ("postmaster", "mailer-daemon", "mailer_daemon", "mailerdaemon")
+
+
+def notified_addresses(header) -> frozenset:
+    """The addresses a bounce itself is from and to (``From``, ``To``, ``Reply-To``,
+    ``Sender``, ``Return-Path``), lower case: the sender being notified and the mail system,
+    never a failed recipient.  Used by packs with ``exclude_notified``."""
+    from email.utils import getaddresses
+
+    out = set()
+    for name in ("from", "to", "reply-to", "sender", "return-path"):
+        v = header(name)
+        if v:
+            for _, a in getaddresses(v.split("\n")):
+                a = clean_address(a)
+                if a:
+                    out.add(a.lower())
+    return frozenset(out)
+
+
+def is_system_address(addr: str) -> bool:
+    """``True`` for a mail system's own mailbox (``postmaster@…``, ``mailer-daemon@…``)."""
+    return addr.split("@", 1)[0].lower() in _SYSTEM_LOCAL
 
 
 def find_text_rule(diagnostic: str, packs: Iterable[Pack], timeout: float,
