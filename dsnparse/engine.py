@@ -326,6 +326,11 @@ def build_verdict(ctx, packs, matched, *, recipient, action, field_status, diagn
     c = codes.classify(status, reply, status_source=source, action=action)
     if action in ("delivered", "relayed", "expanded"):
         reason = "delivered"
+    elif action == FAILED and (c.status or "").startswith("4.") and \
+            (reason or c.reason) == "undefined":
+        # RFC 3464 §2.3.3: "failed" with a transient status and no stated cause means the
+        # MTA gave up retrying: the message expired in its queue
+        reason = "expired"
     ctx.note(f"{recipient}: status {c.status} ({c.status_source}), reply {reply}, "
              f"code {c.code} {c.bounce_type}, reason {reason or c.reason}")
     return Verdict(

@@ -51,3 +51,17 @@ def test_not_bounces_kinds_are_never_bounce():
         except InputError:
             kind = "error"
         assert kind not in ("bounce", "delay"), e["file"]
+
+
+def test_sisimai_rule_pack_floors():
+    """Issue 3's floors over the whole Sisimai corpus (402 emails, 66 families)."""
+    result = evaluate(need(SISIMAI) / "expectations.jsonl")
+    total = result["TOTAL"]
+    r = total.rates()
+    assert total.emails == 402
+    assert r["detected"] >= 0.98, r
+    assert r["rcpt_count"] >= 0.95, r
+    assert r["status_class"] >= 0.97, r
+    assert r["status_exact"] >= 0.93, r
+    assert r["reason"] >= 0.88, r
+    assert total.false_pos == 0, [m for m in total.misses if "false positive" in m[1]]
