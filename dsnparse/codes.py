@@ -176,7 +176,12 @@ def _yaml_loader():
     return _loader_cache[0]
 
 
-def _load(path: Path) -> CodeTable:
+def read_yaml(path: Path):
+    """Read a YAML data file safely (``SafeLoader``; duplicate keys are an error).
+
+    Raises:
+        RuleError: the file cannot be read, is not valid YAML, or repeats a key.
+    """
     yaml, loader = _yaml_loader()
     try:
         text = path.read_text(encoding="utf-8")
@@ -185,12 +190,15 @@ def _load(path: Path) -> CodeTable:
     ldr = loader(text)
     ldr.name = str(path)
     try:
-        data = ldr.get_single_data()
+        return ldr.get_single_data()
     except yaml.YAMLError as exc:
-        raise RuleError(path, f"invalid YAML: {exc}") from None
+        raise RuleError(path, f"invalid YAML: {exc}".replace("\n", " ")) from None
     finally:
         ldr.dispose()
-    return _validate(path, data)
+
+
+def _load(path: Path) -> CodeTable:
+    return _validate(path, read_yaml(path))
 
 
 def _check_fields(path, section, key, entry, allowed):

@@ -65,21 +65,9 @@ def load_reasons(path: Union[str, Path, None] = None) -> dict:
 
 
 def _load(path: Path) -> dict:
-    from .codes import _yaml_loader, normalize_status
+    from .codes import normalize_status, read_yaml
 
-    yaml, loader = _yaml_loader()
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise RuleError(path, f"cannot read: {exc}") from None
-    ldr = loader(text)
-    ldr.name = str(path)
-    try:
-        data = ldr.get_single_data()
-    except yaml.YAMLError as exc:
-        raise RuleError(path, f"invalid YAML: {exc}".replace("\n", " ")) from None
-    finally:
-        ldr.dispose()
+    data = read_yaml(path)
     if not isinstance(data, dict) or not data:
         raise RuleError(path, "top level must be a mapping of reason names to entries")
     out = {}
