@@ -24,10 +24,11 @@ import json
 import os
 import sys
 import tempfile
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from .errors import DsnparseError
-from .ledger import Ledger
+if TYPE_CHECKING:  # the ledger (sqlite3, uuid…) is imported only when a command needs it
+    from .ledger import Ledger
 from .policy import Decision, iso, load_policy
 
 
@@ -53,6 +54,8 @@ def open_ledger(args: argparse.Namespace) -> Ledger:
         LedgerError: the ledger cannot be opened.
         RuleError: the policy file is invalid.
     """
+    from .ledger import Ledger
+
     policy = load_policy(getattr(args, "policy", None))
     return Ledger(getattr(args, "db", None), policy=policy)
 
