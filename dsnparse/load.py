@@ -8,6 +8,7 @@ violations included).  Only input that is not an email at all raises :class:`Inp
 from __future__ import annotations
 
 import email
+import email.errors
 import email.header
 import re
 from email import policy as _policy
@@ -52,7 +53,18 @@ def load(message) -> Message:
         data = data.lstrip(b"\r\n\t ")
     if data.startswith(b"From ") or data.startswith(b">From "):
         data = data.split(b"\n", 1)[1] if b"\n" in data else b""
-    return email.message_from_bytes(data, policy=_COMPAT32)
+    try:
+        return email.message_from_bytes(data, policy=_COMPAT32)
+    except RecursionError:
+        # message/rfc822 or multipart nested deeper than the interpreter's recursion limit
+        # (the stdlib feedparser recurses once per level): keep the top header section and
+        # read the body as text, noting the defect.
+        from email.errors import MessageDefect
+        from email.parser import BytesParser
+
+        msg = BytesParser(policy=_COMPAT32).parsebytes(data, headersonly=True)
+        msg.defects.append(MessageDefect("MIME structure nested too deep: body read as text"))
+        return msg
 
 
 _WS = re.compile(r"\r?\n[ \t]+|\r[ \t]+")
@@ -88,7 +100,7 @@ def unfold(value) -> str:
                 p.decode(c or "utf-8", "replace") if isinstance(p, bytes) else p
                 for p, c in parts
             )
-        except (LookupError, ValueError, AssertionError):
+        except (LookupError, ValueError, AssertionError, email.errors.HeaderParseError):
             pass
     return value.replace("\r", " ").replace("\n", " ").strip()
 

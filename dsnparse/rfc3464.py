@@ -126,13 +126,15 @@ def scan(msg: Message, max_parts: int = 500) -> Structure:
 
 
 def _parse_headers_text(text: str) -> Optional[Message]:
-    import email
     from email import policy
+    from email.parser import Parser
 
     text = text.lstrip("\r\n")
     if not text:
         return None
-    return email.message_from_string(text, policy=policy.compat32)
+    # header section only: the returned body is never read, and a nested message/rfc822
+    # chain must not be parsed (it could nest deeper than the recursion limit)
+    return Parser(policy=policy.compat32).parsestr(text, headersonly=True)
 
 
 def ds_text(part: Message) -> str:
@@ -143,7 +145,7 @@ def ds_text(part: Message) -> str:
     a transfer-encoded part stays a string.  All three are turned back into field text.
     """
     payload = part.get_payload()
-    cte = (part.get("content-transfer-encoding") or "").strip().lower()
+    cte = str(part.get("content-transfer-encoding") or "").strip().lower()  # may be a Header
     if isinstance(payload, list):
         if cte in ("base64", "quoted-printable"):
             raw = "\n".join(m.as_string() if isinstance(m, Message) else str(m) for m in payload)
