@@ -174,7 +174,7 @@ def _decode_cte(raw: str, cte: str, charset: str) -> str:
         return raw
     try:
         return data.decode(charset, "replace")
-    except LookupError:
+    except (LookupError, ValueError):  # unknown charset, or a name with a NUL byte
         return data.decode("utf-8", "replace")
 
 
