@@ -41,6 +41,11 @@ class Context:
         self.timeout = options.pattern_timeout
         self._headers: dict = {}
         self._text: Optional[str] = None
+        self.folded = rules.Folded(self.header_block, self.text)
+
+    def header_block(self) -> str:
+        """The top-level header section as ``Name: value`` lines (for pack keywords)."""
+        return "\n".join(f"{k}: {v}" for k, v in self.msg.items())
 
     def header(self, name: str) -> str:
         """All values of header ``name``, unfolded and decoded, joined by newlines ("" if absent)."""
@@ -145,7 +150,7 @@ def parse(message, options: Optional[Options] = None, trace: Optional[list] = No
     for pack in packs:
         if not pack.detects:
             continue
-        why = rules.detect(pack, ctx.header, ctx.text, ctx.timeout)
+        why = rules.detect(pack, ctx.header, ctx.text, ctx.timeout, ctx.folded)
         if not why:
             continue
         ctx.note(f"pack {pack.id}: recognised ({why})")
