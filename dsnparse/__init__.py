@@ -4,14 +4,15 @@ Public API::
 
     parse(message, options=None) -> Report          # bytes, str or email.message.Message
     parse_path(path, options=None) -> Iterator[tuple[str, Report]]   # file, dir, mbox, Maildir
+    is_suppressed(address, db=None) -> bool          # ask the bounce ledger before sending
 
 See :mod:`dsnparse.model` for :class:`Report` and :class:`Verdict`.
 """
 from .errors import DsnparseError, InputError, RuleError, SourceError
 from .model import Report, Verdict
 
-__all__ = ["parse", "parse_path", "Report", "Verdict", "DsnparseError", "InputError",
-           "RuleError", "SourceError"]
+__all__ = ["parse", "parse_path", "is_suppressed", "Report", "Verdict", "DsnparseError",
+           "InputError", "RuleError", "SourceError"]
 __version__ = "0.1.0"
 
 
@@ -25,3 +26,11 @@ def parse_path(path, options=None):
     """Iterate ``(source, Report)`` over a path; see :func:`dsnparse.sources.parse_path`."""
     from .sources import parse_path as _pp
     return _pp(path, options)
+
+
+def is_suppressed(address, db=None):
+    """``True`` when the bounce ledger says not to mail ``address``; see
+    :func:`dsnparse.ledger.is_suppressed` (``db``: ledger path, default ``$DSNPARSE_DB``)."""
+    from .ledger import is_suppressed as _is
+
+    return _is(address, db)

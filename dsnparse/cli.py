@@ -61,6 +61,9 @@ def build_parser() -> argparse.ArgumentParser:
                          "(default: one per core; 1 parses in this process; output stays in "
                          "input order)")
     pp.add_argument("-q", "--quiet", action="store_true", help="no summary on stderr")
+    from .ledger_cli import add_db_arguments
+
+    add_db_arguments(pp)
     pp.set_defaults(func=cmd_parse)
 
     pe = sub.add_parser(
@@ -126,6 +129,11 @@ def cmd_parse(args) -> int:
         print("dsnparse: error: --jobs must be at least 1", file=sys.stderr)
         return EXIT_USAGE
     progress = _Progress() if not args.quiet and sys.stderr.isatty() else None
+    ledger = None
+    if getattr(args, "db", None) is not None or getattr(args, "policy", None) is not None:
+        from .ledger_cli import open_ledger
+
+        ledger = open_ledger(args)
     try:
         for path in args.paths:
             try:
@@ -138,6 +146,9 @@ def cmd_parse(args) -> int:
                     writer.write(report.records(source))
                     if progress:
                         progress.tick(counts["messages"])
+                    if ledger is not None and report.kind not in ("error", "not_bounce"):
+                        ledger.record_report(report, source, original_headers=dict(report.original_headers),
+                                             raw=data if isinstance(data, bytes) else None)
             except SourceError as e:
                 unreadable += 1
                 print(f"dsnparse: {e}", file=sys.stderr)
@@ -150,6 +161,8 @@ def cmd_parse(args) -> int:
     finally:
         if out is not sys.stdout:
             out.close()
+        if ledger is not None:
+            ledger.close()
     if progress:
         progress.done()
     if not args.quiet:

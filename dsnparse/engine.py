@@ -11,7 +11,9 @@
    recipients decides.
 4. Each recipient's status: the ``Status`` field, unless the diagnostic text carries a more
    specific code of the same class (``5.0.0`` vs ``550 5.1.1 …``); else a code in the
-   diagnostic text; else a text rule's status; else the reply code's RFC 5321 meaning.
+   diagnostic text; else a text rule's status; else the default status of the reason a text
+   rule gave, when ``rules/reasons.yaml`` marks it reliable (class from the reply code);
+   else the reply code's RFC 5321 meaning.
    Text rules (vendor packs keyed on the MTA first, shared packs last) give the reason.
 5. :func:`dsnparse.codes.classify` maps the status onto the bounce-code table (911 when
    nothing gives a status).
@@ -23,7 +25,7 @@ import re
 from email.message import Message
 from typing import Optional
 
-from . import codes, rfc3464, rules
+from . import codes, reasons, rfc3464, rules
 from .load import header as get_header
 from .load import load, part_text, unfold
 from .model import Report, Verdict
@@ -140,22 +142,31 @@ def parse(message, options: Optional[Options] = None, trace: Optional[list] = No
     ds = rfc3464.read(st)
     if ds is not None:
         ctx.note(f"delivery-status fields found ({ds.format}): {len(ds.recipients)} recipient(s)")
-        return _from_delivery_status(ds, base, ctx, packs)
+        return _from_delivery_status(ds, base, ctx, packs, _vendor_pack(ctx, packs))
     if st.feedback_parts or st.report_type == "feedback-report":
         ctx.note("ARF feedback report (RFC 5965): complaint")
         return _complaint(ctx, base)
     if st.mdn_parts or st.report_type == "disposition-notification":
         ctx.note("message disposition notification (RFC 8098): not a bounce")
         return Report(kind="not_bounce", format="rfc8098", **base)
+    why_not = [] if trace is not None else None
     for pack in packs:
         if not pack.detects:
             continue
-        why = rules.detect(pack, ctx.header, ctx.text, ctx.timeout, ctx.folded)
+        why = rules.detect(pack, ctx.header, ctx.text, ctx.timeout, why_not, ctx.folded)
         if not why:
+            if why_not:
+                ctx.note(f"pack {pack.id}: not recognised ({why_not.pop()})")
             continue
         ctx.note(f"pack {pack.id}: recognised ({why})")
         if pack.kind == "auto_reply":
             return _auto_reply(ctx, base, pack)
+        if pack.kind == "complaint":
+            report = _complaint(ctx, base, pack)
+            if report.verdicts[0].final_recipient or not pack.needs_recipient:
+                return report
+            ctx.note(f"pack {pack.id}: no recipient found; trying the next pack")
+            continue
         report = _from_pack(pack, ctx, base, packs)
         if report is not None:
             return report
@@ -176,22 +187,53 @@ def _base_fields(msg: Message, st: rfc3464.Structure) -> dict:
         "original_from": get_header(orig, "from") if orig is not None else None,
         "original_to": get_header(orig, "to") if orig is not None else None,
         "original_subject": get_header(orig, "subject") if orig is not None else None,
+        "original_headers": tuple((k, unfold(v)) for k, v in orig.items()) if orig is not None else (),
         "defects": defects,
     }
 
 
-def _from_delivery_status(ds, base, ctx, packs) -> Report:
+def _vendor_pack(ctx, packs):
+    """The first bounce pack that recognises a message with a delivery-status part: its text
+    rules apply first, and its recipient lines fill in diagnostics the report leaves out."""
+    for pack in packs:
+        if pack.kind == "bounce" and pack.detects and pack.order < 600 and \
+                rules.detect(pack, ctx.header, ctx.text, ctx.timeout):
+            ctx.note(f"pack {pack.id}: recognised the report's vendor")
+            return pack
+    return None
+
+
+def _recipient_of(r: dict) -> Optional[str]:
+    # Final-Recipient is normally the address; some MTAs (Exim's local delivery) put a file
+    # path there and the address in X-Actual-Recipient / Original-Recipient.
+    cands = [rfc3464.address(r.get(k)) for k in ("final-recipient", "x-actual-recipient",
+                                                  "original-recipient")]
+    for c in cands:
+        if c and "@" in c:
+            return c
+    return next((c for c in cands if c), None)
+
+
+def _from_delivery_status(ds, base, ctx, packs, vendor=None) -> Report:
     pm = ds.per_message
     reporting_mta = rfc3464.strip_type(pm.get("reporting-mta"))
     single = len(ds.recipients) == 1
+    in_text: dict = {}
+    if vendor is not None and vendor.recipients:
+        region = rules.region(vendor, ctx.text(), ctx.timeout)
+        in_text = {f["recipient"].lower(): f for _, f in
+                   rules.extract(vendor, region, ctx.header, ctx.timeout)}
     verdicts = []
     for r in ds.recipients:
         diag = rfc3464.strip_type(unfold(r.get("diagnostic-code"))) if r.get("diagnostic-code") else None
+        rcpt = _recipient_of(r)
+        if not diag and rcpt and rcpt.lower() in in_text:
+            diag = in_text[rcpt.lower()].get("diagnostic")
+            if diag:
+                ctx.note(f"{rcpt}: diagnostic taken from the {vendor.id} text: {diag[:100]!r}")
         verdicts.append(build_verdict(
-            ctx, packs, None,
-            recipient=rfc3464.address(r.get("final-recipient"))
-            or rfc3464.address(r.get("x-actual-recipient"))
-            or rfc3464.address(r.get("original-recipient")),
+            ctx, packs, vendor,
+            recipient=rcpt,
             original_recipient=rfc3464.address(r.get("original-recipient")),
             action=rfc3464.action(r.get("action")),
             field_status=codes.normalize_status(r.get("status")),
@@ -242,9 +284,12 @@ def build_verdict(ctx, packs, matched, *, recipient, action, field_status, diagn
     text_status, paired = find_status_strength(text)
     reply = reply_code or find_reply_code(text)
     status, source = decide_status(field_status, text_status, paired)
-    hit = rules.find_text_rule(
-        text, rules.text_rule_packs(packs, (remote_mta, reporting_mta), matched, ctx.timeout),
-        ctx.timeout)
+    tpacks = rules.text_rule_packs(packs, (remote_mta, reporting_mta), matched, ctx.timeout)
+    hit = rules.find_text_rule(text, tpacks, ctx.timeout)
+    if not hit and ctx.trace is not None:
+        ctx.note(f"{recipient}: no text rule matched "
+                 + (f"(packs tried: {', '.join(p.id for p in tpacks)})" if tpacks and text
+                    else "(no text to match)" if not text else "(no pack has text rules for it)"))
     reason = None
     decided_by = rule
     if hit:
@@ -254,6 +299,10 @@ def build_verdict(ctx, packs, matched, *, recipient, action, field_status, diagn
         if trule.status and (status is None or _generic(status)) and \
                 (status is None or status[0] == trule.status[0] or status[0] == "5"):
             status, source = trule.status, "rule"
+        elif status is None and not trule.status and action not in codes.SUCCESS_ACTIONS:
+            inferred = reasons.inferred_status(reason, reply, action)
+            if inferred:  # the reason names one RFC 3463 condition (rules/reasons.yaml)
+                status, source = inferred, "rule"
         decided_by = f"{rule}+{tpack.id}#{trule.id}"
     if action is None:
         action = "delivered" if status and status.startswith("2.") else FAILED
@@ -286,9 +335,18 @@ def _generic(status: str) -> bool:
     return s == "0" and d == "0"
 
 
-def _complaint(ctx, base) -> Report:
+def _complaint(ctx, base, pack=None) -> Report:
+    """An ARF report (RFC 5965), or a message a ``kind: complaint`` pack recognised (a
+    provider's own feedback-loop format): the complained-about recipients come from the
+    ``Original-Rcpt-To`` fields, else the pack's recipient rules, else the ``To`` of the
+    returned message."""
     fields: dict = {}
     rcpts: list = []
+    if pack is not None:
+        text = rules.region(pack, ctx.text(), ctx.timeout)
+        for rule_id, f in rules.extract(pack, text, ctx.header, ctx.timeout):
+            ctx.note(f"pack {pack.id}: recipient rule {rule_id!r} found {f['recipient']}")
+            rcpts.append(f["recipient"])
     for part in ctx.st.feedback_parts:  # RFC 5965 §3.1 fields, one per line
         for line in rfc3464.ds_text(part).replace("\r", "").split("\n"):
             if ":" in line:
@@ -299,20 +357,26 @@ def _complaint(ctx, base) -> Report:
                     rcpts.append(v.strip())
     if not rcpts and ctx.st.original is not None:
         rcpts = [a for a in re.split(r",\s*", get_header(ctx.st.original, "to") or "") if a]
-    ftype = (fields.get("feedback-type") or "").lower() or None
+        if rcpts:
+            ctx.note(f"complained-about recipient from the returned message's To: {rcpts}")
+    ftype = (fields.get("feedback-type") or "").lower() or (pack.feedback_type if pack else None)
+    rule = pack.id if pack is not None else "rfc5965"
     verdicts = []
     for r in rcpts or [None]:
         addr = rules.clean_address(r) if r else None
         verdicts.append(Verdict(final_recipient=addr, reason="feedback", feedback_type=ftype,
                                 reporting_mta=rfc3464.strip_type(fields.get("reporting-mta")),
-                                rule="rfc5965"))
-    return Report(kind="complaint", format="rfc5965", verdicts=tuple(verdicts), **base)
+                                rule=rule))
+    ctx.note(f"complaint ({ftype or 'feedback type unknown'}) about "
+             f"{', '.join(v.final_recipient or '?' for v in verdicts)}")
+    return Report(kind="complaint", format=rule, verdicts=tuple(verdicts), **base)
 
 
 def _auto_reply(ctx, base, pack) -> Report:
     frm = ctx.header("from")
     addr = rules.clean_address(frm) if frm else None
     v = Verdict(final_recipient=addr, reason="vacation", rule=pack.id)
+    ctx.note(f"auto-reply ({pack.id}) from {addr}")
     return Report(kind="auto_reply", format=pack.id, verdicts=(v,), **base)
 
 

@@ -101,6 +101,9 @@ class Report:
         original_message_id, original_from, original_to, original_subject: header fields of
             the returned original message (``message/rfc822``, ``text/rfc822-headers``,
             RFC 6532 ``message/global*`` or inline text), when the bounce carries it.
+        original_headers: every header field of the returned original, as
+            ``((name, value), …)`` with values unfolded (a ledger reads the campaign id from
+            them); not part of the output records.
         defects: short names of the problems met while reading (e.g. parser defects).
         error: for kind ``error`` only: why the input could not be read or parsed.
     """
@@ -118,6 +121,7 @@ class Report:
     original_from: Optional[str] = None
     original_to: Optional[str] = None
     original_subject: Optional[str] = None
+    original_headers: tuple = field(default=(), repr=False)
     defects: tuple[str, ...] = field(default=())
     error: Optional[str] = None
 
@@ -132,6 +136,7 @@ class Report:
         d["from"] = d.pop("from_")
         d["verdicts"] = [v.to_dict() for v in self.verdicts]
         d["defects"] = list(self.defects)
+        d["original_headers"] = [list(h) for h in self.original_headers]
         return d
 
     def records(self, source: Optional[str] = None) -> list[dict[str, Any]]:

@@ -74,8 +74,8 @@ def parse_items(items: Iterable, options: Options, jobs: int) -> Iterator[tuple]
     pending: deque = deque()
     with ctx.Pool(jobs) as pool:
         def submit(chunk):
-            kinds = [d if not isinstance(d, (bytes, bytearray)) else None for _, d in chunk]
-            pending.append((kinds, pool.apply_async(_parse_chunk, ((chunk, options),))))
+            datas = [d for _, d in chunk]  # kept for the caller (e.g. the ledger stores raw bytes)
+            pending.append((datas, pool.apply_async(_parse_chunk, ((chunk, options),))))
 
         for chunk in first:
             submit(chunk)
@@ -88,6 +88,6 @@ def parse_items(items: Iterable, options: Options, jobs: int) -> Iterator[tuple]
 
 
 def _drain(entry):
-    kinds, res = entry
-    for kind, (source, report) in zip(kinds, res.get()):
-        yield source, kind, report
+    datas, res = entry
+    for data, (source, report) in zip(datas, res.get()):
+        yield source, data, report

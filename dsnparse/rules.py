@@ -28,7 +28,7 @@ from .resources import rules_dir
 log = logging.getLogger("dsnparse.rules")
 
 DATA_FILES = {"codes.yaml", "reasons.yaml", "policy.yaml"}
-KINDS = ("bounce", "auto_reply")
+KINDS = ("bounce", "auto_reply", "complaint")
 _FLAGS = None  # set on first compile (regex imported lazily)
 
 
@@ -139,6 +139,7 @@ class Pack:
     samples: tuple = ()
     needs_recipient: bool = True
     header_names: frozenset = frozenset()
+    feedback_type: Optional[str] = None
     keywords: tuple = ()
 
     @property
@@ -157,7 +158,8 @@ class Pack:
 _TOP = {
     "id": str, "description": str, "order": int, "kind": str, "mta": list, "detect": dict,
     "report_start": list, "original_start": list, "recipients": list, "text_rules": list,
-    "samples": list, "needs_recipient": bool, "keywords": list,
+    "samples": list, "needs_recipient": bool, "feedback_type": str,
+    "keywords": list,
 }
 _DETECT = {"any": list, "all": list, "none": list}
 _COND = {"header": str, "body": str, "pattern": str}
@@ -261,6 +263,7 @@ def _required(items, sp) -> Optional[set]:
     if not cands:
         return None
     return max(cands, key=lambda alts: (min(len(a) for a in alts), -len(alts)))
+
 
 
 def _reasons() -> frozenset:
@@ -376,6 +379,7 @@ def load_pack(path: Path, pack_id: Optional[str] = None) -> Pack:
         original_start=plist("original_start"), recipients=tuple(rcpts),
         text_rules=tuple(trules), samples=tuple(data.get("samples", [])),
         needs_recipient=data.get("needs_recipient", True), header_names=header_names,
+        feedback_type=data.get("feedback_type"),
         keywords=tuple(keywords),
     )
 
@@ -404,7 +408,8 @@ def load_packs(extra_dirs: tuple = ()) -> tuple:
     """Load the user's packs (``extra_dirs``, first wins) and the shipped ones, in order.
 
     Returns:
-        A tuple of :class:`Pack` sorted by ``order`` then id.
+        A tuple of :class:`Pack` sorted by ``order``, then user packs before shipped ones,
+        then id.
 
     Raises:
         RuleError: a broken pack (see :func:`load_pack`); two packs of one directory with the
@@ -427,15 +432,18 @@ def load_packs(extra_dirs: tuple = ()) -> tuple:
 
 def _load_listing(listing) -> tuple:
     by_id: dict = {}
-    for d, files in listing:
+    rank: dict = {}  # pack id -> index of its directory (user directories first)
+    for n, (d, files) in enumerate(listing):
         seen_here = set()
         for pid, p in files:
             pack = load_pack(p, pid)
             if pack.id in seen_here:
                 raise RuleError(p, f"duplicate pack id {pack.id!r} in {d}", None, "id")
             seen_here.add(pack.id)
-            by_id.setdefault(pack.id, pack)  # earlier directories (user packs) win
-    return tuple(sorted(by_id.values(), key=lambda pk: (pk.order, pk.id)))
+            if pack.id not in by_id:  # earlier directories (user packs) win
+                by_id[pack.id], rank[pack.id] = pack, n
+    # by order; at equal order user packs before shipped ones; then by id
+    return tuple(sorted(by_id.values(), key=lambda pk: (pk.order, rank[pk.id], pk.id)))
 
 
 # --------------------------------------------------------------------------- pack cache
@@ -586,6 +594,11 @@ def region(pack: Pack, text: str, timeout: float) -> str:
     return text[start:end]
 
 
+def _describe(c: Condition) -> str:
+    src = c.pattern.source if len(c.pattern.source) <= 70 else c.pattern.source[:69] + "…"
+    return f"{c.target}{':' + c.name if c.name else ''} ~ /{src}/"
+
+
 class Folded:
     """Case-folded views of one message for the cheap prefilter (computed once, lazily):
     ``body()`` the report text, ``all()`` the header section and the report text."""
@@ -614,17 +627,22 @@ def may_apply(pack: Pack, folded: Optional[Folded]) -> bool:
     return any(k in hay for k in pack.keywords)
 
 
-def detect(pack: Pack, header, body, timeout: float, folded: Optional[Folded] = None) -> Optional[str]:
+def detect(pack: Pack, header, body, timeout: float, why_not: Optional[list] = None,
+           folded: Optional[Folded] = None) -> Optional[str]:
     """Return a description of the condition that recognised the message, or ``None``.
 
     Args:
         header: callable ``name -> str`` giving a header's unfolded value (``""`` if absent).
         body: callable ``() -> str`` giving the report text (computed only when needed).
+        why_not: a list that, when given, receives why the pack did not recognise the message
+            (for ``dsnparse explain``).
         folded: the message's :class:`Folded` views; when given, the pack's ``keywords`` and
             each body pattern's required literals are checked with ``in`` before any pattern
             runs (a pattern that cannot match is not run).
     """
     if folded is not None and not may_apply(pack, folded):
+        if why_not is not None:
+            why_not.append("none of its keywords occurs in the message")
         return None
 
     def test(c: Condition):
@@ -637,16 +655,23 @@ def detect(pack: Pack, header, body, timeout: float, folded: Optional[Folded] = 
         return text and c.pattern.search(text, timeout)
 
     for c in pack.detect_none:
-        if test(c):
+        m = test(c)
+        if m:
+            if why_not is not None:
+                why_not.append(f"excluded by detect.none {_describe(c)} matching {m.group(0)[:80]!r}")
             return None
     for c in pack.detect_all:
         if not test(c):
+            if why_not is not None:
+                why_not.append(f"detect.all {_describe(c)} did not match")
             return None
     if pack.detect_any:
         for c in pack.detect_any:
             m = test(c)
             if m:
-                return f"{c.target}{':' + c.name if c.name else ''} ~ /{c.pattern.source}/ matched {m.group(0)[:80]!r}"
+                return f"{_describe(c)} matched {m.group(0)[:80]!r}"
+        if why_not is not None:
+            why_not.append("no detect.any condition matched")
         return None
     return "all conditions matched"
 
@@ -689,7 +714,10 @@ def extract(pack: Pack, text: str, header, timeout: float) -> list:
             continue
         for m in rule.pattern.finditer(src, timeout):
             gd = {k: v for k, v in m.groupdict().items() if v}
-            addr = clean_address(gd.get("recipient"))
+            raw = gd.get("recipient")
+            if raw and gd.get("recipient_domain") and "@" not in raw:
+                raw = f"{raw}@{gd['recipient_domain']}"  # split address, e.g. VERP "user=domain"
+            addr = clean_address(raw)
             if not addr:
                 continue
             diag = (gd.get("diagnostic") or "").strip()

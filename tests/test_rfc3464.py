@@ -125,7 +125,7 @@ def test_delay_delivered_and_kinds():
 
 def test_status_from_reply_code_only():
     r = dsnparse.parse(dsn("Reporting-MTA: dns; m\n\nFinal-Recipient: rfc822; a@x\nAction: failed\n"
-                           "Diagnostic-Code: smtp; 552 Requested mail action aborted: exceeded storage allocation\n"))
+                           "Diagnostic-Code: smtp; 552 Requested mail action aborted\n"))
     v = r.verdicts[0]
     assert (v.status, v.status_source, v.reply_code, v.code, v.bounce_type) == (
         "5.2.2", "reply_code", "552", "522", "soft")

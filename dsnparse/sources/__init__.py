@@ -5,6 +5,10 @@ records and ``data`` is the message's bytes or a :class:`~dsnparse.errors.Source
 explaining why it could not be read.  Reading streams: memory does not grow with the number
 of messages (an mbox is read line by line; a directory is walked lazily).
 
+A directory is walked recursively in name order; hidden files and files that are plainly
+not messages (``*.json``, ``*.jsonl``, ``*.md``, ``*.yaml``, ``*.yml``, ``*.py``, and
+``README*``, ``LICENSE*``, ``NOTICE*``) are skipped.  A file given by name is always read.
+
 Source names: a file's path as given; ``PATH#N`` for the N-th message of an mbox (from 0);
 ``PATH#KEY`` for a Maildir message (its key: the file name without the ``:2,`` flags);
 ``-`` for standard input.
@@ -21,6 +25,8 @@ from ..model import Report
 from ..options import DEFAULT, Options
 
 Item = tuple[str, Union[bytes, SourceError]]
+_NOT_MAIL = (".json", ".jsonl", ".md", ".yaml", ".yml", ".py", ".pyc")
+_DOC_NAMES = ("README", "LICENSE", "NOTICE")
 
 
 def iter_messages(path: Union[str, os.PathLike], options: Options = DEFAULT) -> Iterator[Item]:
@@ -84,7 +90,7 @@ def _directory(p: Path, cap: int) -> Iterator[Item]:
     for root, dirs, files in os.walk(p, onerror=None):
         dirs[:] = sorted(d for d in dirs if not d.startswith("."))
         for fn in sorted(files):
-            if fn.startswith("."):
+            if fn.startswith(".") or fn.endswith(_NOT_MAIL) or fn.upper().startswith(_DOC_NAMES):
                 continue
             fp = Path(root) / fn
             yield from _file(fp, cap, str(fp))

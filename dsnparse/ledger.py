@@ -1,0 +1,898 @@
+"""The bounce ledger: every bounce event in one SQLite file, and who to stop mailing.
+
+A :class:`Ledger` records events (one per recipient of a bounce, delay, delivery notice,
+auto-reply or complaint) and keeps, per address, the :class:`~dsnparse.policy.Decision` of
+the suppression policy (:mod:`dsnparse.policy`, ``rules/policy.yaml``) up to date in the same
+transaction.  Asking is cheap: :meth:`Ledger.is_suppressed` reads one row.
+
+Storage
+    One SQLite file in WAL mode (readers never block the writer).  Each write is one
+    ``BEGIN IMMEDIATE`` transaction: a process killed mid-write leaves either all of a
+    batch or none of it.  Writers wait on a locked database (SQLite busy timeout) and retry
+    with back-off until ``timeout`` seconds have passed, so several processes (an IMAP
+    watcher and a batch import) can write one ledger at once.  ``synchronous=NORMAL`` (the
+    default) survives a killed process; pass ``synchronous="FULL"`` to survive power loss too.
+    The schema is versioned (``PRAGMA user_version``) and migrated on open.
+
+Deduplication
+    Each event has a stable key: the bounce's Message-ID (else a SHA-256 of the raw message
+    when given, else of the parsed report) plus the normalised recipient.  Recording the
+    same bounce twice stores it once.
+
+Addresses
+    Normalised by :func:`normalize_address`: the domain lower-cased, the local part kept.
+
+Recording hook for ``dsnparse parse … --db F`` and ``dsnparse imap … --db F``
+    Open one ledger per command run (``dsnparse.ledger_cli.open_ledger(args)`` reads
+    ``--db``/``--policy``; ``ledger_cli.add_db_arguments(parser)`` adds them) and, per
+    parsed message, call ``ledger.record_report(report, source, original_headers=hdrs,
+    raw=raw_bytes)`` where ``hdrs`` maps the header names of the returned original message
+    to their values (``None`` when the bounce does not carry it) — the campaign id is read
+    from them.  Each call is one transaction, committed when it returns: the IMAP command
+    may mark a message processed after it.  A batch import may instead pass the records of
+    many messages to ``record_records`` (one transaction, faster).  Recording is
+    idempotent, so re-running an import over the same mail adds nothing.
+
+Typical use::
+
+    from dsnparse.ledger import Ledger
+    with Ledger("bounces.sqlite3") as led:
+        for source, report in dsnparse.parse_path("Maildir"):
+            led.record_report(report, source)
+        if led.is_suppressed("bob@example.com"):
+            ...
+"""
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import os
+import random
+import re
+import sqlite3
+import time
+import uuid
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import (IO, Any, Callable, Iterable, Iterator, Mapping, Optional, Sequence,
+                    Union)
+
+from .errors import DsnparseError
+from .policy import Decision, Event, Policy, decide, iso, load_policy
+
+SCHEMA_VERSION = 1
+"""Current schema version (``PRAGMA user_version`` of a ledger file)."""
+
+# MIGRATIONS[n] brings a ledger from version n-1 to n.  Never edit a shipped migration;
+# append a new one and bump SCHEMA_VERSION.
+MIGRATIONS: dict[int, Sequence[str]] = {
+    1: (
+        """CREATE TABLE events (
+            id INTEGER PRIMARY KEY,
+            event_key TEXT NOT NULL UNIQUE,
+            address TEXT NOT NULL,
+            at REAL NOT NULL,
+            kind TEXT NOT NULL,
+            action TEXT, code TEXT, bounce_type TEXT, status TEXT, reason TEXT,
+            feedback_type TEXT, reporting_mta TEXT,
+            message_id TEXT, source TEXT, original_message_id TEXT, campaign TEXT,
+            note TEXT,
+            recorded_at REAL NOT NULL)""",
+        "CREATE INDEX events_address_at ON events(address, at, id)",
+        """CREATE TABLE addresses (
+            address TEXT PRIMARY KEY,
+            suppressed INTEGER NOT NULL,
+            basis TEXT, reason TEXT, since REAL, code TEXT, status TEXT,
+            tags TEXT NOT NULL DEFAULT '',
+            soft_count INTEGER NOT NULL DEFAULT 0,
+            event_ids TEXT NOT NULL DEFAULT '',
+            removed_at REAL,
+            updated_at REAL NOT NULL) WITHOUT ROWID""",
+        "CREATE INDEX addresses_suppressed_since ON addresses(suppressed, since)",
+        "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT) WITHOUT ROWID",
+    ),
+}
+
+EVENT_COLUMNS = ("id", "event_key", "address", "at", "kind", "action", "code", "bounce_type",
+                 "status", "reason", "feedback_type", "reporting_mta", "message_id", "source",
+                 "original_message_id", "campaign", "note", "recorded_at")
+EXPORT_FIELDS = ("email", "reason", "basis", "since", "code", "status", "tags")
+"""Columns of :meth:`Ledger.export` (``email`` first, as mailing tools expect)."""
+
+Timestamp = Union[datetime, int, float, str, None]
+
+
+class LedgerError(DsnparseError):
+    """The ledger file cannot be opened, migrated or written (the message says why)."""
+
+
+# --------------------------------------------------------------------------- helpers
+
+def default_db_path(policy: Optional[Policy] = None) -> Path:
+    """Return the ledger path used when none is given (``Path``).
+
+    In order: ``$DSNPARSE_DB``; the policy's ``ledger.path``; ``$XDG_DATA_HOME/dsnparse/
+    ledger.sqlite3`` (``$XDG_DATA_HOME`` defaults to ``~/.local/share``).
+    """
+    env = os.environ.get("DSNPARSE_DB")
+    if env:
+        return Path(env).expanduser()
+    if policy is not None and policy.db_path:
+        return Path(policy.db_path).expanduser()
+    base = os.environ.get("XDG_DATA_HOME") or os.path.join(os.path.expanduser("~"),
+                                                           ".local", "share")
+    return Path(base) / "dsnparse" / "ledger.sqlite3"
+
+
+_SIMPLE_ADDR = re.compile(r"^[^\s<>()\[\],;:\"@\\]+@[^\s<>()\[\],;:\"@\\]+$")
+_ANGLE = re.compile(r"<([^<>\s]+@[^<>\s]+)>")
+_flanker_parse: Any = None
+
+
+def _flanker(value: str) -> Optional[str]:
+    """Parse an odd address with flanker (imported on first use); ``None`` when it can't."""
+    global _flanker_parse
+    if _flanker_parse is None:
+        try:
+            from flanker.addresslib import address as _fa
+            _flanker_parse = _fa.parse
+        except Exception:               # not installed or broken: fall back for good
+            _flanker_parse = False
+    if _flanker_parse:
+        try:
+            parsed = _flanker_parse(value)
+            addr = getattr(parsed, "address", None)
+            if addr and "@" in addr:
+                return str(addr)
+        except Exception:
+            pass
+    m = _ANGLE.search(value)
+    return m.group(1) if m else None
+
+
+def normalize_address(value: Optional[str]) -> Optional[str]:
+    """Normalise an email address for the ledger: domain lower-cased, local part kept.
+
+    Accepts ``bob@Example.COM``, ``<bob@example.com>``, ``rfc822; bob@example.com`` and
+    (through flanker, imported lazily) ``Bob <bob@example.com>``.
+
+    Args:
+        value: the address (``str``) or ``None``.
+
+    Returns:
+        ``"local@domain"`` (``str``), or ``None`` when ``value`` holds no address.
+    """
+    if not value:
+        return None
+    s = str(value).strip()
+    if s[:7].lower() == "rfc822;":
+        s = s[7:].strip()
+    if s.startswith("<") and s.endswith(">"):
+        s = s[1:-1].strip()
+    if not _SIMPLE_ADDR.match(s):
+        s = _flanker(s) or ""
+    local, at, domain = s.rpartition("@")
+    domain = domain.strip().rstrip(".").lower()
+    if not at or not local or not domain:
+        return None
+    return f"{local}@{domain}"
+
+
+def to_epoch(value: Timestamp) -> Optional[float]:
+    """Convert a time to epoch seconds (``float``).
+
+    Args:
+        value: ``datetime`` (naive means UTC), epoch seconds (``int``/``float``), an RFC 5322
+            date (``"Tue, 7 May 2024 10:00:00 +0000"``) or ISO 8601 string, or ``None``.
+
+    Returns:
+        Epoch seconds, or ``None`` for ``None``.
+
+    Raises:
+        ValueError: a string that is no date, or a value of another type.
+    """
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        raise ValueError(f"not a time: {value!r}")
+    if isinstance(value, (int, float)):
+        return float(value)
+    if isinstance(value, datetime):
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=timezone.utc)
+        return value.timestamp()
+    if isinstance(value, str):
+        from email.utils import parsedate_to_datetime
+        s = value.strip()
+        try:
+            return to_epoch(parsedate_to_datetime(s))
+        except (TypeError, ValueError, IndexError):
+            pass
+        try:
+            return to_epoch(datetime.fromisoformat(s.replace("Z", "+00:00")))
+        except ValueError:
+            raise ValueError(f"not a date: {value!r}") from None
+    raise ValueError(f"not a time: {value!r}")
+
+
+def _soft_epoch(*values: Any) -> Optional[float]:
+    for v in values:
+        try:
+            t = to_epoch(v)
+        except ValueError:
+            continue
+        if t is not None:
+            return t
+    return None
+
+
+def _clean_mid(mid: Optional[str]) -> Optional[str]:
+    if not mid:
+        return None
+    s = str(mid).strip()
+    if s.startswith("<") and s.endswith(">"):
+        s = s[1:-1].strip()
+    return s or None
+
+
+def campaign_from_headers(headers: Optional[Mapping[str, Any]],
+                          names: Sequence[str]) -> Optional[str]:
+    """Return the campaign/list id from the returned original's header fields.
+
+    Args:
+        headers: header name → value (``str``; a list takes its first item), any case;
+            ``None`` gives ``None``.  An ``email.message.Message`` works too.
+        names: header names to try, in order (the policy's ``ledger.campaign_headers``).
+
+    Returns:
+        The first non-empty value (``str``); for a value with an ``<id>`` part (List-Id,
+        RFC 2919) the id inside the brackets.  ``None`` when no header is present.
+    """
+    if not headers:
+        return None
+    lower: dict[str, Any] = {}
+    for k, v in headers.items():
+        lower.setdefault(str(k).lower(), v)
+    for name in names:
+        v = lower.get(name.lower())
+        if isinstance(v, (list, tuple)):
+            v = v[0] if v else None
+        if v is None:
+            continue
+        s = " ".join(str(v).split())
+        m = re.search(r"<([^<>]+)>", s)
+        if m:
+            s = m.group(1).strip()
+        if s:
+            return s
+    return None
+
+
+def _event_kind(kind: Optional[str], action: Optional[str]) -> Optional[str]:
+    """Map a record's report kind and verdict action to a ledger event kind (or ``None``)."""
+    if kind in ("complaint", "auto_reply"):
+        return kind
+    if kind not in ("bounce", "delay", "delivered"):
+        return None                      # not_bounce, error: nothing to record
+    a = (action or "").lower()
+    if a == "failed":
+        return "bounce"
+    if a == "delayed":
+        return "delay"
+    if a in ("delivered", "relayed", "expanded"):
+        return "delivered"
+    return kind
+
+
+def _hash(obj: Any) -> str:
+    blob = json.dumps(obj, sort_keys=True, default=str, ensure_ascii=False).encode("utf-8")
+    return hashlib.sha256(blob).hexdigest()
+
+
+def event_key(message_key: str, address: str) -> str:
+    """Return the deduplication key of one event (``str``, 32 hex digits).
+
+    Args:
+        message_key: identifies the bounce message (``"mid:<Message-ID>"`` or ``"sha:<hex>"``).
+        address: the normalised recipient.
+    """
+    return hashlib.sha256(f"{message_key}\n{address}".encode("utf-8")).hexdigest()[:32]
+
+
+def _is_busy(exc: BaseException) -> bool:
+    msg = str(exc).lower()
+    return isinstance(exc, sqlite3.OperationalError) and ("locked" in msg or "busy" in msg)
+
+
+# --------------------------------------------------------------------------- the ledger
+
+class Ledger:
+    """A bounce ledger in one SQLite file.
+
+    Args:
+        path: the file (``str``/path-like); ``None`` uses :func:`default_db_path`.  Parent
+            directories are created.
+        policy: a :class:`~dsnparse.policy.Policy`; ``None`` loads the default
+            (:func:`~dsnparse.policy.load_policy`).  If the file's decisions were made under
+            another policy, they are recomputed on open (all writers of one ledger should
+            share one policy).
+        timeout: seconds (``float``) to keep waiting and retrying while another process
+            holds the write lock, before giving up with :class:`LedgerError`.
+        synchronous: SQLite ``synchronous`` level, ``"NORMAL"`` (survives a killed
+            process) or ``"FULL"`` (also survives power loss; slower).
+
+    Raises:
+        LedgerError: the file cannot be opened or is not a ledger, or its schema is newer
+            than this version of dsnparse knows.
+        RuleError: the default policy is invalid (only when ``policy`` is ``None``).
+
+    A ``Ledger`` is a context manager (closes on exit).  Use one per thread.
+    """
+
+    def __init__(self, path: Union[str, os.PathLike, None] = None, *,
+                 policy: Optional[Policy] = None, timeout: float = 30.0,
+                 synchronous: str = "NORMAL"):
+        self.policy = policy if policy is not None else load_policy()
+        self.path = Path(path).expanduser() if path is not None else default_db_path(self.policy)
+        self.timeout = float(timeout)
+        if synchronous.upper() not in ("NORMAL", "FULL", "EXTRA"):
+            raise ValueError(f"synchronous must be NORMAL, FULL or EXTRA, not {synchronous!r}")
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._conn = sqlite3.connect(str(self.path), timeout=min(self.timeout, 5.0),
+                                         isolation_level=None)
+        except (OSError, sqlite3.Error) as exc:
+            raise LedgerError(f"{self.path}: cannot open ledger: {exc}") from exc
+        try:
+            self._retry(lambda: self._conn.execute("PRAGMA journal_mode=WAL").fetchone())
+            self._conn.execute(f"PRAGMA synchronous={synchronous.upper()}")
+            self._migrate()
+            self._check_policy()
+        except sqlite3.DatabaseError as exc:
+            self._conn.close()
+            raise LedgerError(f"{self.path}: not a usable ledger: {exc}") from exc
+        except BaseException:
+            self._conn.close()
+            raise
+
+    # -- plumbing -----------------------------------------------------------------------
+
+    def __enter__(self) -> "Ledger":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close the database connection (idempotent)."""
+        conn, self._conn = getattr(self, "_conn", None), None
+        if conn is not None:
+            conn.close()
+
+    @property
+    def conn(self) -> sqlite3.Connection:
+        if self._conn is None:
+            raise LedgerError(f"{self.path}: ledger is closed")
+        return self._conn
+
+    def _retry(self, fn: Callable[[], Any]) -> Any:
+        deadline = time.monotonic() + self.timeout
+        delay = 0.002
+        while True:
+            try:
+                return fn()
+            except sqlite3.OperationalError as exc:
+                if not _is_busy(exc):
+                    raise
+                if time.monotonic() >= deadline:
+                    raise LedgerError(f"{self.path}: database stayed locked for "
+                                      f"{self.timeout:g} s: {exc}") from exc
+                time.sleep(delay * (0.5 + random.random()))
+                delay = min(delay * 2, 0.25)
+
+    def _write(self, fn: Callable[[sqlite3.Connection], Any]) -> Any:
+        """Run ``fn(conn)`` in one ``BEGIN IMMEDIATE`` transaction, retrying while busy."""
+        conn = self.conn
+
+        def attempt():
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                result = fn(conn)
+                conn.execute("COMMIT")
+                return result
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+        return self._retry(attempt)
+
+    def _migrate(self) -> None:
+        def version() -> int:
+            return self.conn.execute("PRAGMA user_version").fetchone()[0]
+
+        v = self._retry(version)
+        if v > SCHEMA_VERSION:
+            raise LedgerError(f"{self.path}: ledger schema version {v} is newer than this "
+                              f"dsnparse supports ({SCHEMA_VERSION}); upgrade dsnparse")
+        if v == SCHEMA_VERSION:
+            return
+
+        def run(conn):
+            cur = version()               # another process may have migrated meanwhile
+            if cur == 0 and conn.execute(
+                    "SELECT count(*) FROM sqlite_master WHERE name NOT LIKE 'sqlite_%'"
+            ).fetchone()[0]:
+                raise LedgerError(f"{self.path}: not a dsnparse ledger (has other tables)")
+            for n in range(cur + 1, SCHEMA_VERSION + 1):
+                for stmt in MIGRATIONS[n]:
+                    conn.execute(stmt)
+                conn.execute(f"PRAGMA user_version={n}")
+        self._write(run)
+
+    def _meta(self, key: str) -> Optional[str]:
+        row = self.conn.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
+        return row[0] if row else None
+
+    def _check_policy(self) -> None:
+        fp = self.policy.fingerprint
+        if self._retry(lambda: self._meta("policy")) == fp:
+            return
+
+        def run(conn):
+            if self._meta("policy") != fp:
+                self._rebuild(conn)
+                conn.execute("INSERT OR REPLACE INTO meta(key, value) VALUES ('policy', ?)",
+                             (fp,))
+        self._write(run)
+
+    # -- recording ----------------------------------------------------------------------
+
+    def record_report(self, report, source: Optional[str] = None, *,
+                      original_headers: Optional[Mapping[str, Any]] = None,
+                      at: Timestamp = None, raw: Optional[bytes] = None) -> int:
+        """Record the events of one parsed message (the ``--db`` hook of parse and imap).
+
+        One event per verdict whose recipient is an address; ``not_bounce`` and ``error``
+        reports record nothing.  A verdict with ``Action: delayed`` is a delay event, one
+        with ``delivered``/``relayed``/``expanded`` a delivery event.
+
+        Args:
+            report: a :class:`dsnparse.model.Report`.
+            source: where the message came from (path, ``mbox#3``, IMAP URL), stored as is.
+            original_headers: header fields of the returned original message (name →
+                ``str``; any case; an ``email.message.Message`` works).  The campaign id is
+                read from it (policy ``ledger.campaign_headers``); its ``Message-ID`` is used
+                when ``report.original_message_id`` is ``None``.
+            at: time of the bounce (``datetime``, epoch seconds or a date string); default:
+                the bounce's ``Date``, else its ``Arrival-Date``, else now.
+            raw: the raw message (``bytes``); when the bounce has no Message-ID its SHA-256
+                is the dedup key (else a hash of the parsed report is used).
+
+        Returns:
+            The number of new events stored (``int``; a bounce seen before gives 0).
+
+        Raises:
+            LedgerError: the database stayed locked past ``timeout`` or cannot be written.
+            ValueError: ``at`` is not a time.
+        """
+        mid = _clean_mid(report.message_id)
+        if mid:
+            mkey = "mid:" + mid
+        elif raw is not None:
+            mkey = "sha:" + hashlib.sha256(raw).hexdigest()
+        else:
+            mkey = "sha:" + _hash(report.to_dict())
+        when = to_epoch(at)
+        if when is None:
+            when = _soft_epoch(report.date, report.arrival_date)
+        campaign = campaign_from_headers(original_headers, self.policy.campaign_headers)
+        orig_mid = report.original_message_id
+        if not orig_mid and original_headers:
+            orig_mid = campaign_from_headers(original_headers, ("Message-ID",))
+        rows = []
+        for rec in report.records(source):
+            rows.append(self._row(rec, mkey, when, campaign, orig_mid))
+        return self._store([r for r in rows if r is not None])
+
+    def record_records(self, records: Iterable[Mapping[str, Any]], *, at: Timestamp = None,
+                       original_headers: Optional[Mapping[str, Any]] = None) -> int:
+        """Record output records (:meth:`dsnparse.model.Report.records` dicts) in one
+        transaction.
+
+        The dedup key uses each record's ``message_id``, else a hash of the record without
+        its ``source``.  Optional extra keys: ``date`` / ``arrival_date`` (time of the bounce,
+        else now) and ``campaign`` (else read from ``original_headers``).
+
+        Args:
+            records: an iterable of record dicts (keys :data:`dsnparse.model.RECORD_FIELDS`).
+            at: time of every bounce, overriding the records' dates (see
+                :meth:`record_report`).
+            original_headers: header fields of the returned original, for all records.
+
+        Returns:
+            The number of new events stored (``int``).
+
+        Raises:
+            LedgerError: the database stayed locked past ``timeout`` or cannot be written.
+            ValueError: ``at`` is not a time.
+        """
+        when = to_epoch(at)
+        default_campaign = campaign_from_headers(original_headers,
+                                                 self.policy.campaign_headers)
+        rows = []
+        for rec in records:
+            mid = _clean_mid(rec.get("message_id"))
+            if mid:
+                mkey = "mid:" + mid
+            else:
+                mkey = "sha:" + _hash({k: v for k, v in rec.items() if k != "source"})
+            t = when if when is not None else _soft_epoch(rec.get("date"),
+                                                          rec.get("arrival_date"))
+            row = self._row(rec, mkey, t, rec.get("campaign") or default_campaign,
+                            rec.get("original_message_id"))
+            if row is not None:
+                rows.append(row)
+        return self._store(rows)
+
+    def record_event(self, address: str, kind: str, *, at: Timestamp = None,
+                     key: Optional[str] = None, **fields: Any) -> bool:
+        """Record one event directly (for pipelines with their own bounce data, and tests).
+
+        Args:
+            address: the recipient (normalised here).
+            kind: ``bounce``, ``delay``, ``delivered``, ``auto_reply`` or ``complaint``.
+            at: time of the event (default now).
+            key: dedup key (``str``); default: ``message_id`` + address when ``message_id``
+                is given, else a fresh unique key.
+            **fields: any of ``action``, ``code``, ``bounce_type``, ``status``, ``reason``,
+                ``feedback_type``, ``reporting_mta``, ``message_id``, ``source``,
+                ``original_message_id``, ``campaign``, ``note``.
+
+        Returns:
+            ``True`` when stored, ``False`` for a duplicate key.
+
+        Raises:
+            ValueError: no address, an unknown kind or field, or a bad ``at``.
+            LedgerError: the database cannot be written.
+        """
+        addr = normalize_address(address)
+        if addr is None:
+            raise ValueError(f"not an address: {address!r}")
+        if kind not in ("bounce", "delay", "delivered", "auto_reply", "complaint"):
+            raise ValueError(f"unknown event kind {kind!r}")
+        allowed = set(EVENT_COLUMNS) - {"id", "event_key", "address", "at", "kind",
+                                        "recorded_at"}
+        bad = set(fields) - allowed
+        if bad:
+            raise ValueError(f"unknown event field(s): {', '.join(sorted(bad))}")
+        if key is None:
+            mid = _clean_mid(fields.get("message_id"))
+            key = event_key("mid:" + mid if mid else "uuid:" + uuid.uuid4().hex, addr)
+        when = to_epoch(at)
+        row = {c: None for c in EVENT_COLUMNS if c != "id"}
+        row.update(fields, event_key=key, address=addr, kind=kind,
+                   at=when if when is not None else time.time())
+        return self._store([row]) == 1
+
+    def _row(self, rec: Mapping[str, Any], mkey: str, when: Optional[float],
+             campaign: Optional[str], orig_mid: Optional[str]) -> Optional[dict]:
+        kind = _event_kind(rec.get("kind"), rec.get("action"))
+        addr = normalize_address(rec.get("final_recipient") or rec.get("original_recipient"))
+        if kind is None or addr is None:
+            return None
+        return {
+            "event_key": event_key(mkey, addr), "address": addr,
+            "at": when if when is not None else time.time(), "kind": kind,
+            "action": rec.get("action"), "code": rec.get("code"),
+            "bounce_type": rec.get("bounce_type"), "status": rec.get("status"),
+            "reason": rec.get("reason"), "feedback_type": rec.get("feedback_type"),
+            "reporting_mta": rec.get("reporting_mta"),
+            "message_id": _clean_mid(rec.get("message_id")), "source": rec.get("source"),
+            "original_message_id": _clean_mid(orig_mid), "campaign": campaign, "note": None,
+            "recorded_at": None,
+        }
+
+    def _store(self, rows: list[dict]) -> int:
+        if not rows:
+            return 0
+        cols = [c for c in EVENT_COLUMNS if c != "id"]
+        sql = (f"INSERT OR IGNORE INTO events({', '.join(cols)}) "
+               f"VALUES ({', '.join('?' * len(cols))})")
+
+        def run(conn):
+            now = time.time()
+            new = 0
+            touched: dict[str, float] = {}
+            for r in rows:
+                r = {**r, "recorded_at": now}
+                cur = conn.execute(sql, [r[c] for c in cols])
+                if cur.rowcount == 1:
+                    new += 1
+                    a = r["address"]
+                    touched[a] = min(touched.get(a, r["at"]), r["at"])
+            for addr, oldest in touched.items():
+                self._update(conn, addr, oldest, now)
+            return new
+        return self._write(run)
+
+    def _update(self, conn: sqlite3.Connection, addr: str, oldest_new: Optional[float],
+                now: float) -> None:
+        """Recompute one address's decision after new events (oldest at ``oldest_new``)."""
+        cur = conn.execute("SELECT suppressed, since, removed_at FROM addresses "
+                           "WHERE address=?", (addr,)).fetchone()
+        lower = None
+        if cur is not None and oldest_new is not None:
+            suppressed, since, removed_at = cur
+            if suppressed and since is not None and oldest_new > since:
+                return       # sticky: later events cannot change a suppression
+            if removed_at is not None and oldest_new > removed_at:
+                lower = removed_at   # an operator's removal resets all that came before
+        if lower is None:
+            rows = conn.execute(f"SELECT {', '.join(EVENT_COLUMNS)} FROM events "
+                                "WHERE address=?", (addr,)).fetchall()
+        else:
+            rows = conn.execute(f"SELECT {', '.join(EVENT_COLUMNS)} FROM events "
+                                "WHERE address=? AND at>=?", (addr, lower)).fetchall()
+        d = decide([Event(**dict(zip(EVENT_COLUMNS, r))) for r in rows], self.policy)
+        self._save(conn, addr, d, now)
+
+    @staticmethod
+    def _save(conn: sqlite3.Connection, addr: str, d: Decision, now: float) -> None:
+        conn.execute(
+            "INSERT INTO addresses(address, suppressed, basis, reason, since, code, status, "
+            "tags, soft_count, event_ids, removed_at, updated_at) "
+            "VALUES (?,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT(address) DO UPDATE SET "
+            "suppressed=excluded.suppressed, basis=excluded.basis, reason=excluded.reason, "
+            "since=excluded.since, code=excluded.code, status=excluded.status, "
+            "tags=excluded.tags, soft_count=excluded.soft_count, "
+            "event_ids=excluded.event_ids, removed_at=excluded.removed_at, "
+            "updated_at=excluded.updated_at",
+            (addr, int(d.suppressed), d.basis, d.reason, d.since, d.code, d.status,
+             ",".join(d.tags), d.soft_count, ",".join(map(str, d.event_ids)), d.removed_at,
+             now))
+
+    def _rebuild(self, conn: sqlite3.Connection) -> int:
+        now = time.time()
+        conn.execute("DELETE FROM addresses")
+        n = 0
+        batch: list[Event] = []
+        cur = conn.execute(f"SELECT {', '.join(EVENT_COLUMNS)} FROM events "
+                           "ORDER BY address, at, id")
+        for r in cur:
+            e = Event(**dict(zip(EVENT_COLUMNS, r)))
+            if batch and batch[0].address != e.address:
+                self._save(conn, batch[0].address, decide(batch, self.policy), now)
+                n += 1
+                batch = []
+            batch.append(e)
+        if batch:
+            self._save(conn, batch[0].address, decide(batch, self.policy), now)
+            n += 1
+        return n
+
+    def rebuild(self) -> int:
+        """Recompute every address's decision from its events, in one transaction.
+
+        Returns:
+            The number of addresses (``int``).
+
+        Raises:
+            LedgerError: the database cannot be written.
+        """
+        def run(conn):
+            n = self._rebuild(conn)
+            conn.execute("INSERT OR REPLACE INTO meta(key, value) VALUES ('policy', ?)",
+                         (self.policy.fingerprint,))
+            return n
+        return self._write(run)
+
+    # -- questions ----------------------------------------------------------------------
+
+    @staticmethod
+    def _decision(row: Sequence[Any]) -> Decision:
+        (address, suppressed, basis, reason, since, code, status, tags, soft_count,
+         event_ids, removed_at) = row
+        return Decision(address, bool(suppressed), basis, reason, since, code, status,
+                        tuple(t for t in tags.split(",") if t), soft_count,
+                        tuple(int(i) for i in event_ids.split(",") if i), removed_at)
+
+    _DECISION_SQL = ("SELECT address, suppressed, basis, reason, since, code, status, tags, "
+                     "soft_count, event_ids, removed_at FROM addresses")
+
+    def status(self, address: str) -> Decision:
+        """Return the :class:`~dsnparse.policy.Decision` for one address.
+
+        An address the ledger has never seen (or that is not an address at all) is
+        mailable: ``Decision(address, suppressed=False)``.
+
+        Raises:
+            LedgerError: the database cannot be read.
+        """
+        return self.check([address])[0]
+
+    def is_suppressed(self, address: str) -> bool:
+        """Return ``True`` when ``address`` must not be mailed (``bool``).
+
+        Raises:
+            LedgerError: the database cannot be read.
+        """
+        return self.status(address).suppressed
+
+    def check(self, addresses: Iterable[str]) -> list[Decision]:
+        """Return one :class:`~dsnparse.policy.Decision` per address, in the given order.
+
+        The ``address`` of each decision is the normalised form (or the input, stripped,
+        when it is not an address).
+
+        Raises:
+            LedgerError: the database cannot be read.
+        """
+        given = list(addresses)
+        norm = [normalize_address(a) for a in given]
+        found: dict[str, Decision] = {}
+        keys = sorted({n for n in norm if n})
+        for i in range(0, len(keys), 500):
+            chunk = keys[i:i + 500]
+            rows = self._retry(lambda: self.conn.execute(
+                f"{self._DECISION_SQL} WHERE address IN ({','.join('?' * len(chunk))})",
+                chunk).fetchall())
+            for row in rows:
+                found[row[0]] = self._decision(row)
+        return [found.get(n) or Decision(n or str(a).strip()) for a, n in zip(given, norm)]
+
+    def suppressions(self, *, tag: Optional[str] = None,
+                     limit: Optional[int] = None) -> Iterator[Decision]:
+        """Iterate the suppressed addresses, newest suppression first.
+
+        Args:
+            tag: only those with this tag (``str``, e.g. ``"review_911"``).
+            limit: at most this many (``int``).
+
+        Yields:
+            :class:`~dsnparse.policy.Decision` with ``suppressed`` ``True``.
+
+        Raises:
+            LedgerError: the database cannot be read.
+        """
+        sql = f"{self._DECISION_SQL} WHERE suppressed=1"
+        args: list[Any] = []
+        if tag:
+            sql += " AND (',' || tags || ',') LIKE ?"
+            args.append(f"%,{tag},%")
+        sql += " ORDER BY since DESC, address"
+        if limit is not None:
+            sql += " LIMIT ?"
+            args.append(int(limit))
+        cur = self._retry(lambda: self.conn.execute(sql, args))
+        for row in cur:
+            yield self._decision(row)
+
+    def events(self, address: Optional[str] = None, *,
+               ids: Optional[Iterable[int]] = None) -> list[Event]:
+        """Return stored events, oldest first: those of ``address``, or those with ``ids``.
+
+        Raises:
+            LedgerError: the database cannot be read.
+        """
+        cols = ", ".join(EVENT_COLUMNS)
+        if ids is not None:
+            idl = list(ids)
+            out: list[Event] = []
+            for i in range(0, len(idl), 500):
+                chunk = idl[i:i + 500]
+                out += [Event(**dict(zip(EVENT_COLUMNS, r))) for r in self._retry(
+                    lambda: self.conn.execute(
+                        f"SELECT {cols} FROM events WHERE id IN "
+                        f"({','.join('?' * len(chunk))})", chunk).fetchall())]
+            return sorted(out, key=lambda e: (e.at, e.id))
+        addr = normalize_address(address) if address is not None else None
+        if addr is None:
+            raise ValueError(f"not an address: {address!r}")
+        rows = self._retry(lambda: self.conn.execute(
+            f"SELECT {cols} FROM events WHERE address=? ORDER BY at, id", (addr,)).fetchall())
+        return [Event(**dict(zip(EVENT_COLUMNS, r))) for r in rows]
+
+    def count_events(self) -> int:
+        """Return the number of stored events (``int``), operator removals included."""
+        return self._retry(lambda: self.conn.execute("SELECT count(*) FROM events")
+                           .fetchone()[0])
+
+    # -- operator -----------------------------------------------------------------------
+
+    def remove(self, addresses: Iterable[str], *, note: Optional[str] = None,
+               at: Timestamp = None) -> list[Decision]:
+        """Lift suppressions: an operator's override, recorded as a ``removed`` event.
+
+        The removal clears everything before it for the address (the soft count starts from
+        zero); later bounces count as usual.  Addresses not suppressed get the event too.
+
+        Args:
+            addresses: addresses (``str``) to make mailable again.
+            note: why (``str``), stored on the event.
+            at: time of the removal (default now).
+
+        Returns:
+            The decisions *before* the removal, one per valid address, in the given order.
+
+        Raises:
+            ValueError: an item is not an address, or ``at`` is not a time.
+            LedgerError: the database cannot be written.
+        """
+        addrs = []
+        for a in addresses:
+            n = normalize_address(a)
+            if n is None:
+                raise ValueError(f"not an address: {a!r}")
+            addrs.append(n)
+        when = to_epoch(at)
+        when = when if when is not None else time.time()
+        user = os.environ.get("USER") or os.environ.get("USERNAME")
+
+        def run(conn):
+            now = time.time()
+            before = []
+            for addr in addrs:
+                row = conn.execute(f"{self._DECISION_SQL} WHERE address=?",
+                                   (addr,)).fetchone()
+                before.append(self._decision(row) if row else Decision(addr))
+                conn.execute(
+                    "INSERT INTO events(event_key, address, at, kind, note, source, "
+                    "recorded_at) VALUES (?,?,?,?,?,?,?)",
+                    ("removed:" + uuid.uuid4().hex, addr, when, "removed", note,
+                     f"operator:{user}" if user else "operator", now))
+                self._update(conn, addr, None, now)
+            return before
+        return self._write(run)
+
+    # -- export -------------------------------------------------------------------------
+
+    def export(self, stream: IO[str], format: str = "csv", *,
+               tag: Optional[str] = None) -> int:
+        """Write every suppressed address, newest first, one per row.
+
+        Columns :data:`EXPORT_FIELDS`: ``email``, ``reason``, ``basis`` (hard, soft,
+        complaint), ``since`` (ISO 8601 UTC), ``code``, ``status``, ``tags`` (``;``-separated in
+        CSV, a list in JSON Lines).
+
+        Args:
+            stream: a text stream.
+            format: ``"csv"`` (RFC 4180, header row) or ``"jsonl"`` (one JSON object a line).
+            tag: only suppressions with this tag.
+
+        Returns:
+            The number of addresses written (``int``).
+
+        Raises:
+            ValueError: unknown format.
+            LedgerError: the database cannot be read.
+        """
+        if format not in ("csv", "jsonl"):
+            raise ValueError(f"unknown export format {format!r} (expected csv or jsonl)")
+        w = csv.writer(stream, lineterminator="\n") if format == "csv" else None
+        if w:
+            w.writerow(EXPORT_FIELDS)
+        n = 0
+        for d in self.suppressions(tag=tag):
+            row = (d.address, d.reason, d.basis, iso(d.since), d.code, d.status,
+                   ";".join(d.tags))
+            if w:
+                w.writerow(["" if v is None else v for v in row])
+            else:
+                obj = dict(zip(EXPORT_FIELDS, row))
+                obj["tags"] = list(d.tags)
+                stream.write(json.dumps(obj, ensure_ascii=False) + "\n")
+            n += 1
+        return n
+
+
+def is_suppressed(address: str, db: Union[str, os.PathLike, None] = None) -> bool:
+    """Shortcut: open the ledger ``db`` (default :func:`default_db_path`), ask, close.
+
+    A pipeline sending many messages should keep one :class:`Ledger` open instead.
+
+    Raises:
+        LedgerError: the ledger cannot be opened or read.
+    """
+    with Ledger(db) as led:
+        return led.is_suppressed(address)

@@ -1,0 +1,130 @@
+"""rules/reasons.yaml, its loader, and the status inferred from a text rule's reason."""
+from __future__ import annotations
+
+import textwrap
+
+import pytest
+
+import dsnparse
+from dsnparse import codes, reasons
+from dsnparse.errors import RuleError
+from dsnparse.options import Options
+from dsnparse.reasons import inferred_status, load_reasons
+from dsnparse.rules import load_packs
+
+
+def test_taxonomy_matches_codes_reasons():
+    table = load_reasons()
+    assert set(table) == set(codes.REASONS)
+    assert len(table) == 34
+
+
+def test_every_table_reason_and_rule_reason_is_defined():
+    table = load_reasons()
+    assert {e.reason for e in codes.load_table().enhanced.values()} <= set(table)
+    for pack in load_packs():
+        for rule in pack.text_rules:
+            assert rule.reason is None or rule.reason in table, (pack.id, rule.id)
+
+
+@pytest.mark.parametrize("name,status", [
+    ("user_unknown", "5.1.1"), ("mailbox_full", "5.2.2"), ("host_unknown", "5.1.2"),
+    ("expired", "4.4.7"), ("suspend", "5.2.1"), ("has_moved", "5.1.6"),
+    ("mesg_too_big", "5.3.4"), ("exceed_limit", "5.2.3"), ("require_ptr", "5.7.25"),
+    ("system_full", "4.3.1"), ("no_relaying", "5.7.1"),
+])
+def test_reliable_defaults(name, status):
+    r = load_reasons()[name]
+    assert r.default_status == status and r.infer_status and r.definition
+
+
+@pytest.mark.parametrize("name", ["spam_detected", "policy_violation", "undefined", "on_hold",
+                                  "vacation", "feedback", "delivered", "mailer_error"])
+def test_unreliable_defaults_are_not_inferred(name):
+    assert not load_reasons()[name].infer_status
+    assert inferred_status(name, "550") is None
+
+
+def test_inferred_class_follows_reply_code_and_action():
+    assert inferred_status("user_unknown") == "5.1.1"
+    assert inferred_status("mailbox_full", "452") == "4.2.2"
+    assert inferred_status("expired", "550") == "5.4.7"
+    assert inferred_status("user_unknown", None, "delayed") == "4.1.1"
+    assert inferred_status(None) is None
+
+
+@pytest.mark.parametrize("body,field", [
+    ("user_unknown: [", None),
+    ("user_unknown: {definition: x}", "default_status"),
+    ("user_unknown: {definition: '', default_status: null}", "definition"),
+    ("user_unknown: {definition: x, default_status: '5.1'}", "default_status"),
+    ("user_unknown: {definition: x, default_status: 5.1.1, infer_status: 'yes'}", "infer_status"),
+    ("user_unknown: {definition: x, default_status: null, infer_status: true}", "infer_status"),
+    ("user_unknown: {definition: x, default_status: 5.1.1, colour: red}", "colour"),
+    ("User-Unknown: {definition: x, default_status: 5.1.1}", None),
+])
+def test_malformed_entry_names_file_and_entry(tmp_path, body, field):
+    p = tmp_path / "reasons.yaml"
+    p.write_text(body + "\n")
+    with pytest.raises(RuleError) as e:
+        load_reasons(p)
+    assert str(p) in str(e.value)
+    if field:
+        assert e.value.field == field and e.value.rule == body.split(":")[0]
+
+
+def _dsn(diag: str, status_line: str = "", action: str = "failed") -> bytes:
+    return (
+        "From: MAILER-DAEMON@mx.example\nTo: a@sender.example\nSubject: failure\n"
+        "MIME-Version: 1.0\n"
+        "Content-Type: multipart/report; report-type=delivery-status; boundary=XX\n\n"
+        "--XX\nContent-Type: text/plain\n\nfailed\n\n"
+        "--XX\nContent-Type: message/delivery-status\n\nReporting-MTA: dns; mx.example\n\n"
+        f"Final-Recipient: rfc822; a@receiver.example\nAction: {action}\n{status_line}"
+        f"Diagnostic-Code: smtp; {diag}\n\n--XX--\n"
+    ).encode()
+
+
+@pytest.fixture
+def pack_dir(tmp_path):
+    d = tmp_path / "rules" / "test"
+    d.mkdir(parents=True)
+    (d / "words.yaml").write_text(textwrap.dedent("""\
+        description: test text rules
+        text_rules:
+          - {id: nouser, pattern: 'zz-no-such-user-zz', reason: user_unknown}
+          - {id: full, pattern: 'zz-box-full-zz', reason: mailbox_full}
+          - {id: spam, pattern: 'zz-spammy-zz', reason: spam_detected}
+          - {id: ruled, pattern: 'zz-ruled-zz', reason: user_unknown, status: 5.1.10}
+        """))
+    load_packs.cache_clear()
+    yield Options(rules=(str(tmp_path / "rules"),))
+    load_packs.cache_clear()
+
+
+@pytest.mark.parametrize("diag,status_line,action,want", [
+    ("550 zz-no-such-user-zz", "", "failed", ("5.1.1", "rule", "user_unknown")),
+    ("452 zz-box-full-zz", "", "failed", ("4.2.2", "rule", "mailbox_full")),
+    ("zz-box-full-zz", "", "delayed", ("4.2.2", "rule", "mailbox_full")),
+    # a reason whose default is not reliable: the reply code keeps its RFC 5321 meaning
+    ("550 zz-spammy-zz", "", "failed", ("5.0.0", "reply_code", "spam_detected")),
+    # a status given by the message is never replaced by an inferred one
+    ("550 zz-no-such-user-zz", "Status: 5.2.1\n", "failed", ("5.2.1", "status_field", "user_unknown")),
+    ("550 5.7.1 zz-no-such-user-zz", "", "failed", ("5.7.1", "diagnostic_text", "user_unknown")),
+    # a rule's own status comes first
+    ("550 zz-ruled-zz", "", "failed", ("5.1.10", "rule", "user_unknown")),
+])
+def test_status_inferred_from_rule_reason(pack_dir, diag, status_line, action, want):
+    v = dsnparse.parse(_dsn(diag, status_line, action), pack_dir).verdicts[0]
+    assert (v.status, v.status_source, v.reason) == want
+
+
+def test_shipped_text_rule_packs_have_the_right_shape():
+    packs = {p.id: p for p in load_packs()}
+    std = [p for pid, p in packs.items() if pid.startswith("standard/") and p.kind == "bounce"]
+    rhost = [p for pid, p in packs.items() if pid.startswith("rhost/")]
+    assert std and rhost
+    for p in std:
+        assert p.shared and p.text_rules, p.id
+    for p in rhost:
+        assert p.mta and not p.detects and p.text_rules, p.id
