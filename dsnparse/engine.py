@@ -285,7 +285,7 @@ def build_verdict(ctx, packs, matched, *, recipient, action, field_status, diagn
     reply = reply_code or find_reply_code(text)
     status, source = decide_status(field_status, text_status, paired)
     tpacks = rules.text_rule_packs(packs, (remote_mta, reporting_mta), matched, ctx.timeout)
-    hit = rules.find_text_rule(text, tpacks, ctx.timeout)
+    hit = rules.find_text_rule(text, tpacks, ctx.timeout, status)
     if not hit and ctx.trace is not None:
         ctx.note(f"{recipient}: no text rule matched "
                  + (f"(packs tried: {', '.join(p.id for p in tpacks)})" if tpacks and text
@@ -299,6 +299,8 @@ def build_verdict(ctx, packs, matched, *, recipient, action, field_status, diagn
         if trule.status and (status is None or _generic(status)) and \
                 (status is None or status[0] == trule.status[0] or status[0] == "5"):
             status, source = trule.status, "rule"
+            if status[0] == "4" and action == FAILED and not (reply or "").startswith("4"):
+                status = "5" + status[1:]  # the MTA gave up: a permanent failure now
         elif status is None and not trule.status and action not in codes.SUCCESS_ACTIONS:
             inferred = reasons.inferred_status(reason, reply, action)
             if inferred:  # the reason names one RFC 3463 condition (rules/reasons.yaml)

@@ -120,7 +120,9 @@ def inferred_status(reason: Optional[str], reply_code: Optional[str] = None,
 
     ``None`` unless the reason's ``infer_status`` is true.  The class follows the SMTP reply
     code when there is one of class 4 or 5 (``452`` + mailbox_full → ``4.2.2``), is 4 for a
-    ``delayed`` recipient, and is the default status's class otherwise.
+    ``delayed`` recipient and 5 for a ``failed`` one (the MTA gave up: RFC 3464 §2.3.3;
+    ``expired`` on a failed recipient is ``5.4.7``), and is the default status's class
+    otherwise.
     """
     entry = load_reasons().get(reason) if reason else None
     if entry is None or not entry.infer_status:
@@ -131,4 +133,6 @@ def inferred_status(reason: Optional[str], reply_code: Optional[str] = None,
         cls = reply_code[0]
     elif (action or "").lower() == "delayed":
         cls = "4"
+    elif (action or "").lower() == "failed":
+        cls = "5"
     return cls + status[1:]

@@ -111,12 +111,14 @@ class RecipientRule:
 
 @dataclass(frozen=True)
 class TextRule:
-    """Diagnostic text → reason (and optionally an enhanced status)."""
+    """Diagnostic text → reason (and optionally an enhanced status).  ``if_status``, when
+    set, restricts the rule to verdicts whose status so far matches it."""
 
     id: str
     pattern: Pattern
     reason: Optional[str] = None
     status: Optional[str] = None
+    if_status: Optional[Pattern] = None
 
 
 @dataclass(frozen=True)
@@ -164,7 +166,7 @@ _TOP = {
 _DETECT = {"any": list, "all": list, "none": list}
 _COND = {"header": str, "body": str, "pattern": str}
 _RCPT = {"id": str, "pattern": str, "header": str, "continuation": str, "action": str}
-_TEXT = {"id": str, "pattern": str, "reason": str, "status": str}
+_TEXT = {"id": str, "pattern": str, "reason": str, "status": str, "if_status": str}
 
 
 def _check_keys(path, obj, schema, rule, where):
@@ -360,7 +362,8 @@ def load_pack(path: Path, pack_id: Optional[str] = None) -> Pack:
         if "status" in t and (normalize_status(t["status"]) != t["status"] or t["status"][0] not in "45"):
             raise RuleError(path, f"not an enhanced status code: {t['status']!r}", rid, "status")
         trules.append(TextRule(rid, _compile(path, t["pattern"], rid, "pattern"),
-                               t.get("reason"), t.get("status")))
+                               t.get("reason"), t.get("status"),
+                               _compile(path, t["if_status"], rid, "if_status") if "if_status" in t else None))
 
     mta = tuple(_compile(path, s, "mta", f"mta[{i}]") for i, s in enumerate(data.get("mta", [])))
     for i, s in enumerate(data.get("samples", [])):
@@ -741,15 +744,19 @@ def extract(pack: Pack, text: str, header, timeout: float) -> list:
     return [found[k] for k in order]
 
 
-def find_text_rule(diagnostic: str, packs: Iterable[Pack], timeout: float):
+def find_text_rule(diagnostic: str, packs: Iterable[Pack], timeout: float,
+                   status: Optional[str] = None):
     """First text rule of ``packs`` (in the order given) whose pattern matches; ``(pack, rule,
-    match)`` or ``None``."""
+    match)`` or ``None``.  Rules with ``if_status`` are skipped unless ``status`` (the
+    verdict's status so far) matches it."""
     if not diagnostic:
         return None
     folded = diagnostic.casefold()
     for pack in packs:
         for rule in pack.text_rules:
             if not rule.pattern.may_match(folded):
+                continue
+            if rule.if_status is not None and not (status and rule.if_status.search(status, timeout)):
                 continue
             m = rule.pattern.search(diagnostic, timeout)
             if m:

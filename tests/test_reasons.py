@@ -51,6 +51,10 @@ def test_inferred_class_follows_reply_code_and_action():
     assert inferred_status("expired", "550") == "5.4.7"
     assert inferred_status("user_unknown", None, "delayed") == "4.1.1"
     assert inferred_status(None) is None
+    # a failed recipient with no reply code: the MTA gave up, so the inferred status is permanent
+    assert inferred_status("expired", None, "failed") == "5.4.7"
+    assert inferred_status("expired", None, "delayed") == "4.4.7"
+    assert inferred_status("system_full", None, "failed") == "5.3.1"
 
 
 @pytest.mark.parametrize("body,field", [

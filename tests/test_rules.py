@@ -376,3 +376,26 @@ def test_rules_check_broken_and_missing(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "BROKEN" in out and "bad.yaml" in out and "rule 'bad'" in out
     assert main(["rules", "check", str(tmp_path / "nope")]) == 2
+
+
+def test_text_rule_if_status_restricts_a_rule(tmp_path):
+    _pack(tmp_path, """\
+        text_rules:
+          - id: policy-refusal
+            if_status: '^5\\.7\\.'
+            pattern: 'refused'
+            reason: policy_violation
+        """, name="local/policy.yaml")
+    opts = Options(rules=(str(tmp_path),))
+
+    def dsn(status):
+        return ("From: MAILER-DAEMON@mx.example\nTo: a@example.org\nSubject: failure\n"
+                "MIME-Version: 1.0\nContent-Type: multipart/report; report-type=delivery-status; "
+                "boundary=B\n\n--B\nContent-Type: text/plain\n\nx\n--B\n"
+                "Content-Type: message/delivery-status\n\nReporting-MTA: dns; mx.example\n\n"
+                f"Final-Recipient: rfc822; z@example.net\nAction: failed\nStatus: {status}\n"
+                f"Diagnostic-Code: smtp; 550 {status} Message refused\n--B--\n").encode()
+    v = dsnparse.parse(dsn("5.7.1"), opts).verdicts[0]
+    assert (v.reason, v.rule) == ("policy_violation", "rfc3464+local/policy#policy-refusal")
+    v = dsnparse.parse(dsn("5.1.1"), opts).verdicts[0]
+    assert v.reason != "policy_violation" and "local/policy" not in v.rule

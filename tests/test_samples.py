@@ -46,3 +46,13 @@ def test_sample(path, ending):
     for got, want in zip(report.verdicts, want_v):
         for key, value in want.items():
             assert getattr(got, key) == value, f"{key} of {got.final_recipient} in {path.name} ({ending})"
+
+
+def test_every_shipped_pack_has_a_sample():
+    from dsnparse.rules import load_packs
+    missing = []
+    for pack in load_packs():
+        own = list((SAMPLES / pack.id).glob("*.eml")) if (SAMPLES / pack.id).is_dir() else []
+        if not own and not pack.samples:
+            missing.append(pack.id)
+    assert not missing, f"packs without a sample in samples/<id>/: {missing}"
