@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from email.message import Message
 from typing import Optional
 
-from .load import fix_8bit, part_text, unfold
+from .load import as_text, charset_of, fix_8bit, part_text, unfold
 
 DS_TYPES = ("message/delivery-status", "message/global-delivery-status")
 ORIGINAL_TYPES = ("message/rfc822", "message/global")
@@ -148,8 +148,8 @@ def ds_text(part: Message) -> str:
     cte = str(part.get("content-transfer-encoding") or "").strip().lower()  # may be a Header
     if isinstance(payload, list):
         if cte in ("base64", "quoted-printable"):
-            raw = "\n".join(m.as_string() if isinstance(m, Message) else str(m) for m in payload)
-            return _decode_cte(raw, cte, part.get_content_charset() or "utf-8")
+            raw = "\n".join(as_text(m) for m in payload)
+            return _decode_cte(raw, cte, charset_of(part) or "utf-8")
         blocks = []
         for sub in payload:
             if not isinstance(sub, Message):

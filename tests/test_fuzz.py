@@ -136,3 +136,14 @@ def test_hostile_html_and_unknown_charsets():
     for cs in fuzzing.CHARSETS:
         _ok(SAMPLE.replace(b"Content-Type: text/plain", b"Content-Type: text/plain; charset=" + cs))
     _ok(b"From: a\x00@example.com\nSubject: \x00\xff\xfe\nContent-Type: text/plain; charset=\x00\n\n\x00\x00")
+
+
+def test_rendering_a_submessage_never_raises():
+    from email import message_from_bytes, policy
+    from dsnparse.load import as_text, charset_of
+
+    m = message_from_bytes(b"Content-Type: text/plain; charset=iso-2022-jp\n\n\xff\xfe\x1b$B\xff\n",
+                           policy=policy.compat32)
+    assert "Content-Type" in as_text(m)
+    bad = message_from_bytes(b"Content-Type: text/plain; charset=\"a\x00b\"\n\nx\n", policy=policy.compat32)
+    charset_of(bad)  # no exception
