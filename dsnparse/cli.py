@@ -56,6 +56,10 @@ def build_parser() -> argparse.ArgumentParser:
     pp.add_argument("--max-size", metavar="BYTES", type=int, default=25 * 1024 * 1024,
                     help="messages larger than this are reported as errors, not loaded "
                          "(default: 25 MiB)")
+    pp.add_argument("-j", "--jobs", metavar="N", type=int, default=None,
+                    help="worker processes for directories, mbox files and Maildirs "
+                         "(default: one per core; 1 parses in this process; output stays in "
+                         "input order)")
     pp.add_argument("-q", "--quiet", action="store_true", help="no summary on stderr")
     from .ledger_cli import add_db_arguments
 
@@ -111,7 +115,8 @@ def _options(args) -> Options:
 
 def cmd_parse(args) -> int:
     from .output import make_writer
-    from .sources import iter_messages, parse_item
+    from .parallel import default_jobs, parse_items
+    from .sources import iter_messages
 
     opts = _options(args)
     out = open(args.output, "w", encoding="utf-8", newline="") if args.output else sys.stdout
@@ -119,6 +124,11 @@ def cmd_parse(args) -> int:
     writer = make_writer(fmt, out)
     counts: Counter = Counter()
     unreadable = 0
+    jobs = args.jobs if args.jobs is not None else default_jobs()
+    if jobs < 1:
+        print("dsnparse: error: --jobs must be at least 1", file=sys.stderr)
+        return EXIT_USAGE
+    progress = _Progress() if not args.quiet and sys.stderr.isatty() else None
     ledger = None
     if getattr(args, "db", None) is not None or getattr(args, "policy", None) is not None:
         from .ledger_cli import open_ledger
@@ -128,13 +138,14 @@ def cmd_parse(args) -> int:
         for path in args.paths:
             try:
                 items = iter_messages(path, opts)
-                for source, data in items:
-                    report = parse_item(source, data, opts)
+                for source, data, report in parse_items(items, opts, 1 if path == "-" else jobs):
                     if isinstance(data, SourceError):
                         unreadable += 1
                         log.warning("%s", data)
                     _count(counts, report)
                     writer.write(report.records(source))
+                    if progress:
+                        progress.tick(counts["messages"])
                     if ledger is not None and report.kind not in ("error", "not_bounce"):
                         ledger.record_report(report, source, original_headers=dict(report.original_headers),
                                              raw=data if isinstance(data, bytes) else None)
@@ -152,6 +163,8 @@ def cmd_parse(args) -> int:
             out.close()
         if ledger is not None:
             ledger.close()
+    if progress:
+        progress.done()
     if not args.quiet:
         print(_summary(counts, unreadable), file=sys.stderr)
     return EXIT_PARTIAL if unreadable else EXIT_OK
@@ -176,6 +189,31 @@ def cmd_eval(args) -> int:
                     for f, what in t.misses:
                         print(f"  {f}: {what}")
     return EXIT_OK
+
+
+class _Progress:
+    """A message count on stderr (a terminal), refreshed at most twice a second."""
+
+    def __init__(self):
+        import time
+
+        self._time = time.monotonic
+        self._start = self._last = self._time()
+        self._shown = False
+
+    def tick(self, n: int) -> None:
+        now = self._time()
+        if now - self._last >= 0.5:
+            self._last = now
+            rate = n / max(now - self._start, 1e-9)
+            sys.stderr.write(f"\rdsnparse: {n} messages ({rate:.0f}/s)")
+            sys.stderr.flush()
+            self._shown = True
+
+    def done(self) -> None:
+        if self._shown:
+            sys.stderr.write("\r\033[K")
+            sys.stderr.flush()
 
 
 def _count(counts: Counter, report) -> None:

@@ -43,6 +43,11 @@ class Context:
         self.timeout = options.pattern_timeout
         self._headers: dict = {}
         self._text: Optional[str] = None
+        self.folded = rules.Folded(self.header_block, self.text)
+
+    def header_block(self) -> str:
+        """The top-level header section as ``Name: value`` lines (for pack keywords)."""
+        return "\n".join(f"{k}: {v}" for k, v in self.msg.items())
 
     def header(self, name: str) -> str:
         """All values of header ``name``, unfolded and decoded, joined by newlines ("" if absent)."""
@@ -71,14 +76,42 @@ class Context:
             self.trace.append(what)
 
 
-_TAGS = re.compile(r"<[^>]*>")
-_BLOCK = re.compile(r"<\s*(?:br|/p|/div|/tr|/li|/h\d|p|div|tr|li)\b[^>]*>", re.I)
-_DROP = re.compile(r"<(script|style|head)\b.*?</\1\s*>", re.I | re.S)
+# Linear-time patterns only (no scan to the end of the text from every '<'): hostile HTML
+# such as 100,000 unclosed "<head" tags must not take quadratic time.
+_TAGS = re.compile(r"<[^<>]*>")
+_BLOCK = re.compile(r"<\s*(?:br|/p|/div|/tr|/li|/h\d|p|div|tr|li)\b[^<>]*>", re.I)
+_DROP_OPEN = re.compile(r"<(script|style|head)\b", re.I)
+
+
+def _drop_blocks(h: str) -> str:
+    """Remove ``<script>``, ``<style>`` and ``<head>`` elements (an unclosed one: its tag only)."""
+    out, pos = [], 0
+    low = None
+    unclosed: set = set()  # names with no closing tag left: never searched again
+    while True:
+        m = _DROP_OPEN.search(h, pos)
+        if not m:
+            break
+        if low is None:
+            low = h.lower()
+        name = m.group(1).lower()
+        end = -1 if name in unclosed else low.find("</" + name, m.end())
+        if end < 0:  # unclosed: drop the opening tag only
+            unclosed.add(name)
+            out.append(h[pos:m.start()])
+            gt = h.find(">", m.end(), m.end() + 1000)
+            pos = m.end() if gt < 0 else gt + 1
+            continue
+        close = low.find(">", end)
+        out.append(h[pos:m.start()] + " ")
+        pos = len(h) if close < 0 else close + 1
+    out.append(h[pos:])
+    return "".join(out)
 
 
 def html_to_text(h: str) -> str:
     """A plain-text rendering of an HTML bounce, good enough for the rule patterns."""
-    h = _DROP.sub(" ", h)
+    h = _drop_blocks(h)
     h = _BLOCK.sub("\n", h)
     return html.unescape(_TAGS.sub("", h))
 
@@ -120,7 +153,7 @@ def parse(message, options: Optional[Options] = None, trace: Optional[list] = No
     for pack in packs:
         if not pack.detects:
             continue
-        why = rules.detect(pack, ctx.header, ctx.text, ctx.timeout, why_not)
+        why = rules.detect(pack, ctx.header, ctx.text, ctx.timeout, why_not, ctx.folded)
         if not why:
             if why_not:
                 ctx.note(f"pack {pack.id}: not recognised ({why_not.pop()})")

@@ -8,6 +8,7 @@ violations included).  Only input that is not an email at all raises :class:`Inp
 from __future__ import annotations
 
 import email
+import email.errors
 import email.header
 import re
 from email import policy as _policy
@@ -57,7 +58,20 @@ def load(message) -> Message:
         data = data.replace(b"\r", b"\n")
     if data.startswith(b"From ") or data.startswith(b">From "):
         data = data.split(b"\n", 1)[1] if b"\n" in data else b""
-    return email.message_from_bytes(data, policy=_COMPAT32)
+    try:
+        return email.message_from_bytes(data, policy=_COMPAT32)
+    except (RecursionError, ValueError, LookupError, UnicodeError) as e:
+        # message/rfc822 or multipart nested deeper than the interpreter's recursion limit
+        # (the stdlib feedparser recurses once per level), or a MIME parameter the stdlib
+        # cannot decode (an RFC 2231 boundary with a NUL byte): keep the top header section
+        # and read the body as text, noting the defect.
+        from email.errors import MessageDefect
+        from email.parser import BytesParser
+
+        msg = BytesParser(policy=_COMPAT32).parsebytes(data, headersonly=True)
+        what = "nested too deep" if isinstance(e, RecursionError) else "not parseable"
+        msg.defects.append(MessageDefect(f"MIME structure {what}: body read as text"))
+        return msg
 
 
 _WS = re.compile(r"\r?\n[ \t]+|\r[ \t]+")
@@ -93,7 +107,7 @@ def unfold(value) -> str:
                 p.decode(c or "utf-8", "replace") if isinstance(p, bytes) else p
                 for p, c in parts
             )
-        except (LookupError, ValueError, AssertionError):
+        except (LookupError, ValueError, AssertionError, email.errors.HeaderParseError):
             pass
     return value.replace("\r", " ").replace("\n", " ").strip()
 
@@ -116,10 +130,10 @@ def part_text(part: Message, limit: int = 2_000_000) -> str:
         if isinstance(p, str):
             return p[:limit]
         if isinstance(p, list):  # message/* parsed as messages: render them back
-            return "\n\n".join(m.as_string() if isinstance(m, Message) else str(m) for m in p)[:limit]
+            return "\n\n".join(as_text(m) for m in p)[:limit]
         return ""
     payload = payload[: limit * 2]
-    charset = part.get_content_charset() or "utf-8"
+    charset = charset_of(part) or "utf-8"
     try:
         return payload.decode(charset, "replace")[:limit]
     except (LookupError, ValueError):
@@ -127,3 +141,25 @@ def part_text(part: Message, limit: int = 2_000_000) -> str:
             return payload.decode("utf-8")[:limit]
         except UnicodeDecodeError:
             return payload.decode("latin-1")[:limit]
+
+
+def as_text(m) -> str:
+    """A (sub)message rendered back to text; never raises (the stdlib generator can, e.g. on
+    a body it cannot re-encode in its declared charset): falls back to headers + raw body."""
+    if not isinstance(m, Message):
+        return str(m)
+    try:
+        return m.as_string()
+    except Exception:  # noqa: BLE001 - hostile input: UnicodeError, LookupError, ...
+        head = "\n".join(f"{k}: {v}" for k, v in m.items())
+        body = m._payload if isinstance(m._payload, str) else ""
+        return f"{head}\n\n{body}"
+
+
+def charset_of(part: Message):
+    """The part's charset parameter (lower case) or ``None``; never raises (a NUL byte or
+    an undecodable RFC 2231 value in the name makes the stdlib raise ValueError)."""
+    try:
+        return part.get_content_charset()
+    except (ValueError, LookupError, UnicodeError):
+        return None

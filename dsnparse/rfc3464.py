@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from email.message import Message
 from typing import Optional
 
-from .load import fix_8bit, part_text, unfold
+from .load import as_text, charset_of, fix_8bit, part_text, unfold
 
 DS_TYPES = ("message/delivery-status", "message/global-delivery-status")
 ORIGINAL_TYPES = ("message/rfc822", "message/global")
@@ -126,13 +126,15 @@ def scan(msg: Message, max_parts: int = 500) -> Structure:
 
 
 def _parse_headers_text(text: str) -> Optional[Message]:
-    import email
     from email import policy
+    from email.parser import Parser
 
     text = text.lstrip("\r\n")
     if not text:
         return None
-    return email.message_from_string(text, policy=policy.compat32)
+    # header section only: the returned body is never read, and a nested message/rfc822
+    # chain must not be parsed (it could nest deeper than the recursion limit)
+    return Parser(policy=policy.compat32).parsestr(text, headersonly=True)
 
 
 def ds_text(part: Message) -> str:
@@ -143,11 +145,11 @@ def ds_text(part: Message) -> str:
     a transfer-encoded part stays a string.  All three are turned back into field text.
     """
     payload = part.get_payload()
-    cte = (part.get("content-transfer-encoding") or "").strip().lower()
+    cte = str(part.get("content-transfer-encoding") or "").strip().lower()  # may be a Header
     if isinstance(payload, list):
         if cte in ("base64", "quoted-printable"):
-            raw = "\n".join(m.as_string() if isinstance(m, Message) else str(m) for m in payload)
-            return _decode_cte(raw, cte, part.get_content_charset() or "utf-8")
+            raw = "\n".join(as_text(m) for m in payload)
+            return _decode_cte(raw, cte, charset_of(part) or "utf-8")
         blocks = []
         for sub in payload:
             if not isinstance(sub, Message):
@@ -172,7 +174,7 @@ def _decode_cte(raw: str, cte: str, charset: str) -> str:
         return raw
     try:
         return data.decode(charset, "replace")
-    except LookupError:
+    except (LookupError, ValueError):  # unknown charset, or a name with a NUL byte
         return data.decode("utf-8", "replace")
 
 

@@ -43,11 +43,28 @@ def _regex():
 
 @dataclass(frozen=True)
 class Pattern:
-    """A compiled pattern and where it was written (for error and timeout messages)."""
+    """A pattern, compiled on first use, and where it was written (for error and timeout
+    messages).  ``needles``: lower-case literals of which one must occur in any text the
+    pattern matches (derived from the pattern, see :func:`required_literals`), or ``None``."""
 
     source: str
-    compiled: Any
     where: str
+    needles: Optional[frozenset] = None
+    _cell: list = field(default_factory=list, compare=False, repr=False)
+
+    @property
+    def compiled(self):
+        if not self._cell:
+            regex = _regex()
+            self._cell.append(regex.compile(self.source, regex.I | regex.M | regex.V0))
+        return self._cell[0]
+
+    def __getstate__(self):  # pickled without the compiled object (see the pack cache)
+        return {"source": self.source, "where": self.where, "needles": self.needles, "_cell": []}
+
+    def may_match(self, folded: str) -> bool:
+        """``False`` when the pattern cannot match the case-folded text (a needle is missing)."""
+        return self.needles is None or any(n in folded for n in self.needles)
 
     def search(self, text: str, timeout: float):
         try:
@@ -130,6 +147,7 @@ class Pack:
     feedback_type: Optional[str] = None
     exclude_notified: bool = False
     recipient_from_original: bool = False
+    keywords: tuple = ()
 
     @property
     def detects(self) -> bool:
@@ -149,6 +167,7 @@ _TOP = {
     "report_start": list, "original_start": list, "recipients": list, "text_rules": list,
     "samples": list, "needs_recipient": bool, "feedback_type": str,
     "exclude_notified": bool, "recipient_from_original": bool,
+    "keywords": list,
 }
 _DETECT = {"any": list, "all": list, "none": list}
 _COND = {"header": str, "body": str, "pattern": str}
@@ -177,7 +196,82 @@ def _compile(path, source, rule, fieldname) -> Pattern:
         compiled = regex.compile(source, regex.I | regex.M | regex.V0)
     except regex.error as e:
         raise RuleError(path, f"pattern does not compile: {e}", rule, fieldname) from None
-    return Pattern(source, compiled, f"{path}: rule {rule!r}: field {fieldname!r}")
+    return Pattern(source, f"{path}: rule {rule!r}: field {fieldname!r}",
+                   required_literals(source), [compiled])
+
+
+# --------------------------------------------------------------------------- prefilter
+
+_MIN_NEEDLE = 3
+
+
+def required_literals(source: str) -> Optional[frozenset]:
+    """Lower-case ASCII literals of which at least one occurs in every match of ``source``.
+
+    Derived from the pattern's syntax tree (the standard library's parser, which reads the
+    common subset of ``regex`` syntax): the most selective run of literal characters that
+    every match must contain, or the union over the branches of an alternation.  Returns
+    ``None`` (no prefilter: the pattern always runs) when no literal of at least 3
+    characters is required, or when the pattern uses syntax only ``regex`` reads (POSIX
+    classes, fuzzy matching, ``\\p{..}``) where the standard parser could misread it.
+    The check is a plain ``in`` on the case-folded text, so it never rejects text the
+    case-insensitive pattern would match.
+    """
+    import re as _re
+
+    if "[[:" in source or "\\p" in source or "\\P" in source or "\\N" in source \
+            or _re.search(r"\{[^}]*[eids][<=>]", source):
+        return None
+    try:
+        try:
+            from re import _parser as sre_parse  # Python 3.11+
+        except ImportError:  # pragma: no cover
+            import sre_parse
+        tree = sre_parse.parse(source, _re.I | _re.M)
+    except Exception:  # noqa: BLE001 - regex-only syntax: no prefilter
+        return None
+    req = _required(list(tree), sre_parse)
+    if not req or min(len(n) for n in req) < _MIN_NEEDLE:
+        return None
+    return frozenset(req)
+
+
+def _required(items, sp) -> Optional[set]:
+    c = sp._constants if hasattr(sp, "_constants") else sp
+    cands: list = []
+    run: list = []
+
+    def flush():
+        if run:
+            cands.append({"".join(run)})
+            run.clear()
+
+    for op, av in items:
+        if op is c.LITERAL and av < 128:
+            run.append(chr(av).lower())
+            continue
+        flush()
+        if op is c.SUBPATTERN:
+            sub = _required(list(av[-1]), sp)
+            if sub:
+                cands.append(sub)
+        elif op is c.BRANCH:
+            alts = [_required(list(b), sp) for b in av[1]]
+            if alts and all(alts):
+                cands.append(set().union(*alts))
+        elif op in (c.MAX_REPEAT, c.MIN_REPEAT, getattr(c, "POSSESSIVE_REPEAT", None)) and av[0] >= 1:
+            sub = _required(list(av[2]), sp)
+            if sub:
+                cands.append(sub)
+        elif op is getattr(c, "ATOMIC_GROUP", None):
+            sub = _required(list(av), sp)
+            if sub:
+                cands.append(sub)
+    flush()
+    if not cands:
+        return None
+    return max(cands, key=lambda alts: (min(len(a) for a in alts), -len(alts)))
+
 
 
 def _reasons() -> frozenset:
@@ -282,6 +376,11 @@ def load_pack(path: Path, pack_id: Optional[str] = None) -> Pack:
         if not isinstance(s, str):
             raise RuleError(path, "expected a path string", "samples", f"samples[{i}]")
     header_names = frozenset(c.name for c in detect_any + detect_all + detect_none if c.name)
+    keywords = []
+    for i, k in enumerate(data.get("keywords", [])):
+        if not isinstance(k, str) or not k.strip():
+            raise RuleError(path, "expected a non-empty string", "keywords", f"keywords[{i}]")
+        keywords.append(k.casefold())
     return Pack(
         id=pid, path=str(path), order=data.get("order", 500), kind=kind,
         description=data.get("description", ""), mta=mta, detect_any=detect_any,
@@ -292,6 +391,7 @@ def load_pack(path: Path, pack_id: Optional[str] = None) -> Pack:
         feedback_type=data.get("feedback_type"),
         exclude_notified=data.get("exclude_notified", False),
         recipient_from_original=data.get("recipient_from_original", False),
+        keywords=tuple(keywords),
     )
 
 
@@ -326,13 +426,27 @@ def load_packs(extra_dirs: tuple = ()) -> tuple:
         RuleError: a broken pack (see :func:`load_pack`); two packs of one directory with the
             same id.
     """
-    by_id: dict = {}
-    rank: dict = {}  # pack id -> index of its directory (user directories first)
-    for n, d in enumerate(tuple(extra_dirs) + (rules_dir(),)):
+    dirs = tuple(extra_dirs) + (rules_dir(),)
+    listing = []
+    for d in dirs:
         if not Path(d).is_dir():
             raise RuleError(d, "rules directory does not exist")
+        listing.append((d, list(pack_files(Path(d)))))
+    key = _cache_key(listing)
+    cached = _cache_read(dirs, key)
+    if cached is not None:
+        return cached
+    packs = _load_listing(listing)
+    _cache_write(dirs, key, packs)
+    return packs
+
+
+def _load_listing(listing) -> tuple:
+    by_id: dict = {}
+    rank: dict = {}  # pack id -> index of its directory (user directories first)
+    for n, (d, files) in enumerate(listing):
         seen_here = set()
-        for pid, p in pack_files(Path(d)):
+        for pid, p in files:
             pack = load_pack(p, pid)
             if pack.id in seen_here:
                 raise RuleError(p, f"duplicate pack id {pack.id!r} in {d}", None, "id")
@@ -341,6 +455,94 @@ def load_packs(extra_dirs: tuple = ()) -> tuple:
                 by_id[pack.id], rank[pack.id] = pack, n
     # by order; at equal order user packs before shipped ones; then by id
     return tuple(sorted(by_id.values(), key=lambda pk: (pk.order, rank[pk.id], pk.id)))
+
+
+# --------------------------------------------------------------------------- pack cache
+#
+# Behind an MTA pipe the CLI runs once per message: reading and validating every pack (YAML
+# parsing, compiling every pattern) on each start would dominate.  Validated packs are kept
+# as a pickle in the user's cache directory, keyed by the path, mtime and size of every pack
+# file (and of the data files that validation reads); patterns are compiled on first use.
+# DSNPARSE_CACHE=0 turns the cache off; DSNPARSE_CACHE_DIR moves it.
+
+_CACHE_VERSION = 1
+
+
+def cache_dir() -> Optional[Path]:
+    """Where the pack cache lives, or ``None`` when caching is off."""
+    if os.environ.get("DSNPARSE_CACHE", "1") in ("0", "no", "off", "false"):
+        return None
+    d = os.environ.get("DSNPARSE_CACHE_DIR")
+    if d:
+        return Path(d)
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "dsnparse"
+
+
+def _cache_key(listing) -> tuple:
+    from . import __version__
+
+    stats = []
+    data_files = [rules_dir() / n for n in sorted(DATA_FILES)]
+    for _, files in listing:
+        for _, p in files:
+            data_files.append(p)
+    for p in data_files:
+        try:
+            st = os.stat(p)
+            stats.append((str(p), st.st_mtime_ns, st.st_size))
+        except OSError:
+            stats.append((str(p), None, None))
+    return (_CACHE_VERSION, __version__, tuple(stats))
+
+
+def _cache_file(dirs) -> Optional[Path]:
+    import hashlib
+
+    d = cache_dir()
+    if d is None:
+        return None
+    h = hashlib.sha1(repr(tuple(str(Path(x).resolve()) for x in dirs)).encode()).hexdigest()[:16]
+    return d / f"packs-{h}.pickle"
+
+
+def _cache_read(dirs, key) -> Optional[tuple]:
+    import pickle
+
+    f = _cache_file(dirs)
+    if f is None:
+        return None
+    try:
+        with open(f, "rb") as fh:
+            obj = pickle.load(fh)
+        if isinstance(obj, dict) and obj.get("key") == key:
+            return obj["packs"]
+    except Exception:  # noqa: BLE001 - a missing, stale or unreadable cache: rebuild
+        return None
+    return None
+
+
+def _cache_write(dirs, key, packs) -> None:
+    import pickle
+    import tempfile
+
+    f = _cache_file(dirs)
+    if f is None:
+        return
+    tmp = None
+    try:
+        f.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=f.parent, prefix=".packs-")
+        with os.fdopen(fd, "wb") as fh:
+            pickle.dump({"key": key, "packs": packs}, fh, protocol=pickle.HIGHEST_PROTOCOL)
+        os.replace(tmp, f)
+    except Exception:  # noqa: BLE001 - read-only home, full disk: run without a cache
+        log.debug("pack cache not written", exc_info=True)
+        if tmp:
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass
 
 
 # --------------------------------------------------------------------------- matching
@@ -408,7 +610,36 @@ def _describe(c: Condition) -> str:
     return f"{c.target}{':' + c.name if c.name else ''} ~ /{src}/"
 
 
-def detect(pack: Pack, header, body, timeout: float, why_not: Optional[list] = None) -> Optional[str]:
+class Folded:
+    """Case-folded views of one message for the cheap prefilter (computed once, lazily):
+    ``body()`` the report text, ``all()`` the header section and the report text."""
+
+    def __init__(self, headers, body):
+        self._headers, self._body = headers, body
+        self._b: Optional[str] = None
+        self._a: Optional[str] = None
+
+    def body(self) -> str:
+        if self._b is None:
+            self._b = self._body().casefold()
+        return self._b
+
+    def all(self) -> str:
+        if self._a is None:
+            self._a = self._headers().casefold() + "\n" + self.body()
+        return self._a
+
+
+def may_apply(pack: Pack, folded: Optional[Folded]) -> bool:
+    """``False`` when the pack's ``keywords`` (if any) are all absent from the message."""
+    if not pack.keywords or folded is None:
+        return True
+    hay = folded.all()
+    return any(k in hay for k in pack.keywords)
+
+
+def detect(pack: Pack, header, body, timeout: float, why_not: Optional[list] = None,
+           folded: Optional[Folded] = None) -> Optional[str]:
     """Return a description of the condition that recognised the message, or ``None``.
 
     Args:
@@ -416,9 +647,22 @@ def detect(pack: Pack, header, body, timeout: float, why_not: Optional[list] = N
         body: callable ``() -> str`` giving the report text (computed only when needed).
         why_not: a list that, when given, receives why the pack did not recognise the message
             (for ``dsnparse explain``).
+        folded: the message's :class:`Folded` views; when given, the pack's ``keywords`` and
+            each body pattern's required literals are checked with ``in`` before any pattern
+            runs (a pattern that cannot match is not run).
     """
+    if folded is not None and not may_apply(pack, folded):
+        if why_not is not None:
+            why_not.append("none of its keywords occurs in the message")
+        return None
+
     def test(c: Condition):
-        text = header(c.name) if c.target == "header" else body()
+        if c.target == "header":
+            text = header(c.name)
+        else:
+            if folded is not None and not c.pattern.may_match(folded.body()):
+                return None
+            text = body()
         return text and c.pattern.search(text, timeout)
 
     for c in pack.detect_none:
@@ -541,8 +785,11 @@ def find_text_rule(diagnostic: str, packs: Iterable[Pack], timeout: float,
     verdict's status so far) matches it."""
     if not diagnostic:
         return None
+    folded = diagnostic.casefold()
     for pack in packs:
         for rule in pack.text_rules:
+            if not rule.pattern.may_match(folded):
+                continue
             if rule.if_status is not None and not (status and rule.if_status.search(status, timeout)):
                 continue
             m = rule.pattern.search(diagnostic, timeout)
@@ -554,8 +801,24 @@ def find_text_rule(diagnostic: str, packs: Iterable[Pack], timeout: float,
 def text_rule_packs(packs: Iterable[Pack], mtas: Iterable[Optional[str]], matched: Optional[Pack],
                     timeout: float) -> list:
     """The packs whose text rules apply to a verdict: the pack that recognised the message,
-    vendor packs whose ``mta`` patterns match the remote or reporting MTA, then shared packs."""
-    mtas = [m for m in mtas if m]
+    vendor packs whose ``mta`` patterns match the remote or reporting MTA, then shared packs.
+    Memoised per pack set, matched pack and MTA names (the same few MTAs recur)."""
+    mtas = tuple(m for m in mtas if m)
+    key = (id(packs), id(matched), mtas)
+    hit = _TRP_CACHE.get(key)
+    if hit is not None and hit[0] is packs and hit[1] is matched:
+        return hit[2]
+    out = _text_rule_packs(packs, mtas, matched, timeout)
+    if len(_TRP_CACHE) > 4096:
+        _TRP_CACHE.clear()
+    _TRP_CACHE[key] = (packs, matched, out)
+    return out
+
+
+_TRP_CACHE: dict = {}
+
+
+def _text_rule_packs(packs, mtas, matched, timeout) -> list:
     vendor, shared = [], []
     for p in packs:
         if not p.text_rules:

@@ -138,3 +138,32 @@ def test_parse_records_into_the_ledger(tmp_path):
     assert dsnparse.is_suppressed("alice.nobody@RECEIVER.example", db)  # domain is case-insensitive
     assert main(["suppressions", "check", "--db", str(db), "bob@full.example"]) == 0
     assert main(["suppressions", "check", "--db", str(db), "carol@closed.example"]) == 1
+
+
+def test_jobs_keeps_input_order_and_equals_one_job(tmp_path):
+    msgs = [S1, NB, S2] * 40  # > 2 chunks, so worker processes are used
+    p = _mbox(tmp_path, msgs)
+    one = run_cli("parse", "--jobs", "1", "-q", str(p))
+    two = run_cli("parse", "--jobs", "2", "-q", str(p))
+    assert one.returncode == two.returncode == 0
+    assert one.stdout == two.stdout
+    sources = [json.loads(l)["source"] for l in two.stdout.decode().splitlines()]
+    idx = [int(s.rsplit("#", 1)[1]) for s in sources]
+    assert idx == sorted(idx) and idx[-1] == len(msgs) - 1
+
+
+def test_jobs_in_process_api_orders_items():
+    from dsnparse.parallel import parse_items
+    from dsnparse.errors import SourceError
+    from dsnparse.options import Options
+
+    items = [(f"m{i}", S1 if i % 2 else SourceError(f"m{i}: unreadable")) for i in range(100)]
+    out = list(parse_items(iter(items), Options(), 2))
+    assert [s for s, _, _ in out] == [s for s, _ in items]
+    assert [r.kind for _, _, r in out][:2] == ["error", "bounce"]
+    assert isinstance(out[0][1], SourceError)
+
+
+def test_jobs_must_be_positive(tmp_path):
+    r = run_cli("parse", "--jobs", "0", str(SAMPLES))
+    assert r.returncode == 2

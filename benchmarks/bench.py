@@ -1,0 +1,335 @@
+"""dsnparse benchmarks: ``python benchmarks/bench.py [SECTION ...] [--seconds S] [--mbox-gb G]``.
+
+Sections (default: all but ``memory``):
+
+``throughput``  ``dsnparse.parse`` over the Sisimai corpus (repeated for at least ``--seconds``)
+                against the bare stdlib parse (``policy.compat32`` + walk of every part) of the
+                same bytes, in the same run; messages/s of both and their ratio (target >= 0.6).
+``profile``     where the time goes: loading, RFC 3464, pack dispatch, text rules, output.
+``packs``       10x the shipped packs (synthetic copies whose literals are changed so they
+                never match): slowdown of parsing against the shipped packs (target < 1.5x),
+                and the same without the prefilter, for comparison.
+``startup``     ``dsnparse parse -`` on one message as a fresh process (an MTA pipe), median
+                of 15 runs with a warm pack cache (target < 150 ms).
+``jobs``        ``dsnparse parse --jobs 1`` vs ``--jobs N`` on an mbox of the corpus repeated
+                (target >= 1.7x on 2 cores).
+``memory``      a ``--mbox-gb`` GB mbox (default 2) built in /tmp from corpus emails plus one
+                message over the size cap, parsed by the CLI; peak RSS (target < 150 MB), the
+                oversized message's verdict; the mbox is deleted after.
+
+Needs the shared corpus beside the checkout (../shared/corpus/sisimai).
+"""
+from __future__ import annotations
+
+import argparse
+import email
+import io
+import os
+import platform
+import re
+import resource
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from email import policy
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+CORPUS = ROOT.parent / "shared" / "corpus" / "sisimai" / "maildir"
+
+import dsnparse  # noqa: E402
+from dsnparse import rules  # noqa: E402
+from dsnparse.options import Options  # noqa: E402
+
+
+def corpus() -> list:
+    if not CORPUS.is_dir():
+        sys.exit(f"{CORPUS} is absent: the benchmarks need the shared corpus beside the checkout")
+    return [p.read_bytes() for p in sorted(CORPUS.rglob("*")) if p.is_file()]
+
+
+def _parse_all(data, opts=None):
+    for b in data:
+        try:
+            dsnparse.parse(b, opts)
+        except dsnparse.InputError:
+            pass
+
+
+def _stdlib_all(data):
+    for b in data:
+        m = email.message_from_bytes(b, policy=policy.compat32)
+        for part in m.walk():
+            part.get_payload()
+
+
+def _rate(fn, data, seconds):
+    fn(data)  # warm-up (pack loading, pattern compilation)
+    n, t0 = 0, time.perf_counter()
+    while True:
+        fn(data)
+        n += len(data)
+        dt = time.perf_counter() - t0
+        if dt >= seconds:
+            return n / dt
+
+
+def throughput(data, seconds):
+    stdlib = _rate(_stdlib_all, data, seconds)
+    ours = _rate(_parse_all, data, seconds)
+    print(f"throughput over {len(data)} emails ({sum(map(len, data)) / len(data) / 1024:.1f} KB avg), "
+          f">= {seconds:.0f} s each:")
+    print(f"  stdlib compat32 parse + walk : {stdlib:8.0f} messages/s")
+    print(f"  dsnparse.parse               : {ours:8.0f} messages/s")
+    print(f"  ratio                        : {ours / stdlib:8.2f}   (target >= 0.60)")
+
+
+def profile(data):
+    from dsnparse import engine, load as load_mod, rfc3464
+    from dsnparse.output import make_writer
+
+    acc = {}
+
+    def timed(mod, name, stage):
+        real = getattr(mod, name)
+
+        def wrapper(*a, **k):
+            t0 = time.perf_counter()
+            try:
+                return real(*a, **k)
+            finally:
+                acc[stage] = acc.get(stage, 0.0) + time.perf_counter() - t0
+        setattr(mod, name, wrapper)
+        return real
+
+    _parse_all(data)
+    saved = [(engine, "load", timed(engine, "load", "loading (stdlib parse)")),
+             (rfc3464, "scan", timed(rfc3464, "scan", "RFC 3464 (scan + read)")),
+             (rfc3464, "read", timed(rfc3464, "read", "RFC 3464 (scan + read)")),
+             (rules, "detect", timed(rules, "detect", "pack dispatch (detect)")),
+             (rules, "region", timed(rules, "region", "pack recipients (region + extract)")),
+             (rules, "extract", timed(rules, "extract", "pack recipients (region + extract)")),
+             (rules, "find_text_rule", timed(rules, "find_text_rule", "text rules")),
+             (rules, "text_rule_packs", timed(rules, "text_rule_packs", "text rules"))]
+    reports = []
+    t0 = time.perf_counter()
+    for b in data * 3:
+        try:
+            reports.append(dsnparse.parse(b))
+        except dsnparse.InputError:
+            pass
+    total = time.perf_counter() - t0
+    for mod, name, real in saved:
+        setattr(mod, name, real)
+    t1 = time.perf_counter()
+    w = make_writer("jsonl", io.StringIO())
+    for i, r in enumerate(reports):
+        w.write(r.records(f"m{i}"))
+    w.close()
+    out = time.perf_counter() - t1
+    n = len(data) * 3
+    print(f"per-stage profile ({n} parses; µs per message):")
+    inner = 0.0
+    for stage, t in sorted(acc.items(), key=lambda kv: -kv[1]):
+        inner += t
+        print(f"  {stage:38s} {t / n * 1e6:8.0f}  {t / total:5.1%}")
+    print(f"  {'other (headers, verdicts, code table)':38s} {(total - inner) / n * 1e6:8.0f}  "
+          f"{(total - inner) / total:5.1%}")
+    print(f"  {'output (records + JSON Lines)':38s} {out / n * 1e6:8.0f}  (after parsing)")
+
+
+_LITERAL = re.compile(r"(?<![\\(?<])\b([A-Za-z]{3,})\b")
+
+
+def _scramble(pattern: str, k: int) -> str:
+    """Change the literal words of a pattern so that copy ``k`` never matches real text."""
+    if "(?P" in pattern:
+        return pattern
+    return _LITERAL.sub(lambda m: m.group(1)[:2] + "qz" + str(k) + m.group(1)[2:], pattern)
+
+
+def synthetic_packs(dst: Path, factor: int = 10) -> int:
+    """Write ``factor - 1`` scrambled copies of every shipped pack into ``dst``."""
+    import yaml
+
+    n = 0
+    for pid, path in rules.pack_files(rules.rules_dir()):
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        for k in range(1, factor):
+            d = dict(data)
+            d["id"] = f"synthetic{k}/{pid}"
+            det = d.get("detect") or {}
+            d["detect"] = {key: [{kk: (_scramble(v, k) if kk in ("body", "pattern") else
+                                       f"X-Synthetic{k}-{v}" if kk == "header" else v)
+                                  for kk, v in c.items()} for c in conds]
+                           for key, conds in det.items()}
+            if "keywords" in d:
+                d["keywords"] = [_scramble(w, k) for w in d["keywords"]]
+            d["text_rules"] = [dict(t, pattern=_scramble(t["pattern"], k)) for t in d.get("text_rules", [])]
+            d["mta"] = [_scramble(m, k) for m in d.get("mta", [])]
+            d.pop("samples", None)
+            out = dst / f"synthetic{k}" / (pid + ".yaml")
+            out.parent.mkdir(parents=True, exist_ok=True)
+            out.write_text(yaml.safe_dump(d, allow_unicode=True), encoding="utf-8")
+            n += 1
+    return n
+
+
+def packs(data, seconds):
+    shipped = len(rules.load_packs(()))
+    with tempfile.TemporaryDirectory() as tmp:
+        n = synthetic_packs(Path(tmp))
+        big = Options(rules=(tmp,))
+        total = len(rules.load_packs((tmp,)))
+        base = _rate(lambda d: _parse_all(d), data, seconds)
+        many = _rate(lambda d: _parse_all(d, big), data, seconds)
+        same = all(_kinds(b) == _kinds(b, big) for b in data)
+        # the same without the prefilter (patterns always run)
+        mm, ma = rules.Pattern.may_match, rules.may_apply
+        rules.Pattern.may_match = lambda self, folded: True
+        rules.may_apply = lambda pack, folded: True
+        try:
+            nopf_base = _rate(lambda d: _parse_all(d), data, seconds / 2)
+            nopf_many = _rate(lambda d: _parse_all(d, big), data, seconds / 2)
+        finally:
+            rules.Pattern.may_match, rules.may_apply = mm, ma
+    print(f"pack dispatch: {shipped} shipped packs vs {total} ({n} synthetic copies, literals changed):")
+    print(f"  shipped packs     : {base:8.0f} messages/s")
+    print(f"  10x packs         : {many:8.0f} messages/s   slowdown {base / many:.2f}x (target < 1.5x); "
+          f"same verdicts: {same}")
+    print(f"  without prefilter : {nopf_base:8.0f} -> {nopf_many:.0f} messages/s   "
+          f"slowdown {nopf_base / nopf_many:.2f}x")
+
+
+def _kinds(b, opts=None):
+    try:
+        r = dsnparse.parse(b, opts)
+    except dsnparse.InputError:
+        return None
+    return r.kind, r.format, tuple((v.final_recipient, v.status, v.reason) for v in r.verdicts)
+
+
+def _cli(args, stdin=None):
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    env.pop("PYTHONDONTWRITEBYTECODE", None)  # an installed package has its .pyc files
+    t0 = time.perf_counter()
+    r = subprocess.run([sys.executable, "-m", "dsnparse", *args], input=stdin, env=env,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    return time.perf_counter() - t0, r
+
+
+def startup():
+    one = (ROOT / "samples" / "rfc3464" / "01.eml").read_bytes()
+    subprocess.run([sys.executable, "-m", "compileall", "-q", str(ROOT / "dsnparse")])
+    _cli(["parse", "-q", "-"], one)  # warm the pack cache
+    times = sorted(_cli(["parse", "-q", "-"], one)[0] for _ in range(15))
+    bare = sorted(_timed_python() for _ in range(7))
+    print(f"start-up: `dsnparse parse -` on one message, fresh process, 15 runs:")
+    print(f"  median {statistics.median(times) * 1000:.0f} ms, min {times[0] * 1000:.0f} ms, "
+          f"max {times[-1] * 1000:.0f} ms (target < 150 ms); bare `python -c pass`: "
+          f"{statistics.median(bare) * 1000:.0f} ms")
+
+
+def _timed_python():
+    t0 = time.perf_counter()
+    subprocess.run([sys.executable, "-c", "pass"])
+    return time.perf_counter() - t0
+
+
+def _write_mbox(path: Path, data, target_bytes: int, big: int = 0) -> int:
+    n = 0
+    with open(path, "wb") as f:
+        written = 0
+        while written < target_bytes:
+            for b in data:
+                body = b.replace(b"\r\n", b"\n").replace(b"\nFrom ", b"\n>From ")
+                chunk = b"From MAILER-DAEMON Mon Mar  2 09:14:07 2026\n" + body + b"\n\n"
+                f.write(chunk)
+                written += len(chunk)
+                n += 1
+                if big and n == 1000:  # one message over the size cap
+                    filler = b"x" * 76 + b"\n"
+                    f.write(b"From x@example.com Mon Mar  2 09:14:07 2026\nFrom: x@example.com\n"
+                            b"Subject: huge\n\n")
+                    for _ in range(big // len(filler) + 1):
+                        f.write(filler)
+                    f.write(b"\n")
+                    written += big
+                    n += 1
+                if written >= target_bytes:
+                    break
+    return n
+
+
+def jobs(data):
+    cores = os.cpu_count() or 1
+    with tempfile.TemporaryDirectory() as tmp:
+        p = Path(tmp) / "jobs.mbox"
+        n = _write_mbox(p, data, 40 * 1024 * 1024)
+        t1, _ = _cli(["parse", "-q", "--jobs", "1", str(p)])
+        tn, _ = _cli(["parse", "-q", "--jobs", str(cores), str(p)])
+    print(f"parallel runs: mbox of {n} messages, {cores} cores:")
+    print(f"  --jobs 1: {t1:.1f} s ({n / t1:.0f}/s)   --jobs {cores}: {tn:.1f} s ({n / tn:.0f}/s)   "
+          f"speed-up {t1 / tn:.2f}x (target >= 1.7x on 2 cores)")
+
+
+def memory(data, gb, cap_mb=25):
+    tmp = Path(tempfile.mkdtemp(prefix="dsnparse-mem-", dir="/tmp"))
+    try:
+        p = tmp / "big.mbox"
+        n = _write_mbox(p, data, int(gb * 1024 ** 3), big=(cap_mb + 5) * 1024 * 1024)
+        size = p.stat().st_size
+        for j in (os.cpu_count() or 1,):
+            out = tmp / "out.jsonl"
+            code = ("import resource, subprocess, sys, time; t=time.time(); "
+                    f"r=subprocess.run([sys.executable,'-m','dsnparse','parse','-q','--jobs','{j}',"
+                    f"'-o','{out}','{p}']); "
+                    "print(time.time()-t, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)")
+            env = dict(os.environ, PYTHONPATH=str(ROOT))
+            r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
+            secs, rss = r.stdout.split()
+            errors = [l for l in out.read_text().splitlines() if '"kind": "error"' in l]
+            lines = sum(1 for _ in open(out))
+            print(f"memory: {size / 1024 ** 3:.2f} GB mbox, {n} messages, --jobs {j}: {float(secs):.0f} s, "
+                  f"peak RSS of the largest process {int(rss) / 1024:.0f} MB (target < 150 MB), "
+                  f"{lines} records")
+            for e in errors[:2]:
+                print("  over the cap:", re.sub(r'.*"error": ("[^"]*").*', r"\1", e))
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("sections", nargs="*",
+                    default=["throughput", "profile", "packs", "startup", "jobs"])
+    ap.add_argument("--seconds", type=float, default=10.0)
+    ap.add_argument("--mbox-gb", type=float, default=2.0)
+    a = ap.parse_args(argv)
+    data = corpus()
+    print(f"# {platform.python_implementation()} {platform.python_version()}, {platform.machine()}, "
+          f"{os.cpu_count()} cores, {platform.platform()}")
+    for s in a.sections:
+        if s == "throughput":
+            throughput(data, a.seconds)
+        elif s == "profile":
+            profile(data)
+        elif s == "packs":
+            packs(data, a.seconds)
+        elif s == "startup":
+            startup()
+        elif s == "jobs":
+            jobs(data)
+        elif s == "memory":
+            memory(data, a.mbox_gb)
+        else:
+            sys.exit(f"unknown section {s!r}")
+    print(f"# peak RSS of this process: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,137 @@
+"""The cheap pack prefilter (required literals, ``keywords``) and the pack cache."""
+from __future__ import annotations
+
+import pickle
+
+import pytest
+
+import dsnparse
+from conftest import ROOT, SAMPLES, SISIMAI
+from dsnparse import RuleError, rules
+from dsnparse.options import Options
+from dsnparse.rules import load_pack, load_packs, required_literals
+
+
+@pytest.mark.parametrize("pattern, want", [
+    ("^This is the mail system at host ", {"this is the mail system at host "}),
+    ("mailbox (?:is )?full|over quota", {"mailbox ", "over quota"}),
+    ("(?:user|mailbox) (?:unknown|not found)", {"unknown", "not found"}),
+    ("(?:abc)+x", {"abc"}),
+    ("(?i)MAILER-DAEMON", {"mailer-daemon"}),
+    ("^<(?P<recipient>[^>]+)>:", None),           # nothing long enough
+    ("[[:alpha:]]+xyz_long", None),                # POSIX class: regex-only syntax
+    (r"\p{L}+ unknown user", None),               # \p{..}: regex-only syntax
+    ("abc(?:defgh){e<=1}", None),                  # fuzzy matching
+    ("(?:abc)?xy", None),                          # optional: not required
+])
+def test_required_literals(pattern, want):
+    got = required_literals(pattern)
+    assert (None if got is None else set(got)) == want
+
+
+def _texts():
+    out = [p.read_bytes() for p in sorted(SAMPLES.rglob("*.eml"))]
+    if (SISIMAI / "maildir").is_dir():
+        out += [p.read_bytes() for p in sorted((SISIMAI / "maildir").rglob("*")) if p.is_file()]
+    return out
+
+
+def test_prefilter_never_rejects_a_text_its_pattern_matches():
+    """Every shipped pattern with needles, on every sample (and corpus email when present):
+    if the pattern matches the report text, one needle is in the case-folded text."""
+    from dsnparse.engine import Context
+    from dsnparse.load import load
+    from dsnparse import rfc3464
+
+    pats = []
+    for pack in load_packs(()):
+        for c in pack.detect_any + pack.detect_all + pack.detect_none:
+            pats.append(c.pattern)
+        pats += [t.pattern for t in pack.text_rules]
+        pats += [r.pattern for r in pack.recipients] + list(pack.report_start) + list(pack.original_start)
+    pats = [p for p in pats if p.needles]
+    for data in _texts():
+        try:
+            msg = load(data)
+        except dsnparse.InputError:
+            continue
+        ctx = Context(msg, rfc3464.scan(msg), Options(), None)
+        text = ctx.text()
+        for p in pats:
+            if p.search(text, 1.0):
+                assert p.may_match(text.casefold()), (p.where, p.needles)
+
+
+def _pack(tmp_path, body, name="vendor.yaml"):
+    d = tmp_path / "rules"
+    d.mkdir(exist_ok=True)
+    (d / name).write_text(body)
+    return d
+
+
+VENDOR = """
+description: test vendor
+order: 100
+keywords: [acme mail relay]
+detect:
+  any:
+    - body: 'could not be delivered'
+recipients:
+  - id: r
+    pattern: '^\\s*(?P<recipient>\\S+@\\S+)\\s*$'
+"""
+MSG = (b"From: postmaster@acme.example\nTo: s@example.com\nSubject: failure\n\n"
+       b"Your message could not be delivered to:\n\n   lost@example.org\n\n-- Acme Mail Relay\n")
+
+
+def test_keywords_gate_detection(tmp_path, monkeypatch):
+    monkeypatch.setenv("DSNPARSE_CACHE", "0")
+    d = _pack(tmp_path, VENDOR)
+    opts = Options(rules=(str(d),))
+    r = dsnparse.parse(MSG, opts)
+    assert r.kind == "bounce" and r.format == "vendor"
+    r = dsnparse.parse(MSG.replace(b"Acme Mail Relay", b"Other"), opts)
+    assert r.format != "vendor"
+
+
+def test_keywords_are_validated(tmp_path):
+    d = _pack(tmp_path, VENDOR.replace("[acme mail relay]", "[acme, '']"))
+    with pytest.raises(RuleError) as e:
+        load_pack(d / "vendor.yaml")
+    assert "keywords[1]" in str(e.value)
+    d = _pack(tmp_path, VENDOR.replace("[acme mail relay]", "acme"))
+    with pytest.raises(RuleError):
+        load_pack(d / "vendor.yaml")
+
+
+def test_pack_cache_is_used_and_invalidated(tmp_path, monkeypatch):
+    monkeypatch.setenv("DSNPARSE_CACHE", "1")
+    monkeypatch.setenv("DSNPARSE_CACHE_DIR", str(tmp_path / "cache"))
+    d = _pack(tmp_path, VENDOR)
+    load_packs.cache_clear()
+    try:
+        first = load_packs((str(d),))
+        files = list((tmp_path / "cache").glob("packs-*.pickle"))
+        assert len(files) == 1
+        load_packs.cache_clear()
+        calls = []
+        real = rules.load_pack
+        monkeypatch.setattr(rules, "load_pack", lambda *a, **k: calls.append(a) or real(*a, **k))
+        again = load_packs((str(d),))
+        assert not calls and [p.id for p in again] == [p.id for p in first]
+        assert dsnparse.parse(MSG, Options(rules=(str(d),))).format == "vendor"
+        # editing a pack invalidates the cache
+        load_packs.cache_clear()
+        (d / "vendor.yaml").write_text(VENDOR.replace("order: 100", "order: 101") + "\n")
+        changed = load_packs((str(d),))
+        assert calls and next(p for p in changed if p.id == "vendor").order == 101
+    finally:
+        load_packs.cache_clear()
+
+
+def test_patterns_pickle_without_compiled_objects():
+    pack = load_pack(ROOT / "rules" / "mta" / "postfix.yaml", "mta/postfix")
+    data = pickle.dumps(pack)
+    back = pickle.loads(data)
+    c = back.detect_any[0].pattern
+    assert not c._cell and c.search("This is the mail system at host x", 1.0)
