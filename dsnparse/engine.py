@@ -42,8 +42,10 @@ class Context:
         self.msg, self.st, self.options, self.trace = msg, st, options, trace
         self.timeout = options.pattern_timeout
         self._headers: dict = {}
+        self._raw: Optional[dict] = None
         self._text: Optional[str] = None
         self.folded = rules.Folded(self.header_block, self.text)
+        self.memo: dict = {}  # detection conditions already tested on this message
 
     def header_block(self) -> str:
         """The top-level header section as ``Name: value`` lines (for pack keywords)."""
@@ -53,7 +55,12 @@ class Context:
         """All values of header ``name``, unfolded and decoded, joined by newlines ("" if absent)."""
         v = self._headers.get(name)
         if v is None:
-            vals = self.msg.get_all(name) or []
+            raw = self._raw
+            if raw is None:  # one pass over the header section, then dictionary look-ups
+                raw = self._raw = {}
+                for k, val in self.msg._headers:
+                    raw.setdefault(k.lower(), []).append(val)
+            vals = raw.get(name, ())
             v = self._headers[name] = "\n".join(unfold(x) for x in vals)
         return v
 
@@ -153,7 +160,7 @@ def parse(message, options: Optional[Options] = None, trace: Optional[list] = No
     for pack in packs:
         if not pack.detects:
             continue
-        why = rules.detect(pack, ctx.header, ctx.text, ctx.timeout, why_not, ctx.folded)
+        why = rules.detect(pack, ctx.header, ctx.text, ctx.timeout, why_not, ctx.folded, ctx.memo)
         if not why:
             if why_not:
                 ctx.note(f"pack {pack.id}: not recognised ({why_not.pop()})")
@@ -197,7 +204,7 @@ def _vendor_pack(ctx, packs):
     rules apply first, and its recipient lines fill in diagnostics the report leaves out."""
     for pack in packs:
         if pack.kind == "bounce" and pack.detects and pack.order < 600 and \
-                rules.detect(pack, ctx.header, ctx.text, ctx.timeout):
+                rules.detect(pack, ctx.header, ctx.text, ctx.timeout, None, ctx.folded, ctx.memo):
             ctx.note(f"pack {pack.id}: recognised the report's vendor")
             return pack
     return None

@@ -639,7 +639,7 @@ def may_apply(pack: Pack, folded: Optional[Folded]) -> bool:
 
 
 def detect(pack: Pack, header, body, timeout: float, why_not: Optional[list] = None,
-           folded: Optional[Folded] = None) -> Optional[str]:
+           folded: Optional[Folded] = None, memo: Optional[dict] = None) -> Optional[str]:
     """Return a description of the condition that recognised the message, or ``None``.
 
     Args:
@@ -650,6 +650,8 @@ def detect(pack: Pack, header, body, timeout: float, why_not: Optional[list] = N
         folded: the message's :class:`Folded` views; when given, the pack's ``keywords`` and
             each body pattern's required literals are checked with ``in`` before any pattern
             runs (a pattern that cannot match is not run).
+        memo: a per-message ``dict`` of condition results: packs share conditions (the
+            generic packs' "from a mail system" test), so each runs once per message.
     """
     if folded is not None and not may_apply(pack, folded):
         if why_not is not None:
@@ -657,13 +659,20 @@ def detect(pack: Pack, header, body, timeout: float, why_not: Optional[list] = N
         return None
 
     def test(c: Condition):
+        key = (c.target, c.name, c.pattern.source)
+        if memo is not None and key in memo:
+            return memo[key]
+        m = None
         if c.target == "header":
             text = header(c.name)
-        else:
-            if folded is not None and not c.pattern.may_match(folded.body()):
-                return None
+            if text and (c.pattern.needles is None or c.pattern.may_match(text.casefold())):
+                m = c.pattern.search(text, timeout)
+        elif folded is None or c.pattern.may_match(folded.body()):
             text = body()
-        return text and c.pattern.search(text, timeout)
+            m = c.pattern.search(text, timeout) if text else None
+        if memo is not None:
+            memo[key] = m
+        return m
 
     for c in pack.detect_none:
         m = test(c)
