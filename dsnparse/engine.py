@@ -48,8 +48,12 @@ class Context:
         self.memo: dict = {}  # detection conditions already tested on this message
 
     def header_block(self) -> str:
-        """The top-level header section as ``Name: value`` lines (for pack keywords)."""
-        return "\n".join(f"{k}: {v}" for k, v in self.msg.items())
+        """The top-level header section as ``Name: value`` lines (for the prefilter); fields
+        with RFC 2047 encoded words are added once more, decoded."""
+        raw = "\n".join(f"{k}: {v}" for k, v in self.msg._headers)
+        if "=?" in raw:
+            raw += "\n" + "\n".join(f"{k}: {unfold(v)}" for k, v in self.msg._headers if "=?" in v)
+        return raw
 
     def header(self, name: str) -> str:
         """All values of header ``name``, unfolded and decoded, joined by newlines ("" if absent)."""

@@ -148,6 +148,7 @@ class Pack:
     exclude_notified: bool = False
     recipient_from_original: bool = False
     keywords: tuple = ()
+    triggers: Optional[frozenset] = None
 
     @property
     def detects(self) -> bool:
@@ -392,7 +393,26 @@ def load_pack(path: Path, pack_id: Optional[str] = None) -> Pack:
         exclude_notified=data.get("exclude_notified", False),
         recipient_from_original=data.get("recipient_from_original", False),
         keywords=tuple(keywords),
+        triggers=_triggers(tuple(keywords), detect_any, detect_all),
     )
+
+
+def _triggers(keywords, detect_any, detect_all) -> Optional[frozenset]:
+    """Case-folded literals of which one must occur in the message (headers or report text)
+    for the pack to recognise it, or ``None`` when that cannot be said.
+
+    The pack's ``keywords`` when given; else the needles of the most selective ``detect.all``
+    condition (every one must match); else the union of the ``detect.any`` conditions'
+    needles (one must match), if each of them has needles.
+    """
+    if keywords:
+        return frozenset(keywords)
+    alls = [c.pattern.needles for c in detect_all if c.pattern.needles]
+    if alls:
+        return min(alls, key=len)
+    if detect_any and all(c.pattern.needles for c in detect_any):
+        return frozenset().union(*(c.pattern.needles for c in detect_any))
+    return None
 
 
 def pack_files(directory: Path) -> Iterable[tuple[str, Path]]:
@@ -465,7 +485,7 @@ def _load_listing(listing) -> tuple:
 # file (and of the data files that validation reads); patterns are compiled on first use.
 # DSNPARSE_CACHE=0 turns the cache off; DSNPARSE_CACHE_DIR moves it.
 
-_CACHE_VERSION = 1
+_CACHE_VERSION = 2  # bump when Pack or Pattern change shape
 
 
 def cache_dir() -> Optional[Path]:
@@ -612,12 +632,45 @@ def _describe(c: Condition) -> str:
 
 class Folded:
     """Case-folded views of one message for the cheap prefilter (computed once, lazily):
-    ``body()`` the report text, ``all()`` the header section and the report text."""
+    ``body()`` the report text, ``all()`` the header section and the report text.
+    ``has(needle)`` memoises ``needle in all()`` (packs share needles)."""
 
     def __init__(self, headers, body):
         self._headers, self._body = headers, body
         self._b: Optional[str] = None
         self._a: Optional[str] = None
+        self._h: Optional[str] = None
+        self._has: dict = {}
+
+    def has_any(self, needles) -> bool:
+        """``True`` when one of ``needles`` occurs in the header section or the report text
+        (results memoised; the header section is looked at first, the text only if needed)."""
+        known = self._has
+        pending = []
+        for n in needles:
+            v = known.get(n)
+            if v is None:
+                pending.append(n)
+            elif v:
+                return True
+        if not pending:
+            return False
+        head = self.headers()
+        for n in pending:
+            if n in head:
+                known[n] = True
+                return True
+        body = self.body()
+        found = False
+        for n in pending:
+            v = known[n] = n in body
+            found = found or v
+        return found
+
+    def headers(self) -> str:
+        if self._h is None:
+            self._h = self._headers().casefold()
+        return self._h
 
     def body(self) -> str:
         if self._b is None:
@@ -626,16 +679,15 @@ class Folded:
 
     def all(self) -> str:
         if self._a is None:
-            self._a = self._headers().casefold() + "\n" + self.body()
+            self._a = self.headers() + "\n" + self.body()
         return self._a
 
 
 def may_apply(pack: Pack, folded: Optional[Folded]) -> bool:
     """``False`` when the pack's ``keywords`` (if any) are all absent from the message."""
-    if not pack.keywords or folded is None:
+    if pack.triggers is None or folded is None:
         return True
-    hay = folded.all()
-    return any(k in hay for k in pack.keywords)
+    return folded.has_any(pack.triggers)
 
 
 def detect(pack: Pack, header, body, timeout: float, why_not: Optional[list] = None,
@@ -655,7 +707,7 @@ def detect(pack: Pack, header, body, timeout: float, why_not: Optional[list] = N
     """
     if folded is not None and not may_apply(pack, folded):
         if why_not is not None:
-            why_not.append("none of its keywords occurs in the message")
+            why_not.append("none of its keywords or required literals occurs in the message")
         return None
 
     def test(c: Condition):
