@@ -46,6 +46,7 @@ class Context:
         self._text: Optional[str] = None
         self.folded = rules.Folded(self.header_block, self.text)
         self.memo: dict = {}  # detection conditions already tested on this message
+        self.candidates: Optional[list] = None  # indices of the packs that may apply
 
     def header_block(self) -> str:
         """The top-level header section as ``Name: value`` lines (for the prefilter); fields
@@ -161,7 +162,7 @@ def parse(message, options: Optional[Options] = None, trace: Optional[list] = No
         ctx.note("message disposition notification (RFC 8098): not a bounce")
         return Report(kind="not_bounce", format="rfc8098", **base)
     why_not = [] if trace is not None else None
-    for pack in packs:
+    for pack in _candidates(ctx, packs):
         if not pack.detects:
             continue
         why = rules.detect(pack, ctx.header, ctx.text, ctx.timeout, why_not, ctx.folded, ctx.memo)
@@ -203,10 +204,21 @@ def _base_fields(msg: Message, st: rfc3464.Structure) -> dict:
     }
 
 
+def _candidates(ctx, packs):
+    """The packs that may recognise the message, in order (see :class:`rules.Dispatch`);
+    every pack when tracing, so that ``dsnparse explain`` shows why each did not match."""
+    if ctx.trace is not None:
+        return packs
+    idx = ctx.candidates
+    if idx is None:
+        idx = ctx.candidates = rules.dispatch_for(packs).candidates(ctx.folded)
+    return [packs[i] for i in idx]
+
+
 def _vendor_pack(ctx, packs):
     """The first bounce pack that recognises a message with a delivery-status part: its text
     rules apply first, and its recipient lines fill in diagnostics the report leaves out."""
-    for pack in packs:
+    for pack in _candidates(ctx, packs):
         if pack.kind == "bounce" and pack.detects and pack.order < 600 and \
                 rules.detect(pack, ctx.header, ctx.text, ctx.timeout, None, ctx.folded, ctx.memo):
             ctx.note(f"pack {pack.id}: recognised the report's vendor")

@@ -641,10 +641,13 @@ class Folded:
         self._a: Optional[str] = None
         self._h: Optional[str] = None
         self._has: dict = {}
+        self.found: Optional[frozenset] = None  # every trigger literal present (Dispatch)
 
     def has_any(self, needles) -> bool:
         """``True`` when one of ``needles`` occurs in the header section or the report text
         (results memoised; the header section is looked at first, the text only if needed)."""
+        if self.found is not None:
+            return not self.found.isdisjoint(needles)
         known = self._has
         pending = []
         for n in needles:
@@ -681,6 +684,60 @@ class Folded:
         if self._a is None:
             self._a = self.headers() + "\n" + self.body()
         return self._a
+
+
+class Dispatch:
+    """Which packs can recognise a message: one pass over its text finds every packs'
+    trigger literal at once (an Aho-Corasick automaton from ``pyahocorasick``), so the cost
+    of dispatch grows with the text, not with the number of packs.
+
+    ``candidates(folded)`` returns the indices (in pack order) of the packs with detection
+    whose triggers occur, plus those whose triggers cannot be derived (always tried).  Without
+    ``pyahocorasick`` it falls back to testing each literal with ``in``.
+    """
+
+    def __init__(self, packs: tuple):
+        self.packs = packs
+        self.always = [i for i, p in enumerate(packs) if p.detects and p.triggers is None]
+        self.by_needle: dict = {}
+        for i, p in enumerate(packs):
+            if p.detects and p.triggers:
+                for n in p.triggers:
+                    self.by_needle.setdefault(n, []).append(i)
+        self._auto = None
+        try:
+            import ahocorasick
+        except ImportError:  # pragma: no cover - the dependency is declared
+            return
+        auto = ahocorasick.Automaton()
+        for n in self.by_needle:
+            auto.add_word(n, n)
+        if self.by_needle:
+            auto.make_automaton()
+            self._auto = auto
+
+    def candidates(self, folded: "Folded") -> list:
+        hay = folded.all()
+        if self._auto is not None:
+            found = frozenset(n for _, n in self._auto.iter(hay))
+        else:
+            found = frozenset(n for n in self.by_needle if n in hay)
+        folded.found = found
+        idx = set(self.always)
+        for n in found:
+            idx.update(self.by_needle[n])
+        return sorted(idx)
+
+
+_DISPATCH: dict = {}
+
+
+def dispatch_for(packs: tuple) -> Dispatch:
+    """The :class:`Dispatch` of a pack tuple (built once per loaded pack set)."""
+    d = _DISPATCH.get(id(packs))
+    if d is None or d.packs is not packs:
+        d = _DISPATCH[id(packs)] = Dispatch(packs)
+    return d
 
 
 def may_apply(pack: Pack, folded: Optional[Folded]) -> bool:
@@ -839,23 +896,66 @@ def is_system_address(addr: str) -> bool:
     return addr.split("@", 1)[0].lower() in _SYSTEM_LOCAL
 
 
+class _TextIndex:
+    """The text rules of a pack list in order, with an Aho-Corasick automaton of their
+    required literals: one pass over a diagnostic tells which rules can match at all."""
+
+    def __init__(self, packs):
+        self.packs = packs
+        self.rules = [(p, r) for p in packs for r in p.text_rules]
+        self.always = [i for i, (_, r) in enumerate(self.rules) if r.pattern.needles is None]
+        self.by_needle: dict = {}
+        for i, (_, r) in enumerate(self.rules):
+            for n in r.pattern.needles or ():
+                self.by_needle.setdefault(n, []).append(i)
+        self._auto = None
+        try:
+            import ahocorasick
+        except ImportError:  # pragma: no cover - the dependency is declared
+            return
+        if self.by_needle:
+            auto = ahocorasick.Automaton()
+            for n in self.by_needle:
+                auto.add_word(n, n)
+            auto.make_automaton()
+            self._auto = auto
+
+    def candidates(self, folded: str) -> list:
+        if self._auto is not None:
+            found = {n for _, n in self._auto.iter(folded)}
+        else:
+            found = {n for n in self.by_needle if n in folded}
+        idx = set(self.always)
+        for n in found:
+            idx.update(self.by_needle[n])
+        return sorted(idx)
+
+
+_TEXT_INDEX: dict = {}
+
+
 def find_text_rule(diagnostic: str, packs: Iterable[Pack], timeout: float,
                    status: Optional[str] = None):
     """First text rule of ``packs`` (in the order given) whose pattern matches; ``(pack, rule,
     match)`` or ``None``.  Rules with ``if_status`` are skipped unless ``status`` (the
-    verdict's status so far) matches it."""
+    verdict's status so far) matches it.  Rules whose required literals are absent from the
+    text are not run (see :class:`_TextIndex`)."""
     if not diagnostic:
         return None
-    folded = diagnostic.casefold()
-    for pack in packs:
-        for rule in pack.text_rules:
-            if not rule.pattern.may_match(folded):
-                continue
-            if rule.if_status is not None and not (status and rule.if_status.search(status, timeout)):
-                continue
-            m = rule.pattern.search(diagnostic, timeout)
-            if m:
-                return pack, rule, m
+    if not isinstance(packs, (list, tuple)):
+        packs = list(packs)
+    index = _TEXT_INDEX.get(id(packs))
+    if index is None or index.packs is not packs:
+        if len(_TEXT_INDEX) > 4096:
+            _TEXT_INDEX.clear()
+        index = _TEXT_INDEX[id(packs)] = _TextIndex(packs)
+    for i in index.candidates(diagnostic.casefold()):
+        pack, rule = index.rules[i]
+        if rule.if_status is not None and not (status and rule.if_status.search(status, timeout)):
+            continue
+        m = rule.pattern.search(diagnostic, timeout)
+        if m:
+            return pack, rule, m
     return None
 
 

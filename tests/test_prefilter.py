@@ -135,3 +135,30 @@ def test_patterns_pickle_without_compiled_objects():
     back = pickle.loads(data)
     c = back.detect_any[0].pattern
     assert not c._cell and c.search("This is the mail system at host x", 1.0)
+
+
+def test_dispatch_finds_every_pack_whose_trigger_occurs():
+    from dsnparse import engine, rfc3464, rules
+    packs = rules.load_packs(())
+    disp = rules.Dispatch(packs)
+    msg = engine.load(b"From: MAILER-DAEMON@mx.example\nTo: a@example.org\nSubject: x\n\n"
+                      b"This is the mail system at host mx.example.\n")
+    ctx = engine.Context(msg, rfc3464.scan(msg), engine.DEFAULT, None)
+    idx = disp.candidates(ctx.folded)
+    ids = [packs[i].id for i in idx]
+    assert "mta/postfix" in ids                     # its trigger literal occurs
+    assert "provider/amazonses" not in ids          # Amazon SES words do not
+    assert idx == sorted(idx)                       # pack order is kept
+    # every pack that really recognises the message is a candidate (no false negative)
+    for i, p in enumerate(packs):
+        if p.detects and rules.detect(p, ctx.header, ctx.text, 0.25):
+            assert i in idx, p.id
+
+
+def test_text_index_keeps_rule_order_and_skips_absent_literals():
+    from dsnparse import rules
+    packs = [p for p in rules.load_packs(()) if p.id == "standard/text"]
+    hit = rules.find_text_rule("550 5.2.2 mailbox full", packs, 0.25)
+    assert hit is not None and hit[1].reason == "mailbox_full"
+    idx = rules._TextIndex(packs)
+    assert idx.candidates("nothing to see here") == sorted(idx.always)
