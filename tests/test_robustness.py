@@ -1,0 +1,44 @@
+"""Hostile input: every message accounted for, no traceback, no hang, documented exit status."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from conftest import ROOT, SAMPLES
+from dsnparse.sources import iter_messages, parse_path
+
+S1 = (SAMPLES / "rfc3464" / "01.eml").read_bytes()
+
+
+def run_cli(*args, stdin=None, timeout=60, **kw):
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    env.update(kw.pop("env", {}))
+    return subprocess.run([sys.executable, "-m", "dsnparse", *args], input=stdin,
+                          capture_output=True, env=env, timeout=timeout, **kw)
+
+
+# --------------------------------------------------------------------------- sources
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs FIFOs")
+def test_fifo_in_directory_is_reported_not_read(tmp_path):
+    (tmp_path / "a.eml").write_bytes(S1)
+    os.mkfifo(tmp_path / "b.eml")       # opening it for reading would block forever
+    r = run_cli("parse", str(tmp_path), timeout=30)
+    assert r.returncode == 1, r.stderr
+    lines = r.stdout.decode().splitlines()
+    assert any('"kind": "error"' in ln and "b.eml" in ln for ln in lines)
+    assert any('"kind": "bounce"' in ln for ln in lines)
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs FIFOs")
+def test_fifo_in_maildir_is_reported_not_read(tmp_path):
+    for sub in ("cur", "new", "tmp"):
+        (tmp_path / sub).mkdir()
+    (tmp_path / "new" / "1.host").write_bytes(S1)
+    os.mkfifo(tmp_path / "cur" / "2.host")
+    items = list(parse_path(tmp_path))
+    assert [r.kind for _, r in items] == ["bounce", "error"]
+
