@@ -8,6 +8,7 @@ violations included).  Only input that is not an email at all raises :class:`Inp
 from __future__ import annotations
 
 import email
+import email.errors
 import email.header
 import re
 from email import policy as _policy
@@ -93,8 +94,8 @@ def unfold(value) -> str:
                 p.decode(c or "utf-8", "replace") if isinstance(p, bytes) else p
                 for p, c in parts
             )
-        except (LookupError, ValueError, AssertionError):
-            pass
+        except (LookupError, ValueError, AssertionError, email.errors.HeaderParseError):
+            pass  # unknown charset, bad base64/quoted-printable word: keep the raw text
     return value.replace("\r", " ").replace("\n", " ").strip()
 
 

@@ -42,3 +42,23 @@ def test_fifo_in_maildir_is_reported_not_read(tmp_path):
     items = list(parse_path(tmp_path))
     assert [r.kind for _, r in items] == ["bounce", "error"]
 
+
+# --------------------------------------------------------------------------- headers
+
+@pytest.mark.parametrize("subject", [b"=?utf-8?B?A?=", b"=?utf-8?b?QUJD?=x=?utf-8?B?Q?=",
+                                     b"=?x-unknown?B?SGVsbG8=?=", b"=?unicode-1-1-utf-7?Q?+ZeVnLIqe-?="])
+def test_bad_encoded_word_in_header_is_not_a_crash(subject):
+    import dsnparse
+
+    r = dsnparse.parse(b"From: a@example.org\nSubject: " + subject + b"\n\nhello\n")
+    assert r.kind == "not_bounce"
+    assert isinstance(r.subject, str)
+
+
+def test_bad_encoded_word_does_not_stop_the_run(tmp_path):
+    (tmp_path / "a.eml").write_bytes(b"From: a@example.org\nSubject: =?utf-8?B?A?=\n\nhi\n")
+    (tmp_path / "b.eml").write_bytes(S1)
+    r = run_cli("parse", str(tmp_path))
+    assert r.returncode == 0, r.stderr
+    assert b"Traceback" not in r.stderr
+    assert len([ln for ln in r.stdout.splitlines() if b'"b.eml"' in ln or b"b.eml" in ln]) >= 1
