@@ -114,7 +114,11 @@ def cmd_parse(args) -> int:
     from .sources import iter_messages, parse_item
 
     opts = _options(args)
-    out = open(args.output, "w", encoding="utf-8", newline="") if args.output else sys.stdout
+    try:
+        out = open(args.output, "w", encoding="utf-8", newline="") if args.output else sys.stdout
+    except OSError as e:
+        print(f"dsnparse: error: cannot write {args.output}: {e.strerror or e}", file=sys.stderr)
+        return EXIT_USAGE
     fmt = args.format or ("table" if out is sys.stdout and sys.stdout.isatty() else "jsonl")
     writer = make_writer(fmt, out)
     counts: Counter = Counter()
@@ -147,9 +151,16 @@ def cmd_parse(args) -> int:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         return EXIT_OK
+    except OSError as e:  # disk full, I/O error: the records are not all written
+        print(f"dsnparse: error: writing {args.output or 'standard output'} failed: "
+              f"{e.strerror or e}", file=sys.stderr)
+        return EXIT_USAGE
     finally:
         if out is not sys.stdout:
-            out.close()
+            try:
+                out.close()
+            except OSError:
+                pass  # reported above
         if ledger is not None:
             ledger.close()
     if not args.quiet:

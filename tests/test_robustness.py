@@ -62,3 +62,22 @@ def test_bad_encoded_word_does_not_stop_the_run(tmp_path):
     assert r.returncode == 0, r.stderr
     assert b"Traceback" not in r.stderr
     assert len([ln for ln in r.stdout.splitlines() if b'"b.eml"' in ln or b"b.eml" in ln]) >= 1
+
+
+# --------------------------------------------------------------------------- output
+
+@pytest.mark.parametrize("target", ["missing/dir/out.jsonl", "."])
+def test_unwritable_output_is_a_clear_error(tmp_path, target):
+    (tmp_path / "a.eml").write_bytes(S1)
+    r = run_cli("parse", str(tmp_path / "a.eml"), "-o", str(tmp_path / target))
+    assert r.returncode == 2
+    assert b"Traceback" not in r.stderr
+    assert r.stderr.startswith(b"dsnparse: error: cannot write")
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs /dev/full")
+def test_output_write_failure_is_a_clear_error():
+    r = run_cli("parse", str(SAMPLES), "-o", "/dev/full")
+    assert r.returncode == 2
+    assert b"Traceback" not in r.stderr
+    assert b"dsnparse: error: writing /dev/full failed" in r.stderr
