@@ -81,3 +81,16 @@ def test_output_write_failure_is_a_clear_error():
     assert r.returncode == 2
     assert b"Traceback" not in r.stderr
     assert b"dsnparse: error: writing /dev/full failed" in r.stderr
+
+
+# --------------------------------------------------------------------------- eval
+
+@pytest.mark.parametrize("content", [b"garbage{\n", b"[1, 2]\n", b'{"family": "x"}\n',
+                                     b'{"file": "missing.eml", "bounce": true}\n'])
+def test_eval_on_garbled_expectations_is_a_clear_error(tmp_path, content):
+    p = tmp_path / "exp.jsonl"
+    p.write_bytes(content)
+    r = run_cli("eval", str(p))
+    assert r.returncode == 2
+    assert b"Traceback" not in r.stderr
+    assert r.stderr.startswith(b"dsnparse: error: " + str(p).encode() + b":1:")
