@@ -94,3 +94,18 @@ def test_eval_on_garbled_expectations_is_a_clear_error(tmp_path, content):
     assert r.returncode == 2
     assert b"Traceback" not in r.stderr
     assert r.stderr.startswith(b"dsnparse: error: " + str(p).encode() + b":1:")
+
+
+# --------------------------------------------------------------------------- rule packs
+
+def test_pack_with_a_huge_repeat_count_is_rejected_not_compiled(tmp_path):
+    from dsnparse.errors import RuleError
+    from dsnparse.rules import load_pack
+
+    p = tmp_path / "x.yaml"
+    # compiling this takes minutes: the regex package unrolls counted repeats
+    p.write_text("recipients:\n  - id: a\n    pattern: 'x{1000000000}(?P<recipient>a@b)'\n")
+    with pytest.raises(RuleError, match="repeat count"):
+        load_pack(p, "x")
+    p.write_text("recipients:\n  - id: a\n    pattern: '(?P<recipient>\\S{1,320}@\\S+) \\{99999999\\}'\n")
+    assert load_pack(p, "x").recipients
