@@ -113,21 +113,26 @@ def cmd_parse(args) -> int:
     from .output import make_writer
     from .sources import iter_messages, parse_item
 
+    from .rules import load_packs
+
     opts = _options(args)
+    load_packs(tuple(opts.rules))  # broken rules, like a bad --db, are found before -o truncates
+    ledger = None
+    if getattr(args, "db", None) is not None or getattr(args, "policy", None) is not None:
+        from .ledger_cli import open_ledger
+
+        ledger = open_ledger(args)
     try:
         out = open(args.output, "w", encoding="utf-8", newline="") if args.output else sys.stdout
     except OSError as e:
+        if ledger is not None:
+            ledger.close()
         print(f"dsnparse: error: cannot write {args.output}: {e.strerror or e}", file=sys.stderr)
         return EXIT_USAGE
     fmt = args.format or ("table" if out is sys.stdout and sys.stdout.isatty() else "jsonl")
     writer = make_writer(fmt, out)
     counts: Counter = Counter()
     unreadable = 0
-    ledger = None
-    if getattr(args, "db", None) is not None or getattr(args, "policy", None) is not None:
-        from .ledger_cli import open_ledger
-
-        ledger = open_ledger(args)
     try:
         for path in args.paths:
             try:

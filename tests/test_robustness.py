@@ -109,3 +109,27 @@ def test_pack_with_a_huge_repeat_count_is_rejected_not_compiled(tmp_path):
         load_pack(p, "x")
     p.write_text("recipients:\n  - id: a\n    pattern: '(?P<recipient>\\S{1,320}@\\S+) \\{99999999\\}'\n")
     assert load_pack(p, "x").recipients
+
+
+# --------------------------------------------------------------------------- ledger
+
+def test_parse_with_a_garbage_db_leaves_the_output_file_alone(tmp_path):
+    db = tmp_path / "ledger.sqlite3"
+    db.write_bytes(os.urandom(4096))
+    out = tmp_path / "verdicts.jsonl"
+    out.write_text("yesterday's verdicts\n")
+    (tmp_path / "a.eml").write_bytes(S1)
+    r = run_cli("parse", str(tmp_path / "a.eml"), "--db", str(db), "-o", str(out))
+    assert r.returncode == 2
+    assert b"not a usable ledger" in r.stderr and b"Traceback" not in r.stderr
+    assert out.read_text() == "yesterday's verdicts\n"
+
+
+def test_parse_with_broken_rules_leaves_the_output_file_alone(tmp_path):
+    out = tmp_path / "verdicts.jsonl"
+    out.write_text("yesterday's verdicts\n")
+    (tmp_path / "a.eml").write_bytes(S1)
+    r = run_cli("parse", str(tmp_path / "a.eml"), "--rules", str(tmp_path / "nope"), "-o", str(out))
+    assert r.returncode == 2
+    assert b"rules directory does not exist" in r.stderr
+    assert out.read_text() == "yesterday's verdicts\n"
