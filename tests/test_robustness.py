@@ -13,10 +13,15 @@ from dsnparse.sources import iter_messages, parse_path
 S1 = (SAMPLES / "rfc3464" / "01.eml").read_bytes()
 
 
-def run_cli(*args, stdin=None, timeout=60, **kw):
+def run_cli(*args, stdin=None, stdin_fd=None, timeout=60, **kw):
+    """Run ``python -m dsnparse ARGS``: ``stdin`` bytes to feed, or ``stdin_fd`` a descriptor."""
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     env.update(kw.pop("env", {}))
-    return subprocess.run([sys.executable, "-m", "dsnparse", *args], input=stdin,
+    if stdin_fd is not None:
+        kw["stdin"] = stdin_fd
+    else:
+        kw["input"] = stdin
+    return subprocess.run([sys.executable, "-m", "dsnparse", *args],
                           capture_output=True, env=env, timeout=timeout, **kw)
 
 
@@ -133,3 +138,22 @@ def test_parse_with_broken_rules_leaves_the_output_file_alone(tmp_path):
     assert r.returncode == 2
     assert b"rules directory does not exist" in r.stderr
     assert out.read_text() == "yesterday's verdicts\n"
+
+
+# --------------------------------------------------------------------------- standard input
+
+@pytest.mark.parametrize("command", [["parse", "-"], ["explain", "-"]])
+@pytest.mark.parametrize("stdin", ["closed", "write-only"])
+def test_unreadable_stdin_is_reported_not_a_traceback(tmp_path, command, stdin):
+    if stdin == "closed":
+        r = run_cli(*command, preexec_fn=lambda: os.close(0))
+    else:
+        fd = os.open(tmp_path / "f", os.O_WRONLY | os.O_CREAT)   # read() fails with EBADF
+        try:
+            r = run_cli(*command, stdin_fd=fd)
+        finally:
+            os.close(fd)
+    assert r.returncode == 1, r.stderr
+    assert b"Traceback" not in r.stderr
+    if command[0] == "parse":
+        assert b'"kind": "error"' in r.stdout     # the input is still accounted for

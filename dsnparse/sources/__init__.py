@@ -42,7 +42,13 @@ def iter_messages(path: Union[str, os.PathLike], options: Options = DEFAULT) -> 
     """
     cap = options.max_message_bytes
     if str(path) == "-":
-        data = sys.stdin.buffer.read(cap + 1)
+        try:
+            if sys.stdin is None:  # started with standard input closed
+                raise OSError("standard input is closed")
+            data = sys.stdin.buffer.read(cap + 1)
+        except (OSError, ValueError) as e:
+            yield "-", SourceError(f"-: cannot read standard input: {getattr(e, 'strerror', None) or e}")
+            return
         if len(data) > cap:
             yield "-", SourceError(f"message larger than {cap} bytes: not loaded")
         else:
