@@ -26,6 +26,16 @@ class _Parser(argparse.ArgumentParser):
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n")
 
 
+def _positive_int(text: str) -> int:
+    try:
+        n = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if n <= 0:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {n}")
+    return n
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(
         prog="dsnparse",
@@ -53,7 +63,7 @@ def build_parser() -> argparse.ArgumentParser:
     pp.add_argument("--rules", metavar="DIR", action="append", default=[],
                     help="extra rule-pack directory, tried before the shipped packs (repeatable; "
                          "also DSNPARSE_RULES)")
-    pp.add_argument("--max-size", metavar="BYTES", type=int, default=25 * 1024 * 1024,
+    pp.add_argument("--max-size", metavar="BYTES", type=_positive_int, default=25 * 1024 * 1024,
                     help="messages larger than this are reported as errors, not loaded "
                          "(default: 25 MiB)")
     pp.add_argument("-q", "--quiet", action="store_true", help="no summary on stderr")

@@ -157,3 +157,14 @@ def test_unreadable_stdin_is_reported_not_a_traceback(tmp_path, command, stdin):
     assert b"Traceback" not in r.stderr
     if command[0] == "parse":
         assert b'"kind": "error"' in r.stdout     # the input is still accounted for
+
+
+# --------------------------------------------------------------------------- options
+
+@pytest.mark.parametrize("size", ["-5", "0", "ten"])
+def test_max_size_must_be_a_positive_number(tmp_path, size):
+    (tmp_path / "a.eml").write_bytes(S1)
+    r = run_cli("parse", str(tmp_path / "a.eml"), "--max-size", size)
+    assert r.returncode == 2
+    assert b"--max-size" in r.stderr and b"Traceback" not in r.stderr
+    assert r.stdout == b""
