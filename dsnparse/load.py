@@ -28,7 +28,7 @@ def load(message) -> Message:
 
     Args:
         message: ``bytes`` (preferred: what a mailbox stores), ``str`` (encoded as UTF-8 with
-            surrogate escapes), or an already parsed ``email.message.Message`` (returned as is).
+            surrogate escapes; other lone surrogates become ``?``), or an already parsed ``email.message.Message`` (returned as is).
 
     Raises:
         InputError: empty input, or input whose first line is not a header field (RFC 5322
@@ -37,7 +37,10 @@ def load(message) -> Message:
     if isinstance(message, Message):
         return message
     if isinstance(message, str):
-        data = message.encode("utf-8", "surrogateescape")
+        try:
+            data = message.encode("utf-8", "surrogateescape")
+        except UnicodeEncodeError:  # a lone surrogate that is no escaped byte (e.g. from JSON)
+            data = message.encode("utf-8", "replace")
     elif isinstance(message, (bytes, bytearray, memoryview)):
         data = bytes(message)
     else:

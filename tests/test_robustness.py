@@ -168,3 +168,13 @@ def test_max_size_must_be_a_positive_number(tmp_path, size):
     assert r.returncode == 2
     assert b"--max-size" in r.stderr and b"Traceback" not in r.stderr
     assert r.stdout == b""
+
+
+# --------------------------------------------------------------------------- library
+
+@pytest.mark.parametrize("text", ["Subject: \ud800 x\n\nhi\n", "Subject: \udcff\udfff\n\nhi\n",
+                                  "From: a@example.org\n\n\ud83d body\n"])
+def test_parse_str_with_lone_surrogates(text):
+    import dsnparse
+
+    assert dsnparse.parse(text).kind == "not_bounce"
