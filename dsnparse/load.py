@@ -28,7 +28,8 @@ def load(message) -> Message:
 
     Args:
         message: ``bytes`` (preferred: what a mailbox stores), ``str`` (encoded as UTF-8 with
-            surrogate escapes; other lone surrogates become ``?``), or an already parsed ``email.message.Message`` (returned as is).
+            surrogate escapes; other lone surrogates become ``?``), or an already parsed
+            ``email.message.Message`` (returned as is).
 
     Raises:
         InputError: empty input, or input whose first line is not a header field (RFC 5322
