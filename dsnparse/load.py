@@ -10,6 +10,7 @@ from __future__ import annotations
 import email
 import email.errors
 import email.header
+import email.parser
 import re
 from email import policy as _policy
 from email.message import Message
@@ -62,7 +63,18 @@ def load(message) -> Message:
         data = data.replace(b"\r", b"\n")
     if data.startswith(b"From ") or data.startswith(b">From "):
         data = data.split(b"\n", 1)[1] if b"\n" in data else b""
-    return email.message_from_bytes(data, policy=_COMPAT32)
+    try:
+        return email.message_from_bytes(data, policy=_COMPAT32)
+    except RecursionError:
+        # the stdlib parser recurses once per nesting level: about a thousand nested parts
+        # exhaust the stack.  Keep the header section and read the body as one text part.
+        msg = email.parser.BytesParser(policy=_COMPAT32).parsebytes(data, headersonly=True)
+        msg.defects.append(NestingTooDeepDefect("MIME parts nested too deeply: body read as text"))
+        return msg
+
+
+class NestingTooDeepDefect(email.errors.MessageDefect):
+    """The MIME structure is nested too deeply to parse; the body was read as text."""
 
 
 _WS = re.compile(r"\r?\n[ \t]+|\r[ \t]+")

@@ -127,12 +127,16 @@ def scan(msg: Message, max_parts: int = 500) -> Structure:
 
 def _parse_headers_text(text: str) -> Optional[Message]:
     import email
+    import email.parser
     from email import policy
 
     text = text.lstrip("\r\n")
     if not text:
         return None
-    return email.message_from_string(text, policy=policy.compat32)
+    try:
+        return email.message_from_string(text, policy=policy.compat32)
+    except RecursionError:  # parts nested a thousand deep (see load.load): the headers will do
+        return email.parser.Parser(policy=policy.compat32).parsestr(text, headersonly=True)
 
 
 def ds_text(part: Message) -> str:

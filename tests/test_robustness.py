@@ -178,3 +178,42 @@ def test_parse_str_with_lone_surrogates(text):
     import dsnparse
 
     assert dsnparse.parse(text).kind == "not_bounce"
+
+
+# --------------------------------------------------------------------------- MIME structure
+
+def _nested(depth):
+    return (b"From: a@example.org\nSubject: wrapped\nContent-Type: message/rfc822\n\n" * depth
+            + b"From: a@example.org\nSubject: leaf\n\nleaf\n")
+
+
+def _nested_multipart(depth):
+    head = b'From: a@example.org\nSubject: x\nContent-Type: multipart/mixed; boundary="b0"\n\n'
+    body = b"".join(b'--b%d\nContent-Type: multipart/mixed; boundary="b%d"\n\n' % (i, i + 1)
+                    for i in range(depth))
+    body += b"--b%d\nContent-Type: text/plain\n\nx\n" % depth
+    return head + body + b"".join(b"--b%d--\n" % i for i in range(depth, -1, -1))
+
+
+@pytest.mark.parametrize("make", [_nested, _nested_multipart])
+def test_mime_nested_thousands_deep_is_a_verdict_not_a_recursion_error(make):
+    import dsnparse
+
+    r = dsnparse.parse(make(3000))
+    assert r.kind == "not_bounce"
+    assert "NestingTooDeepDefect" in r.defects
+
+
+def test_bounce_with_a_returned_message_nested_thousands_deep(tmp_path):
+    msg = (b"From: MAILER-DAEMON@mx.example.org\nSubject: Undelivered Mail Returned to Sender\n"
+           b'Content-Type: multipart/mixed; boundary="q"\n\n--q\nContent-Type: text/plain\n\n'
+           b"This is the mail system at host mx.example.org.\n\n"
+           b"<bob@example.com>: host mx.example.com said: 550 5.1.1 unknown user\n"
+           b"--q\nContent-Type: message/rfc822\n\n" + _nested(3000) + b"\n--q--\n")
+    (tmp_path / "a.eml").write_bytes(msg)
+    (tmp_path / "b.eml").write_bytes(S1)
+    r = run_cli("parse", str(tmp_path))
+    assert r.returncode == 0 and b"Traceback" not in r.stderr, r.stderr[-2000:]
+    lines = r.stdout.decode().splitlines()
+    assert '"bob@example.com"' in lines[0] and '"kind": "bounce"' in lines[0]
+    assert any("b.eml" in ln for ln in lines[1:])
