@@ -78,6 +78,9 @@ class NestingTooDeepDefect(email.errors.MessageDefect):
 
 
 _WS = re.compile(r"\r?\n[ \t]+|\r[ \t]+")
+# The stdlib's decode_header is quadratic in the number of encoded words: a 4 MB Subject of
+# them takes minutes.  Longer values (no real header is this long) are kept undecoded.
+MAX_DECODED_HEADER = 64 * 1024
 _SURROGATE = re.compile("[\udc80-\udcff]")
 
 
@@ -94,7 +97,8 @@ def fix_8bit(text: str) -> str:
 
 
 def unfold(value) -> str:
-    """Unfold a header value (RFC 5322 §2.2.3) and decode RFC 2047 encoded words.
+    """Unfold a header value (RFC 5322 §2.2.3) and decode RFC 2047 encoded words (in values
+    of at most :data:`MAX_DECODED_HEADER` characters).
 
     Returns ``""`` for ``None``.  Undecodable bytes become U+FFFD; never raises.
     """
@@ -103,7 +107,7 @@ def unfold(value) -> str:
     if isinstance(value, email.header.Header):
         value = str(value)
     value = fix_8bit(_WS.sub(" ", str(value)).strip())
-    if "=?" in value:
+    if "=?" in value and len(value) <= MAX_DECODED_HEADER:
         try:
             parts = email.header.decode_header(value)
             value = "".join(

@@ -217,3 +217,18 @@ def test_bounce_with_a_returned_message_nested_thousands_deep(tmp_path):
     lines = r.stdout.decode().splitlines()
     assert '"bob@example.com"' in lines[0] and '"kind": "bounce"' in lines[0]
     assert any("b.eml" in ln for ln in lines[1:])
+
+
+# --------------------------------------------------------------------------- size
+
+def test_header_of_many_encoded_words_is_not_quadratic():
+    import time
+
+    import dsnparse
+
+    subject = b"=?utf-8?Q?a?= " * 150_000          # 2 MB: minutes with decode_header
+    t0 = time.monotonic()
+    r = dsnparse.parse(b"From: a@example.org\nSubject: " + subject + b"\n\nhi\n")
+    assert time.monotonic() - t0 < 15
+    assert r.kind == "not_bounce"
+    assert dsnparse.parse(b"From: a@example.org\nSubject: =?utf-8?Q?caf=C3=A9?=\n\nhi\n").subject == "café"
