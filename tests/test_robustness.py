@@ -232,3 +232,17 @@ def test_header_of_many_encoded_words_is_not_quadratic():
     assert time.monotonic() - t0 < 15
     assert r.kind == "not_bounce"
     assert dsnparse.parse(b"From: a@example.org\nSubject: =?utf-8?Q?caf=C3=A9?=\n\nhi\n").subject == "café"
+
+
+def test_table_output_does_not_pass_terminal_escapes_through():
+    import io
+
+    from dsnparse.output import make_writer
+
+    buf = io.StringIO()
+    w = make_writer("table", buf)
+    w.write([{"source": "x.eml", "kind": "bounce",
+              "final_recipient": "\x1b]0;pwned\x07\x1b[31mbob@example.com\x9b2J"}])
+    out = buf.getvalue()
+    assert "\x1b" not in out and "\x07" not in out and "\x9b" not in out
+    assert "bob@example.com" in out
