@@ -26,6 +26,16 @@ class _Parser(argparse.ArgumentParser):
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n")
 
 
+def _positive_int(text: str) -> int:
+    try:
+        n = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if n <= 0:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {n}")
+    return n
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(
         prog="dsnparse",
@@ -53,7 +63,7 @@ def build_parser() -> argparse.ArgumentParser:
     pp.add_argument("--rules", metavar="DIR", action="append", default=[],
                     help="extra rule-pack directory, tried before the shipped packs (repeatable; "
                          "also DSNPARSE_RULES)")
-    pp.add_argument("--max-size", metavar="BYTES", type=int, default=25 * 1024 * 1024,
+    pp.add_argument("--max-size", metavar="BYTES", type=_positive_int, default=25 * 1024 * 1024,
                     help="messages larger than this are reported as errors, not loaded "
                          "(default: 25 MiB)")
     pp.add_argument("-j", "--jobs", metavar="N", type=int, default=None,
@@ -116,24 +126,32 @@ def _options(args) -> Options:
 def cmd_parse(args) -> int:
     from .output import make_writer
     from .parallel import default_jobs, parse_items
+    from .rules import load_packs
     from .sources import iter_messages
 
     opts = _options(args)
-    out = open(args.output, "w", encoding="utf-8", newline="") if args.output else sys.stdout
-    fmt = args.format or ("table" if out is sys.stdout and sys.stdout.isatty() else "jsonl")
-    writer = make_writer(fmt, out)
-    counts: Counter = Counter()
-    unreadable = 0
     jobs = args.jobs if args.jobs is not None else default_jobs()
     if jobs < 1:
         print("dsnparse: error: --jobs must be at least 1", file=sys.stderr)
         return EXIT_USAGE
     progress = _Progress() if not args.quiet and sys.stderr.isatty() else None
+    load_packs(tuple(opts.rules))  # broken rules, like a bad --db, are found before -o truncates
     ledger = None
     if getattr(args, "db", None) is not None or getattr(args, "policy", None) is not None:
         from .ledger_cli import open_ledger
 
         ledger = open_ledger(args)
+    try:
+        out = open(args.output, "w", encoding="utf-8", newline="") if args.output else sys.stdout
+    except OSError as e:
+        if ledger is not None:
+            ledger.close()
+        print(f"dsnparse: error: cannot write {args.output}: {e.strerror or e}", file=sys.stderr)
+        return EXIT_USAGE
+    fmt = args.format or ("table" if out is sys.stdout and sys.stdout.isatty() else "jsonl")
+    writer = make_writer(fmt, out)
+    counts: Counter = Counter()
+    unreadable = 0
     try:
         for path in args.paths:
             try:
@@ -158,9 +176,16 @@ def cmd_parse(args) -> int:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         return EXIT_OK
+    except OSError as e:  # disk full, I/O error: the records are not all written
+        print(f"dsnparse: error: writing {args.output or 'standard output'} failed: "
+              f"{e.strerror or e}", file=sys.stderr)
+        return EXIT_USAGE
     finally:
         if out is not sys.stdout:
-            out.close()
+            try:
+                out.close()
+            except OSError:
+                pass  # reported above
         if ledger is not None:
             ledger.close()
     if progress:

@@ -89,7 +89,8 @@ def evaluate(expectations: Path, options: Options = DEFAULT, *, only_dsn: bool =
         ``{family: Tally}`` plus the key ``"TOTAL"``.
 
     Raises:
-        SourceError: the expectations file cannot be read.
+        SourceError: the expectations file cannot be read, a line of it is not a JSON object
+            with a ``file`` key, or an email it lists cannot be read.
     """
     from .engine import parse
 
@@ -100,14 +101,22 @@ def evaluate(expectations: Path, options: Options = DEFAULT, *, only_dsn: bool =
         raise SourceError(f"{expectations}: {e.strerror or e}") from e
     fams = set(families) if families else None
     out: dict = defaultdict(Tally)
-    for line in lines:
+    for n, line in enumerate(lines, 1):
         if not line.strip():
             continue
-        exp = json.loads(line)
+        try:
+            exp = json.loads(line)
+        except ValueError as e:
+            raise SourceError(f"{expectations}:{n}: not a JSON object: {e}") from e
+        if not isinstance(exp, dict) or not isinstance(exp.get("file"), str):
+            raise SourceError(f"{expectations}:{n}: expected a JSON object with a \"file\" key")
         fam = exp.get("family") or exp.get("kind") or "all"
         if fams and fam not in fams:
             continue
-        data = (base / exp["file"]).read_bytes()
+        try:
+            data = (base / exp["file"]).read_bytes()
+        except OSError as e:
+            raise SourceError(f"{expectations}:{n}: {base / exp['file']}: {e.strerror or e}") from e
         if only_dsn and not DS_PART.search(data):
             continue
         try:

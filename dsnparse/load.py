@@ -10,6 +10,7 @@ from __future__ import annotations
 import email
 import email.errors
 import email.header
+import email.parser
 import re
 from email import policy as _policy
 from email.message import Message
@@ -28,7 +29,8 @@ def load(message) -> Message:
 
     Args:
         message: ``bytes`` (preferred: what a mailbox stores), ``str`` (encoded as UTF-8 with
-            surrogate escapes), or an already parsed ``email.message.Message`` (returned as is).
+            surrogate escapes; other lone surrogates become ``?``), or an already parsed
+            ``email.message.Message`` (returned as is).
 
     Raises:
         InputError: empty input, or input whose first line is not a header field (RFC 5322
@@ -37,7 +39,10 @@ def load(message) -> Message:
     if isinstance(message, Message):
         return message
     if isinstance(message, str):
-        data = message.encode("utf-8", "surrogateescape")
+        try:
+            data = message.encode("utf-8", "surrogateescape")
+        except UnicodeEncodeError:  # a lone surrogate that is no escaped byte (e.g. from JSON)
+            data = message.encode("utf-8", "replace")
     elif isinstance(message, (bytes, bytearray, memoryview)):
         data = bytes(message)
     else:
@@ -65,16 +70,22 @@ def load(message) -> Message:
         # (the stdlib feedparser recurses once per level), or a MIME parameter the stdlib
         # cannot decode (an RFC 2231 boundary with a NUL byte): keep the top header section
         # and read the body as text, noting the defect.
-        from email.errors import MessageDefect
-        from email.parser import BytesParser
-
-        msg = BytesParser(policy=_COMPAT32).parsebytes(data, headersonly=True)
-        what = "nested too deep" if isinstance(e, RecursionError) else "not parseable"
-        msg.defects.append(MessageDefect(f"MIME structure {what}: body read as text"))
+        msg = email.parser.BytesParser(policy=_COMPAT32).parsebytes(data, headersonly=True)
+        if isinstance(e, RecursionError):
+            msg.defects.append(NestingTooDeepDefect("MIME parts nested too deeply: body read as text"))
+        else:
+            msg.defects.append(email.errors.MessageDefect("MIME structure not parseable: body read as text"))
         return msg
 
 
+class NestingTooDeepDefect(email.errors.MessageDefect):
+    """The MIME structure is nested too deeply to parse; the body was read as text."""
+
+
 _WS = re.compile(r"\r?\n[ \t]+|\r[ \t]+")
+# The stdlib's decode_header is quadratic in the number of encoded words: a 4 MB Subject of
+# them takes minutes.  Longer values (no real header is this long) are kept undecoded.
+MAX_DECODED_HEADER = 64 * 1024
 _SURROGATE = re.compile("[\udc80-\udcff]")
 
 
@@ -91,7 +102,8 @@ def fix_8bit(text: str) -> str:
 
 
 def unfold(value) -> str:
-    """Unfold a header value (RFC 5322 §2.2.3) and decode RFC 2047 encoded words.
+    """Unfold a header value (RFC 5322 §2.2.3) and decode RFC 2047 encoded words (in values
+    of at most :data:`MAX_DECODED_HEADER` characters).
 
     Returns ``""`` for ``None``.  Undecodable bytes become U+FFFD; never raises.
     """
@@ -100,7 +112,7 @@ def unfold(value) -> str:
     if isinstance(value, email.header.Header):
         value = str(value)
     value = fix_8bit(_WS.sub(" ", str(value)).strip())
-    if "=?" in value:
+    if "=?" in value and len(value) <= MAX_DECODED_HEADER:
         try:
             parts = email.header.decode_header(value)
             value = "".join(
@@ -108,7 +120,7 @@ def unfold(value) -> str:
                 for p, c in parts
             )
         except (LookupError, ValueError, AssertionError, email.errors.HeaderParseError):
-            pass
+            pass  # unknown charset, bad base64/quoted-printable word: keep the raw text
     return value.replace("\r", " ").replace("\n", " ").strip()
 
 

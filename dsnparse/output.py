@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import re
 from typing import IO, Iterable
 
 from .model import RECORD_FIELDS
@@ -65,6 +66,11 @@ TABLE_COLUMNS = ("source", "kind", "final_recipient", "status", "code", "bounce_
                  "rule")
 
 
+# C0/C1 controls (ESC, BEL, CR, …) from a hostile bounce would drive the terminal the table
+# is written to (retitle it, recolour it, hide lines)
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
+
+
 class TableWriter(_Writer):
     """A fixed-width table for people: one line per record, long cells shortened."""
 
@@ -77,7 +83,7 @@ class TableWriter(_Writer):
     def _line(self, cells):
         out = []
         for cell, w in zip(cells, self.widths):
-            s = "" if cell is None else str(cell)
+            s = _CONTROL.sub("?", "" if cell is None else str(cell))
             if len(s) > w:
                 s = "…" + s[-(w - 1):]
             out.append(s.ljust(w))

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -189,10 +190,20 @@ def _check_keys(path, obj, schema, rule, where):
                             f"{where}.{k}" if where else k)
 
 
+# Counted repeats: the regex package unrolls them when compiling, so ``x{1000000000}`` takes
+# minutes (the match timeout does not cover compiling); no bounce format needs more.
+MAX_REPEAT = 10_000
+_REPEAT = re.compile(r"(?<!\\)\{\s*(\d*)\s*(?:,\s*(\d*)\s*)?\}")
+
+
 def _compile(path, source, rule, fieldname) -> Pattern:
     regex = _regex()
     if not isinstance(source, str) or not source:
         raise RuleError(path, "expected a non-empty pattern string", rule, fieldname)
+    for m in _REPEAT.finditer(source):
+        if any(g and int(g) > MAX_REPEAT for g in m.groups()):
+            raise RuleError(path, f"repeat count {m.group(0)} is larger than {MAX_REPEAT}",
+                            rule, fieldname)
     try:
         compiled = regex.compile(source, regex.I | regex.M | regex.V0)
     except regex.error as e:

@@ -209,14 +209,16 @@ def cmd_explain(args) -> int:
     from .rules import load_packs
 
     opts = _options(args)
-    if args.file == "-":
-        data, source = sys.stdin.buffer.read(), "<stdin>"
-    else:
-        try:
+    try:
+        if args.file == "-":
+            if sys.stdin is None:  # started with standard input closed
+                raise OSError("standard input is closed")
+            data, source = sys.stdin.buffer.read(), "<stdin>"
+        else:
             data, source = Path(args.file).read_bytes(), args.file
-        except OSError as e:
-            print(f"dsnparse: {args.file}: {e.strerror or e}", file=sys.stderr)
-            return EXIT_FAIL
+    except (OSError, ValueError) as e:
+        print(f"dsnparse: {args.file}: {getattr(e, 'strerror', None) or e}", file=sys.stderr)
+        return EXIT_FAIL
     packs = load_packs(tuple(opts.rules))
     trace: list = []
     report = parse(data, opts, trace=trace)

@@ -16,6 +16,7 @@ Source names: a file's path as given; ``PATH#N`` for the N-th message of an mbox
 from __future__ import annotations
 
 import os
+import stat
 import sys
 from pathlib import Path
 from typing import Iterator, Optional, Union
@@ -41,7 +42,13 @@ def iter_messages(path: Union[str, os.PathLike], options: Options = DEFAULT) -> 
     """
     cap = options.max_message_bytes
     if str(path) == "-":
-        data = sys.stdin.buffer.read(cap + 1)
+        try:
+            if sys.stdin is None:  # started with standard input closed
+                raise OSError("standard input is closed")
+            data = sys.stdin.buffer.read(cap + 1)
+        except (OSError, ValueError) as e:
+            yield "-", SourceError(f"-: cannot read standard input: {getattr(e, 'strerror', None) or e}")
+            return
         if len(data) > cap:
             yield "-", SourceError(f"message larger than {cap} bytes: not loaded")
         else:
@@ -61,7 +68,22 @@ def iter_messages(path: Union[str, os.PathLike], options: Options = DEFAULT) -> 
         raise SourceError(f"{path}: not a regular file or directory")
 
 
+def _not_regular(p: Path, name: str) -> Optional[SourceError]:
+    """A SourceError for a FIFO, socket, device or directory met during a walk (opening a
+    FIFO for reading would block until a writer comes), else ``None``."""
+    try:
+        mode = p.stat().st_mode
+    except OSError as e:
+        return SourceError(f"{name}: {e.strerror or e}")
+    if not stat.S_ISREG(mode):
+        return SourceError(f"{name}: not a regular file")
+    return None
+
+
 def _read_file(p: Path, cap: int, name: str) -> Union[bytes, SourceError]:
+    err = _not_regular(p, name)
+    if err is not None:
+        return err
     try:
         size = p.stat().st_size
         if size > cap:
@@ -74,6 +96,10 @@ def _read_file(p: Path, cap: int, name: str) -> Union[bytes, SourceError]:
 
 
 def _file(p: Path, cap: int, name: str) -> Iterator[Item]:
+    err = _not_regular(p, name)
+    if err is not None:
+        yield name, err
+        return
     try:
         with open(p, "rb") as f:
             head = f.read(5)
