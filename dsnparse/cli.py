@@ -1,7 +1,9 @@
 """Command line: ``dsnparse parse PATH…`` and the other commands.
 
-Exit status (all commands): 0 success; 1 some input could not be read (the rest was still
-processed and reported); 2 usage error (bad option, missing path, broken rules).
+Exit status (all commands): 0 success; 1 some input could not be read — a missing path, an
+unreadable file, or a message the parser failed on (the rest was still processed and
+reported); 2 usage error (bad option, broken rules, unwritable output).  Input that was read
+but is not an email gets a record of kind ``error`` and does not change the exit status.
 """
 from __future__ import annotations
 
@@ -157,9 +159,10 @@ def cmd_parse(args) -> int:
             try:
                 items = iter_messages(path, opts)
                 for source, data, report in parse_items(items, opts, 1 if path == "-" else jobs):
-                    if isinstance(data, SourceError):
+                    if isinstance(data, SourceError) or \
+                            (report.error or "").find(": internal error:") >= 0:
                         unreadable += 1
-                        log.warning("%s", data)
+                        log.warning("%s", data if isinstance(data, SourceError) else report.error)
                     _count(counts, report)
                     writer.write(report.records(source))
                     if progress:

@@ -246,3 +246,26 @@ def test_table_output_does_not_pass_terminal_escapes_through():
     out = buf.getvalue()
     assert "\x1b" not in out and "\x07" not in out and "\x9b" not in out
     assert "bob@example.com" in out
+
+
+def test_a_parser_bug_on_one_message_does_not_stop_the_run(tmp_path, monkeypatch):
+    """A message that makes the parser raise gets an error record; the others are reported."""
+    from dsnparse import engine
+    from dsnparse.cli import main
+    real = engine.parse
+
+    def flaky(data, options=None, trace=None):
+        if b"TRIGGER-BUG" in (data if isinstance(data, bytes) else b""):
+            raise ZeroDivisionError("simulated bug")
+        return real(data, options, trace)
+    monkeypatch.setattr(engine, "parse", flaky)
+    good = (ROOT / "samples" / "rfc3464" / "01.eml").read_bytes()
+    (tmp_path / "a.eml").write_bytes(good)
+    (tmp_path / "b.eml").write_bytes(b"From: x@example.org\nSubject: TRIGGER-BUG\n\nbody\n")
+    (tmp_path / "c.eml").write_bytes(good)
+    out = tmp_path / "out.jsonl"
+    assert main(["parse", str(tmp_path), "-o", str(out), "-q", "--jobs", "1"]) == 1
+    import json
+    recs = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [r["kind"] for r in recs] == ["bounce", "error", "bounce"]
+    assert "internal error: ZeroDivisionError: simulated bug" in recs[1]["error"]

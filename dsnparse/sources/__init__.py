@@ -181,9 +181,14 @@ def _mbox(p: Path, cap: int, name: str) -> Iterator[Item]:
 def parse_item(source: str, data: Union[bytes, SourceError], options: Options = DEFAULT) -> Report:
     """Parse one ``(source, data)`` item; unreadable or non-email input gives kind ``error``.
 
-    Never raises for bad input: the ``error`` field of the report says what went wrong.
+    Never raises for bad input: the ``error`` field of the report says what went wrong.  A
+    bug in the parser on one message (an exception other than :class:`InputError`) is also
+    turned into kind ``error`` with ``error`` starting ``internal error:`` and logged, so that
+    one message never stops a run; :class:`~dsnparse.errors.RuleError` (broken packs) still
+    raises, as it concerns every message.
     """
     from ..engine import parse
+    from ..errors import RuleError
 
     if isinstance(data, SourceError):
         return Report(kind="error", error=str(data))
@@ -191,6 +196,13 @@ def parse_item(source: str, data: Union[bytes, SourceError], options: Options = 
         return parse(data, options)
     except InputError as e:
         return Report(kind="error", error=f"{source}: {e}")
+    except RuleError:
+        raise
+    except Exception as e:  # noqa: BLE001 - one message must not stop the run
+        import logging
+
+        logging.getLogger("dsnparse").exception("%s: internal error while parsing", source)
+        return Report(kind="error", error=f"{source}: internal error: {type(e).__name__}: {e}")
 
 
 def parse_path(path, options: Optional[Options] = None) -> Iterator[tuple[str, Report]]:
