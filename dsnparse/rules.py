@@ -111,6 +111,8 @@ class RecipientRule:
     header: Optional[str] = None
     continuation: Optional[str] = None
     action: str = "failed"
+    section_start: Optional[Pattern] = None
+    section_end: Optional[Pattern] = None
 
 
 @dataclass(frozen=True)
@@ -173,7 +175,8 @@ _TOP = {
 }
 _DETECT = {"any": list, "all": list, "none": list}
 _COND = {"header": str, "body": str, "pattern": str}
-_RCPT = {"id": str, "pattern": str, "header": str, "continuation": str, "action": str}
+_RCPT = {"id": str, "pattern": str, "header": str, "continuation": str, "action": str,
+         "section_start": str, "section_end": str}
 _TEXT = {"id": str, "pattern": str, "reason": str, "status": str, "if_status": str}
 
 
@@ -363,7 +366,12 @@ def load_pack(path: Path, pack_id: Optional[str] = None) -> Pack:
         pat = _compile(path, r["pattern"], rid, "pattern")
         if "recipient" not in pat.compiled.groupindex:
             raise RuleError(path, "pattern needs a named group 'recipient'", rid, "pattern")
-        rcpts.append(RecipientRule(rid, pat, (r.get("header") or "").lower() or None, cont, act))
+        sec = {k: _compile(path, r[k], rid, k) if k in r else None
+               for k in ("section_start", "section_end")}
+        if sec["section_end"] is not None and sec["section_start"] is None:
+            raise RuleError(path, "section_end needs section_start", rid, "section_end")
+        rcpts.append(RecipientRule(rid, pat, (r.get("header") or "").lower() or None, cont, act,
+                                   sec["section_start"], sec["section_end"]))
 
     trules = []
     from .codes import normalize_status
@@ -496,7 +504,7 @@ def _load_listing(listing) -> tuple:
 # file (and of the data files that validation reads); patterns are compiled on first use.
 # DSNPARSE_CACHE=0 turns the cache off; DSNPARSE_CACHE_DIR moves it.
 
-_CACHE_VERSION = 2  # bump when Pack or Pattern change shape
+_CACHE_VERSION = 3  # bump when Pack or Pattern change shape
 
 
 def cache_dir() -> Optional[Path]:
@@ -839,6 +847,23 @@ def _continue(text: str, pos: int, mode: Optional[str]) -> str:
     return " ".join(out)
 
 
+def _matches(rule: RecipientRule, src: str, timeout: float):
+    """``(text, match)`` pairs of a recipient rule: over the whole text, or, with
+    ``section_start``, over each section from the end of a ``section_start`` match to the
+    next ``section_end`` match (or the end of the text)."""
+    if rule.section_start is None:
+        return [(src, m) for m in rule.pattern.finditer(src, timeout)]
+    out = []
+    for start in rule.section_start.finditer(src, timeout):
+        seg = src[start.end():]
+        if rule.section_end is not None:
+            end = rule.section_end.search(seg, timeout)
+            if end is not None:
+                seg = seg[:end.start()]
+        out.extend((seg, m) for m in rule.pattern.finditer(seg, timeout))
+    return out
+
+
 def extract(pack: Pack, text: str, header, timeout: float, exclude=None) -> list:
     """Apply the pack's recipient rules; return ``[(rule_id, fields dict)]`` in text order.
 
@@ -853,7 +878,7 @@ def extract(pack: Pack, text: str, header, timeout: float, exclude=None) -> list
         src = header(rule.header) if rule.header else text
         if not src:
             continue
-        for m in rule.pattern.finditer(src, timeout):
+        for src, m in _matches(rule, src, timeout):
             gd = {k: v for k, v in m.groupdict().items() if v}
             raw = gd.get("recipient")
             if raw and gd.get("recipient_domain") and "@" not in raw:

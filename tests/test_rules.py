@@ -434,3 +434,36 @@ def test_text_rule_if_status_restricts_a_rule(tmp_path):
     assert (v.reason, v.rule) == ("policy_violation", "rfc3464+local/policy#policy-refusal")
     v = dsnparse.parse(dsn("5.1.1"), opts).verdicts[0]
     assert v.reason != "policy_violation" and "local/policy" not in v.rule
+
+
+def test_recipient_rule_sections(tmp_path):
+    _pack(tmp_path, """\
+        order: 100
+        detect:
+          any:
+            - header: X-Test-Sections
+              pattern: 'yes'
+        recipients:
+          - id: fatal
+            section_start: '^== permanent ==$'
+            section_end: '^=='
+            pattern: '^<(?P<recipient>[^>]+)>'
+          - id: later
+            action: delayed
+            section_start: '^== temporary ==$'
+            pattern: '^<(?P<recipient>[^>]+)>'
+        """, name="local/sections.yaml")
+    msg = (b"From: MAILER-DAEMON@mx.example\nTo: s@example.org\nSubject: failure\nX-Test-Sections: yes\n\n"
+           b"<before@example.net>\n== permanent ==\n<a@example.net>\n<b@example.net>\n"
+           b"== temporary ==\n<c@example.net>\n")
+    r = dsnparse.parse(msg, Options(rules=(str(tmp_path),)))
+    assert [(v.final_recipient, v.action) for v in r.verdicts] == [
+        ("a@example.net", "failed"), ("b@example.net", "failed"), ("c@example.net", "delayed")]
+    bad = _pack(tmp_path / "bad", """\
+        recipients:
+          - id: r
+            section_end: '^=='
+            pattern: '^<(?P<recipient>[^>]+)>'
+        """)
+    err = _error(bad)
+    assert "section_end" in str(err) and "'r'" in str(err)
