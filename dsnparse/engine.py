@@ -199,7 +199,7 @@ def _base_fields(msg: Message, st: rfc3464.Structure) -> dict:
         "original_from": get_header(orig, "from") if orig is not None else None,
         "original_to": get_header(orig, "to") if orig is not None else None,
         "original_subject": get_header(orig, "subject") if orig is not None else None,
-        "original_headers": tuple((k, unfold(v)) for k, v in orig.items()) if orig is not None else (),
+        "original_headers": tuple(orig._headers) if orig is not None else (),
         "defects": defects,
     }
 

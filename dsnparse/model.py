@@ -102,8 +102,9 @@ class Report:
             the returned original message (``message/rfc822``, ``text/rfc822-headers``,
             RFC 6532 ``message/global*`` or inline text), when the bounce carries it.
         original_headers: every header field of the returned original, as
-            ``((name, value), …)`` with values unfolded (a ledger reads the campaign id from
-            them); not part of the output records.
+            ``((name, value), …)`` with values as written (possibly folded; decode them with
+            :func:`dsnparse.load.unfold`); a ledger reads the campaign id from them.  Not part
+            of the output records.
         defects: short names of the problems met while reading (e.g. parser defects).
         error: for kind ``error`` only: why the input could not be read or parsed.
     """

@@ -738,7 +738,7 @@ class Dispatch:
     def candidates(self, folded: "Folded") -> list:
         hay = folded.all()
         if self._auto is not None:
-            found = frozenset(n for _, n in self._auto.iter(hay))
+            found = {n for _, n in self._auto.iter(hay)}
         else:
             found = frozenset(n for n in self.by_needle if n in hay)
         folded.found = found
