@@ -12,6 +12,7 @@ import logging
 import os
 import sys
 from collections import Counter
+from typing import Optional
 
 from . import __version__
 from .errors import DsnparseError, SourceError
@@ -38,7 +39,48 @@ def _positive_int(text: str) -> int:
     return n
 
 
-def build_parser() -> argparse.ArgumentParser:
+#: Commands registered by their own modules: (command, module, help).  Their modules (and
+#: what they import: sqlite3, the policy, IMAP…) are imported only when one of them runs or
+#: help lists them; ``dsnparse parse`` and ``eval`` only see a light placeholder parser.
+_PLUGIN_COMMANDS = (
+    ("suppressions", "dsnparse.ledger_cli", "the ledger's list of addresses not to mail"),
+    ("imap", "dsnparse.imap_cli", "process a bounce mailbox over IMAP"),
+    ("rules", "dsnparse.rules_cli", "work with rule packs (rules check)"),
+    ("explain", "dsnparse.rules_cli", "show how one message was parsed (packs tried, rules "
+                                      "matched)"),
+)
+
+
+def _command_word(argv) -> Optional[str]:
+    """The command named in ``argv`` (the top-level options take no value), or ``None``."""
+    for a in sys.argv[1:] if argv is None else argv:
+        if not a.startswith("-"):
+            return a
+        if a == "--":
+            return None
+    return None
+
+
+def add_db_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add ``--db FILE`` and ``--policy FILE`` to ``parser`` (for parse, imap, suppressions).
+
+    Both default to "absent" (``argparse.SUPPRESS``) so that a value given to a parent
+    parser is not overwritten; read them with ``getattr(args, "db", None)`` or call
+    :func:`dsnparse.ledger_cli.open_ledger`.  (Also exported as
+    ``dsnparse.ledger_cli.add_db_arguments``; it lives here so that ``parse`` does not import
+    the ledger command module.)
+    """
+    parser.add_argument("--db", metavar="FILE", default=argparse.SUPPRESS,
+                        help="ledger file (SQLite); default $DSNPARSE_DB or "
+                             "$XDG_DATA_HOME/dsnparse/ledger.sqlite3")
+    parser.add_argument("--policy", metavar="FILE", default=argparse.SUPPRESS,
+                        help="suppression policy YAML merged over the shipped defaults "
+                             "(default $DSNPARSE_POLICY)")
+
+
+def build_parser(argv=None) -> argparse.ArgumentParser:
+    """The ``dsnparse`` parser for ``argv`` (default ``sys.argv[1:]``): the command modules of
+    :data:`_PLUGIN_COMMANDS` are imported unless ``argv`` names ``parse`` or ``eval``."""
     p = _Parser(
         prog="dsnparse",
         description="Turn email bounces (RFC 3464 delivery status notifications and vendor "
@@ -73,8 +115,6 @@ def build_parser() -> argparse.ArgumentParser:
                          "(default: one per core; 1 parses in this process; output stays in "
                          "input order)")
     pp.add_argument("-q", "--quiet", action="store_true", help="no summary on stderr")
-    from .ledger_cli import add_db_arguments
-
     add_db_arguments(pp)
     pp.set_defaults(func=cmd_parse)
 
@@ -95,8 +135,12 @@ def build_parser() -> argparse.ArgumentParser:
                     help="extra rule-pack directory")
     pe.set_defaults(func=cmd_eval)
 
-    for mod in _plugin_modules():
-        mod.register(sub)
+    if _command_word(argv) in ("parse", "eval"):
+        for name, _, help_ in _PLUGIN_COMMANDS:  # placeholders: same usage and choices
+            sub.add_parser(name, help=help_)
+    else:
+        for mod in _plugin_modules():
+            mod.register(sub)
     return p
 
 
@@ -105,7 +149,7 @@ def _plugin_modules():
     import importlib
 
     mods = []
-    for name in ("dsnparse.ledger_cli", "dsnparse.imap_cli", "dsnparse.rules_cli"):
+    for name in dict.fromkeys(m for _, m, _ in _PLUGIN_COMMANDS):
         try:
             mods.append(importlib.import_module(name))
         except ModuleNotFoundError as e:
@@ -126,8 +170,11 @@ def _options(args) -> Options:
 
 
 def cmd_parse(args) -> int:
+    """Parse every PATH; with ``--jobs N`` the workers parse and render the records (see
+    :func:`dsnparse.parallel.process`); this process splits the input, writes the text in
+    input order and, with ``--db``, records the reports the workers send back."""
     from .output import make_writer
-    from .parallel import default_jobs, parse_items
+    from .parallel import default_jobs, process
     from .rules import load_packs
     from .sources import iter_messages
 
@@ -143,6 +190,7 @@ def cmd_parse(args) -> int:
         from .ledger_cli import open_ledger
 
         ledger = open_ledger(args)
+    keep = ledger is not None
     try:
         out = open(args.output, "w", encoding="utf-8", newline="") if args.output else sys.stdout
     except OSError as e:
@@ -157,19 +205,22 @@ def cmd_parse(args) -> int:
     try:
         for path in args.paths:
             try:
-                items = iter_messages(path, opts)
-                for source, data, report in parse_items(items, opts, 1 if path == "-" else jobs):
-                    if isinstance(data, SourceError) or \
-                            (report.error or "").find(": internal error:") >= 0:
+                # without a ledger, workers read directory files themselves (no raw bytes needed)
+                items = iter_messages(path, opts, defer_files=not keep)
+                for chunk, res in process(items, opts, 1 if path == "-" else jobs, fmt, keep):
+                    out.write(res.text)
+                    counts.update(res.counts)
+                    for w in res.warnings:
                         unreadable += 1
-                        log.warning("%s", data if isinstance(data, SourceError) else report.error)
-                    _count(counts, report)
-                    writer.write(report.records(source))
+                        log.warning("%s", w)
                     if progress:
                         progress.tick(counts["messages"])
-                    if ledger is not None and report.kind not in ("error", "not_bounce"):
-                        ledger.record_report(report, source, original_headers=dict(report.original_headers),
-                                             raw=data if isinstance(data, bytes) else None)
+                    if keep:
+                        for (source, data), report in zip(chunk, res.reports):
+                            if report.kind not in ("error", "not_bounce"):
+                                ledger.record_report(
+                                    report, source, original_headers=dict(report.original_headers),
+                                    raw=data if isinstance(data, bytes) else None)
             except SourceError as e:
                 unreadable += 1
                 print(f"dsnparse: {e}", file=sys.stderr)
@@ -244,14 +295,6 @@ class _Progress:
             sys.stderr.flush()
 
 
-def _count(counts: Counter, report) -> None:
-    counts["messages"] += 1
-    counts[report.kind] += 1
-    for v in report.verdicts:
-        if v.action == "failed" and v.bounce_type:
-            counts[v.bounce_type] += 1
-
-
 def _summary(c: Counter, unreadable: int) -> str:
     return (f"messages: {c['messages']}  bounces: {c['bounce']}  hard: {c['hard']}  "
             f"soft: {c['soft']}  delays: {c['delay']}  delivered: {c['delivered']}  "
@@ -260,7 +303,7 @@ def _summary(c: Counter, unreadable: int) -> str:
 
 
 def main(argv=None) -> int:
-    parser = build_parser()
+    parser = build_parser(argv)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING - 10 * min(args.verbose, 2),
                         format="dsnparse: %(levelname)s: %(message)s")

@@ -11,10 +11,12 @@ the entry and the field) and answers four questions:
 * :func:`classify` — the verdict fields (code, hard/soft, descriptions, reason) for a status,
   an optional reply code and the RFC 3464 ``Action``.
 
-Loading is lazy (on first use) and imports only ``yaml``.
+Loading is lazy (on first use) and imports only ``yaml``; the validated shipped table is
+cached as a pickle beside the pack cache (:func:`cached_load`).
 """
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -141,9 +143,57 @@ def load_table(path: Union[str, Path, None] = None) -> CodeTable:
     global _default
     if path is None:
         if _default is None:
-            _default = _load(default_path())
+            _default = cached_load(default_path(), _load)
         return _default
     return _load(Path(path))
+
+
+_DATA_CACHE_VERSION = 1
+
+
+def cached_load(path: Path, build):
+    """``build(path)`` through a pickle in the pack cache directory (``rules.cache_dir()``,
+    off with ``DSNPARSE_CACHE=0``), keyed by the file's path, mtime and size and the package
+    version: a fresh process then needs neither ``yaml`` nor the validation (start-up).
+
+    Only for the shipped data files (the result must be picklable); a missing, stale or
+    unreadable cache is rebuilt, an unwritable one is skipped.
+    """
+    import pickle
+    import zlib
+
+    from . import __version__
+    from .rules import cache_dir
+
+    d = cache_dir()
+    try:
+        st = os.stat(path)
+    except OSError:
+        return build(path)  # let build() report the unreadable file
+    if d is None:
+        return build(path)
+    key = (_DATA_CACHE_VERSION, __version__, str(path), st.st_mtime_ns, st.st_size)
+    f = d / f"data-{path.stem}-{zlib.crc32(str(path).encode()):08x}.pickle"
+    try:
+        with open(f, "rb") as fh:
+            obj = pickle.load(fh)
+        if isinstance(obj, tuple) and len(obj) == 2 and obj[0] == key:
+            return obj[1]
+    except Exception:  # noqa: BLE001 - missing, stale or unreadable: rebuild
+        pass
+    value = build(path)
+    tmp = f.with_name(f".{f.name}.{os.getpid()}")
+    try:
+        d.mkdir(parents=True, exist_ok=True)
+        with open(tmp, "wb") as fh:
+            pickle.dump((key, value), fh, protocol=pickle.HIGHEST_PROTOCOL)
+        os.replace(tmp, f)
+    except Exception:  # noqa: BLE001 - read-only home, full disk: no cache
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+    return value
 
 
 _loader_cache: list = []

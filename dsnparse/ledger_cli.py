@@ -26,25 +26,11 @@ import sys
 import tempfile
 from typing import TYPE_CHECKING, Any, Callable
 
+from .cli import add_db_arguments  # noqa: F401 - re-exported (parse, imap, suppressions)
 from .errors import DsnparseError
 if TYPE_CHECKING:  # the ledger (sqlite3, uuid…) is imported only when a command needs it
     from .ledger import Ledger
 from .policy import Decision, iso, load_policy
-
-
-def add_db_arguments(parser: argparse.ArgumentParser) -> None:
-    """Add ``--db FILE`` and ``--policy FILE`` to ``parser`` (for parse, imap, suppressions).
-
-    Both default to "absent" (``argparse.SUPPRESS``) so that a value given to a parent
-    parser is not overwritten; read them with ``getattr(args, "db", None)`` or simply call
-    :func:`open_ledger`.
-    """
-    parser.add_argument("--db", metavar="FILE", default=argparse.SUPPRESS,
-                        help="ledger file (SQLite); default $DSNPARSE_DB or "
-                             "$XDG_DATA_HOME/dsnparse/ledger.sqlite3")
-    parser.add_argument("--policy", metavar="FILE", default=argparse.SUPPRESS,
-                        help="suppression policy YAML merged over the shipped defaults "
-                             "(default $DSNPARSE_POLICY)")
 
 
 def open_ledger(args: argparse.Namespace) -> Ledger:

@@ -8,7 +8,6 @@ mark a message processed only once its record is on disk.
 """
 from __future__ import annotations
 
-import csv
 import json
 import os
 import re
@@ -51,6 +50,8 @@ class CsvWriter(_Writer):
     """RFC 4180 CSV with a header row of :data:`RECORD_FIELDS`; ``None`` is an empty cell."""
 
     def __init__(self, stream, header: bool = True):
+        import csv
+
         super().__init__(stream)
         self._w = csv.DictWriter(stream, fieldnames=RECORD_FIELDS, extrasaction="ignore",
                                  lineterminator="\n")
@@ -76,9 +77,10 @@ class TableWriter(_Writer):
 
     widths = (28, 10, 32, 8, 4, 4, 16, 24)
 
-    def __init__(self, stream):
+    def __init__(self, stream, header: bool = True):
         super().__init__(stream)
-        self._line(TABLE_COLUMNS)
+        if header:
+            self._line(TABLE_COLUMNS)
 
     def _line(self, cells):
         out = []
@@ -94,8 +96,11 @@ class TableWriter(_Writer):
             self._line([r.get(c) for c in TABLE_COLUMNS])
 
 
-def make_writer(fmt: str, stream: IO[str]) -> _Writer:
+def make_writer(fmt: str, stream: IO[str], header: bool = True) -> _Writer:
     """Return a writer for ``fmt`` (one of :data:`FORMATS`) on a text stream.
+
+    ``header=False`` leaves out the CSV header row / table heading (for text rendered in
+    pieces, see :class:`Renderer`).
 
     Raises:
         ValueError: unknown format.
@@ -103,7 +108,31 @@ def make_writer(fmt: str, stream: IO[str]) -> _Writer:
     if fmt == "jsonl":
         return JsonlWriter(stream)
     if fmt == "csv":
-        return CsvWriter(stream)
+        return CsvWriter(stream, header=header)
     if fmt == "table":
-        return TableWriter(stream)
+        return TableWriter(stream, header=header)
     raise ValueError(f"unknown output format {fmt!r} (expected one of {', '.join(FORMATS)})")
+
+
+class Renderer:
+    """Records to text, without header: ``render(records) -> str``.
+
+    The text is exactly what ``make_writer(fmt, stream)`` writes for those records after its
+    header, so pieces rendered elsewhere (``--jobs`` workers) can be written as they come.
+    """
+
+    def __init__(self, fmt: str):
+        import io
+
+        self.fmt = fmt
+        self._buf = io.StringIO()
+        self._w = make_writer(fmt, self._buf, header=False)
+
+    def __call__(self, records: Iterable[dict]) -> str:
+        if self.fmt == "jsonl":
+            return "".join([json.dumps(r, ensure_ascii=False) + "\n" for r in records])
+        self._w.write(records)
+        text = self._buf.getvalue()
+        self._buf.seek(0)
+        self._buf.truncate()
+        return text

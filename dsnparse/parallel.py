@@ -1,21 +1,36 @@
 """Parse a stream of ``(source, data)`` items in worker processes, in input order.
 
-Used by ``dsnparse parse --jobs N``.  Items are grouped into chunks (at most ``CHUNK_ITEMS``
-messages or ``CHUNK_BYTES`` bytes) and handed to a process pool; at most ``2 × jobs``
-chunks are in flight, so memory stays flat however long the input is (an mbox keeps being
-streamed).  Output order is input order.  Input that fits in one chunk is parsed in-process
-(starting workers would cost more than it saves), and so is everything with ``jobs <= 1``.
+Used by ``dsnparse parse --jobs N``.  Items are grouped into chunks and handed to a process
+pool; at most ``2 × jobs`` chunks are in flight, so memory stays flat however long the input
+is (an mbox keeps being streamed).  Output order is input order.  Input that fits in one
+chunk is handled in-process (starting workers would cost more than it saves), and so is
+everything with ``jobs <= 1``.
+
+:func:`process` is what the command line uses: the workers do all the per-message work —
+read deferred files (:class:`~dsnparse.sources.FileRef`), parse, and render the output
+records as text (:class:`~dsnparse.output.Renderer`) — and send back one :class:`Chunk`: the
+chunk's text, the counters of the summary and the unreadable-input warnings.  The parent
+only splits the input, feeds chunks and writes text.  Reports come back only when asked
+(``keep_reports=True``, for the ``--db`` ledger, which records them in the parent together
+with the raw bytes).
+
+:func:`parse_items` is the older, Report-returning interface (library use).
+
+Chunk sizes grow from ``FIRST_CHUNK_ITEMS`` to ``CHUNK_ITEMS`` messages (so short inputs are
+still spread over the workers while long ones cost few round trips), capped at
+``CHUNK_BYTES`` bytes of message data.
 """
 from __future__ import annotations
 
 import os
 from collections import deque
 from itertools import islice
-from typing import Iterable, Iterator
+from typing import Iterable, Iterator, NamedTuple, Optional
 
 from .options import Options
 
-CHUNK_ITEMS = 32
+FIRST_CHUNK_ITEMS = 16
+CHUNK_ITEMS = 128
 CHUNK_BYTES = 4 * 1024 * 1024
 
 
@@ -27,67 +42,139 @@ def default_jobs() -> int:
         return max(1, os.cpu_count() or 1)
 
 
-def _chunks(items: Iterable) -> Iterator[list]:
-    chunk, size = [], 0
+def _chunks(items: Iterable, first: int = CHUNK_ITEMS) -> Iterator[list]:
+    chunk, size, limit = [], 0, first
     for item in items:
         chunk.append(item)
         data = item[1]
         size += len(data) if isinstance(data, (bytes, bytearray)) else 0
-        if len(chunk) >= CHUNK_ITEMS or size >= CHUNK_BYTES:
+        if len(chunk) >= limit or size >= CHUNK_BYTES:
             yield chunk
-            chunk, size = [], 0
+            chunk, size, limit = [], 0, min(limit * 2, CHUNK_ITEMS)
     if chunk:
         yield chunk
 
 
-def _parse_chunk(args):
-    from .sources import parse_item
-
-    chunk, options = args
-    return [(source, parse_item(source, data, options)) for source, data in chunk]
-
-
-def parse_items(items: Iterable, options: Options, jobs: int) -> Iterator[tuple]:
-    """Yield ``(source, data, Report)`` for every item, in input order."""
-    from .sources import parse_item
-
-    chunks = _chunks(items)
-    first = list(islice(chunks, 2))
-    if jobs <= 1 or len(first) < 2:
-        for chunk in first:
-            for source, data in chunk:
-                yield source, data, parse_item(source, data, options)
-        for chunk in chunks:
-            for source, data in chunk:
-                yield source, data, parse_item(source, data, options)
-        return
-
+def _pool(options: Options, jobs: int, initializer=None, initargs=()):
     import multiprocessing as mp
 
-    from . import rules
+    from . import codes, reasons, rules
 
-    rules.load_packs(tuple(options.rules))  # load (and validate) once; forked workers inherit
+    # load (and validate) once; forked workers inherit
+    rules.load_packs(tuple(options.rules))
+    codes.load_table()
+    reasons.load_reasons()
     try:
         ctx = mp.get_context("fork")
     except ValueError:  # pragma: no cover - platforms without fork
         ctx = mp.get_context()
-    pending: deque = deque()
-    with ctx.Pool(jobs) as pool:
-        def submit(chunk):
-            datas = [d for _, d in chunk]  # kept for the caller (e.g. the ledger stores raw bytes)
-            pending.append((datas, pool.apply_async(_parse_chunk, ((chunk, options),))))
+    return ctx.Pool(jobs, initializer=initializer, initargs=initargs)
 
+
+def _run(chunks: Iterator[list], work, jobs: int, pool_args) -> Iterator[tuple]:
+    """Yield ``(chunk, work(chunk))`` in order, in this process or in a pool."""
+    first = list(islice(chunks, 2))
+    if jobs <= 1 or len(first) < 2:
         for chunk in first:
-            submit(chunk)
+            yield chunk, work(chunk)
         for chunk in chunks:
-            submit(chunk)
+            yield chunk, work(chunk)
+        return
+    pending: deque = deque()
+    with _pool(*pool_args) as pool:
+        for chunk in first:
+            pending.append((chunk, pool.apply_async(work, (chunk,))))
+        for chunk in chunks:
+            pending.append((chunk, pool.apply_async(work, (chunk,))))
             while len(pending) > 2 * jobs:
-                yield from _drain(pending.popleft())
+                chunk, res = pending.popleft()
+                yield chunk, res.get()
         while pending:
-            yield from _drain(pending.popleft())
+            chunk, res = pending.popleft()
+            yield chunk, res.get()
 
 
-def _drain(entry):
-    datas, res = entry
-    for data, (source, report) in zip(datas, res.get()):
-        yield source, data, report
+# --------------------------------------------------------------------------- command line
+
+class Chunk(NamedTuple):
+    """What a worker sends back for a chunk of messages.
+
+    Attributes:
+        text: the chunk's output records, rendered (no header).
+        counts: summary counters: ``messages``, one per report kind, ``hard``, ``soft``.
+        warnings: one message per input that could not be read.
+        reports: the reports (with ``keep_reports``), else ``None``.
+    """
+
+    text: str
+    counts: dict
+    warnings: list
+    reports: Optional[list]
+
+
+_state: dict = {}
+
+
+def _init(options: Options, fmt: str, keep_reports: bool) -> None:
+    from .output import Renderer
+
+    _state.update(options=options, render=Renderer(fmt), keep=keep_reports)
+
+
+def _process_chunk(chunk: list) -> Chunk:
+    from .errors import SourceError
+    from .sources import parse_item, resolve
+
+    options, render, keep = _state["options"], _state["render"], _state["keep"]
+    cap = options.max_message_bytes
+    texts, warnings, reports = [], [], []
+    counts: dict = {}
+    get = counts.get
+    for source, data in chunk:
+        data = resolve(data, cap)
+        if isinstance(data, SourceError):
+            warnings.append(str(data))
+        report = parse_item(source, data, options)
+        if report.error and ": internal error:" in report.error:
+            warnings.append(report.error)  # the parser failed on this message: exit status 1
+        counts["messages"] = get("messages", 0) + 1
+        counts[report.kind] = get(report.kind, 0) + 1
+        for v in report.verdicts:
+            if v.action == "failed" and v.bounce_type:
+                counts[v.bounce_type] = get(v.bounce_type, 0) + 1
+        texts.append(render(report.records(source)))
+        if keep:
+            reports.append(report)
+    return Chunk("".join(texts), counts, warnings, reports if keep else None)
+
+
+def process(items: Iterable, options: Options, jobs: int, fmt: str = "jsonl",
+            keep_reports: bool = False) -> Iterator[tuple]:
+    """Parse and render every item; yield ``(items_of_the_chunk, Chunk)`` in input order.
+
+    ``fmt`` is an output format of :mod:`dsnparse.output`; the text of the chunks, written
+    one after the other after the writer's header, is what ``make_writer(fmt)`` writes for
+    the reports' records.  ``items`` may hold :class:`~dsnparse.sources.FileRef` data, read
+    by the worker.
+    """
+    args = (options, fmt, keep_reports)
+    _init(*args)  # for the in-process path (jobs 1, short inputs); workers run it again
+    yield from _run(_chunks(items, FIRST_CHUNK_ITEMS), _process_chunk, jobs,
+                    (options, jobs, _init, args))
+
+
+# --------------------------------------------------------------------------- library
+
+def _parse_chunk(chunk_and_options):
+    from .sources import parse_item
+
+    chunk, options = chunk_and_options
+    return [parse_item(source, data, options) for source, data in chunk]
+
+
+def parse_items(items: Iterable, options: Options, jobs: int) -> Iterator[tuple]:
+    """Yield ``(source, data, Report)`` for every item, in input order."""
+    chunks = ((c, options) for c in _chunks(items, FIRST_CHUNK_ITEMS))
+    for (chunk, _), reports in _run(chunks, _parse_chunk, jobs, (options, jobs)):
+        for (source, data), report in zip(chunk, reports):
+            yield source, data, report

@@ -59,7 +59,9 @@ def load_reasons(path: Union[str, Path, None] = None) -> dict:
     global _default
     if path is None:
         if _default is None:
-            _default = _load(default_path())
+            from .codes import cached_load
+
+            _default = cached_load(default_path(), _load)
         return _default
     return _load(Path(path))
 

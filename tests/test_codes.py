@@ -614,12 +614,37 @@ def test_shipped_file_is_the_default():
     assert load_table(codes.default_path()).rows == load_table().rows
 
 
-def test_import_is_lazy():
+def test_import_is_lazy(tmp_path):
     code = ("import sys, dsnparse.codes; assert 'yaml' not in sys.modules; "
-            "dsnparse.codes.classify('5.1.1'); assert 'yaml' in sys.modules")
+            "dsnparse.codes.classify('5.1.1'); assert ('yaml' in sys.modules) == (sys.argv[1] == 'cold')")
     root = Path(__file__).resolve().parent.parent
-    subprocess.run([sys.executable, "-c", code], check=True, cwd=root,
-                   env={"PYTHONPATH": str(root)})
+    env = {"PYTHONPATH": str(root), "DSNPARSE_CACHE_DIR": str(tmp_path)}
+    # the first run reads codes.yaml and caches the validated table; the next needs no yaml
+    for state in ("cold", "warm"):
+        subprocess.run([sys.executable, "-c", code, state], check=True, cwd=root, env=env)
+    subprocess.run([sys.executable, "-c", code, "cold"], check=True, cwd=root,
+                   env=dict(env, DSNPARSE_CACHE="0"))
+
+
+def test_table_cache_is_keyed_by_the_file(tmp_path, monkeypatch):
+    from dsnparse import codes
+
+    monkeypatch.setenv("DSNPARSE_CACHE_DIR", str(tmp_path / "cache"))
+    src = tmp_path / "codes.yaml"
+    src.write_text(codes.default_path().read_text(encoding="utf-8"), encoding="utf-8")
+    calls = []
+
+    def build(p):
+        calls.append(p)
+        return codes._load(p)
+
+    t1 = codes.cached_load(src, build)
+    t2 = codes.cached_load(src, build)
+    assert len(calls) == 1 and t2.rows == t1.rows
+    src.write_text(src.read_text(encoding="utf-8").replace("Mailbox", "Box", 1) + "\n",
+                   encoding="utf-8")
+    t3 = codes.cached_load(src, build)
+    assert len(calls) == 2 and t3.path == str(src)
 
 
 MALFORMED = [

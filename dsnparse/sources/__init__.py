@@ -16,26 +16,42 @@ Source names: a file's path as given; ``PATH#N`` for the N-th message of an mbox
 from __future__ import annotations
 
 import os
+import re
 import stat
 import sys
 from pathlib import Path
-from typing import Iterator, Optional, Union
+from typing import Iterator, NamedTuple, Optional, Union
 
 from ..errors import InputError, SourceError
 from ..model import Report
 from ..options import DEFAULT, Options
 
-Item = tuple[str, Union[bytes, SourceError]]
+
+
+class FileRef(NamedTuple):
+    """A message file not read yet (``iter_messages(..., defer_files=True)``): the process
+    that parses it reads it with :func:`resolve` (a worker, so the parent only lists files)."""
+
+    path: str
+    name: str
+
+
+Item = tuple[str, Union[bytes, SourceError, FileRef]]
 _NOT_MAIL = (".json", ".jsonl", ".md", ".yaml", ".yml", ".py", ".pyc")
 _DOC_NAMES = ("README", "LICENSE", "NOTICE")
 
 
-def iter_messages(path: Union[str, os.PathLike], options: Options = DEFAULT) -> Iterator[Item]:
+def iter_messages(path: Union[str, os.PathLike], options: Options = DEFAULT, *,
+                  defer_files: bool = False) -> Iterator[Item]:
     """Yield ``(source, bytes | SourceError)`` for every message under ``path``.
 
     ``path`` may be ``-`` (standard input: one message), an .eml file, an mbox file (first
     line ``From ``), a Maildir (a directory with ``cur`` and ``new``) or any directory
     (walked recursively in name order, hidden files skipped).
+
+    With ``defer_files``, a one-message file met in a directory or Maildir is yielded as a
+    :class:`FileRef` instead of its bytes (mbox files are still split here); pass the data
+    through :func:`resolve` before parsing it.
 
     Raises:
         SourceError: ``path`` does not exist or is not a file or directory.
@@ -57,9 +73,9 @@ def iter_messages(path: Union[str, os.PathLike], options: Options = DEFAULT) -> 
     p = Path(path)
     if p.is_dir():
         if (p / "cur").is_dir() and (p / "new").is_dir():
-            yield from _maildir(p, cap)
+            yield from _maildir(p, cap, defer_files)
         else:
-            yield from _directory(p, cap)
+            yield from _directory(p, cap, defer_files)
     elif p.is_file():
         yield from _file(p, cap, str(path))
     elif not p.exists():
@@ -95,7 +111,14 @@ def _read_file(p: Path, cap: int, name: str) -> Union[bytes, SourceError]:
         return SourceError(f"{name}: {e.strerror or e}")
 
 
-def _file(p: Path, cap: int, name: str) -> Iterator[Item]:
+def resolve(data: Union[bytes, SourceError, FileRef], cap: int) -> Union[bytes, SourceError]:
+    """Read a :class:`FileRef` (at most ``cap`` bytes); other data is returned as is."""
+    if isinstance(data, FileRef):
+        return _read_file(Path(data.path), cap, data.name)
+    return data
+
+
+def _file(p: Path, cap: int, name: str, defer: bool = False) -> Iterator[Item]:
     err = _not_regular(p, name)
     if err is not None:
         yield name, err
@@ -108,21 +131,23 @@ def _file(p: Path, cap: int, name: str) -> Iterator[Item]:
         return
     if head == b"From ":
         yield from _mbox(p, cap, name)
+    elif defer:
+        yield name, FileRef(str(p), name)
     else:
         yield name, _read_file(p, cap, name)
 
 
-def _directory(p: Path, cap: int) -> Iterator[Item]:
+def _directory(p: Path, cap: int, defer: bool = False) -> Iterator[Item]:
     for root, dirs, files in os.walk(p, onerror=None):
         dirs[:] = sorted(d for d in dirs if not d.startswith("."))
         for fn in sorted(files):
             if fn.startswith(".") or fn.endswith(_NOT_MAIL) or fn.upper().startswith(_DOC_NAMES):
                 continue
             fp = Path(root) / fn
-            yield from _file(fp, cap, str(fp))
+            yield from _file(fp, cap, str(fp), defer)
 
 
-def _maildir(p: Path, cap: int) -> Iterator[Item]:
+def _maildir(p: Path, cap: int, defer: bool = False) -> Iterator[Item]:
     for sub in ("new", "cur"):
         d = p / sub
         try:
@@ -134,46 +159,82 @@ def _maildir(p: Path, cap: int) -> Iterator[Item]:
             if fn.startswith("."):
                 continue
             key = fn.split(":2,", 1)[0].split("!2,", 1)[0]
-            yield f"{p}#{key}", _read_file(d / fn, cap, str(d / fn))
+            if defer:
+                yield f"{p}#{key}", FileRef(str(d / fn), str(d / fn))
+            else:
+                yield f"{p}#{key}", _read_file(d / fn, cap, str(d / fn))
+
+
+_BLOCK = 1 << 20
+_ESCAPED = re.compile(rb"(?m)^>(>*From )")
+
+
+def _unescape(data: bytes) -> bytes:
+    """Undo mboxrd quoting: ``>From `` (any number of ``>``) loses one ``>``."""
+    if b">From " in data:
+        return _ESCAPED.sub(rb"\1", data)
+    return data
 
 
 def _mbox(p: Path, cap: int, name: str) -> Iterator[Item]:
-    """Stream an mbox (mboxo/mboxrd, RFC 4155): split on ``From `` lines, unescape ``>From``."""
+    """Stream an mbox (mboxo/mboxrd, RFC 4155): split on ``From `` lines, unescape ``>From``.
+
+    A ``From `` line starts a message when it is the first line of the file or follows a
+    blank line.  The file is read in 1 MiB blocks and split with ``bytes.find`` (no per-line
+    Python work); a message over ``cap`` bytes is dropped as soon as that is known, so
+    memory stays bounded by ``cap`` plus one block.
+    """
     index = 0
-    buf: list[bytes] = []
-    size = 0
-    too_big = False
-    prev_blank = True
-
-    def emit():
-        if too_big:
-            return f"{name}#{index}", SourceError(
-                f"{name}#{index}: message larger than the {cap}-byte limit: not loaded")
-        return f"{name}#{index}", b"".join(buf)
-
     try:
         with open(p, "rb") as f:
-            first = True
-            for line in f:
-                if line.startswith(b"From ") and (prev_blank or first):
-                    if not first:
-                        yield emit()
-                        index += 1
-                    buf, size, too_big, first = [], 0, False, False
-                    prev_blank = False
-                    continue
-                prev_blank = line in (b"\n", b"\r\n")
-                if too_big:
-                    continue
-                if line.startswith(b">") and line.lstrip(b">").startswith(b"From "):
-                    line = line[1:]
-                size += len(line)
-                if size > cap:
-                    too_big, buf = True, []
-                    continue
-                buf.append(line)
-            if not first:
-                yield emit()
+            read = f.read
+            buf = read(_BLOCK)
+            if not buf:
+                return
+            pos = 0                    # start of the current ``From `` line (a separator)
+            while True:
+                # skip the separator line
+                nl = buf.find(b"\n", pos)
+                while nl < 0:
+                    more = read(_BLOCK)
+                    if not more:       # a final ``From `` line without a newline
+                        yield f"{name}#{index}", b""
+                        return
+                    buf, pos = buf[pos:] + more, 0
+                    nl = buf.find(b"\n")
+                start, scan, too_big = nl + 1, nl, False
+                while True:            # find the next separator
+                    i = buf.find(b"\nFrom ", scan)
+                    while i >= 0 and not (buf[i - 1:i] == b"\n" or buf[i - 2:i] == b"\n\r"):
+                        i = buf.find(b"\nFrom ", i + 1)
+                    if i >= 0:
+                        end = i + 1
+                        break
+                    more = read(_BLOCK)
+                    if not more:
+                        end = -1
+                        break
+                    if not too_big and len(buf) - start > cap:
+                        whole = buf[start:buf.rfind(b"\n") + 1]
+                        too_big = len(_unescape(whole)) > cap
+                    keep = max(start - 1, len(buf) - 8) if too_big else start - 1
+                    scan = max(0, len(buf) - keep - 6)
+                    buf = buf[keep:] + more
+                    start -= keep
+                    if too_big:
+                        start = 0
+                msg = b"" if too_big else _unescape(buf[start:] if end < 0 else buf[start:end])
+                if too_big or len(msg) > cap:
+                    yield f"{name}#{index}", SourceError(
+                        f"{name}#{index}: message larger than the {cap}-byte limit: not loaded")
+                else:
+                    yield f"{name}#{index}", msg
+                if end < 0:
+                    return
+                index += 1
+                pos = end
+                if pos > _BLOCK:       # drop what has been consumed
+                    buf, pos = buf[pos:], 0
     except OSError as e:
         yield f"{name}#{index}", SourceError(f"{name}: {e.strerror or e}")
 
@@ -190,6 +251,7 @@ def parse_item(source: str, data: Union[bytes, SourceError], options: Options = 
     from ..engine import parse
     from ..errors import RuleError
 
+    data = resolve(data, options.max_message_bytes)
     if isinstance(data, SourceError):
         return Report(kind="error", error=str(data))
     try:
