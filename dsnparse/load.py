@@ -96,7 +96,7 @@ def fix_8bit(text: str) -> str:
     the stdlib bytes parser with compat32 keeps such octets as ``\\udcXX`` escapes.  They are
     decoded as UTF-8 (invalid sequences become U+FFFD).
     """
-    if not _SURROGATE.search(text):
+    if text.isascii() or not _SURROGATE.search(text):
         return text
     return text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
 
@@ -111,7 +111,10 @@ def unfold(value) -> str:
         return ""
     if isinstance(value, email.header.Header):
         value = str(value)
-    value = fix_8bit(_WS.sub(" ", str(value)).strip())
+    value = str(value)
+    if value.isascii() and "\n" not in value and "\r" not in value and "=?" not in value:
+        return value.strip()  # the common case: one plain line
+    value = fix_8bit(_WS.sub(" ", value).strip())
     if "=?" in value and len(value) <= MAX_DECODED_HEADER:
         try:
             parts = email.header.decode_header(value)
