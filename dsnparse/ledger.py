@@ -127,26 +127,13 @@ def default_db_path(policy: Optional[Policy] = None) -> Path:
 
 _SIMPLE_ADDR = re.compile(r"^[^\s<>()\[\],;:\"@\\]+@[^\s<>()\[\],;:\"@\\]+$")
 _ANGLE = re.compile(r"<([^<>\s]+@[^<>\s]+)>")
-_flanker_parse: Any = None
-
-
 def _flanker(value: str) -> Optional[str]:
     """Parse an odd address with flanker (imported on first use); ``None`` when it can't."""
-    global _flanker_parse
-    if _flanker_parse is None:
-        try:
-            from flanker.addresslib import address as _fa
-            _flanker_parse = _fa.parse
-        except Exception:               # not installed or broken: fall back for good
-            _flanker_parse = False
-    if _flanker_parse:
-        try:
-            parsed = _flanker_parse(value)
-            addr = getattr(parsed, "address", None)
-            if addr and "@" in addr:
-                return str(addr)
-        except Exception:
-            pass
+    from .addresses import flanker_address
+
+    addr = flanker_address(value)
+    if addr:
+        return addr
     m = _ANGLE.search(value)
     return m.group(1) if m else None
 

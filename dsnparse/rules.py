@@ -616,15 +616,9 @@ def clean_address(text: Optional[str]) -> Optional[str]:
         return None
     if _ADDR.match(t):
         return t
-    try:
-        from flanker.addresslib import address as fa
+    from .addresses import flanker_address
 
-        parsed = fa.parse(t)
-        if parsed is not None and getattr(parsed, "address", None):
-            return str(parsed.address)
-    except Exception:  # flanker missing or confused: keep the input out
-        return None
-    return None
+    return flanker_address(t)
 
 
 def region(pack: Pack, text: str, timeout: float) -> str:
