@@ -61,18 +61,24 @@ def _command_word(argv) -> Optional[str]:
     return None
 
 
-def add_db_arguments(parser: argparse.ArgumentParser) -> None:
+def add_db_arguments(parser: argparse.ArgumentParser, record: bool = False) -> None:
     """Add ``--db FILE`` and ``--policy FILE`` to ``parser`` (for parse, imap, suppressions).
 
     Both default to "absent" (``argparse.SUPPRESS``) so that a value given to a parent
     parser is not overwritten; read them with ``getattr(args, "db", None)`` or call
     :func:`dsnparse.ledger_cli.open_ledger`.  (Also exported as
     ``dsnparse.ledger_cli.add_db_arguments``; it lives here so that ``parse`` does not import
-    the ledger command module.)
+    the ledger command module.)  ``record=True`` (parse, imap): the commands record into the
+    ledger only when ``--db`` is given.
     """
-    parser.add_argument("--db", metavar="FILE", default=argparse.SUPPRESS,
-                        help="ledger file (SQLite); default $DSNPARSE_DB or "
-                             "$XDG_DATA_HOME/dsnparse/ledger.sqlite3")
+    if record:
+        parser.add_argument("--db", metavar="FILE", default=argparse.SUPPRESS,
+                            help="also record every bounce in this ledger file (SQLite; see "
+                                 "`dsnparse suppressions`); nothing is recorded without it")
+    else:
+        parser.add_argument("--db", metavar="FILE", default=argparse.SUPPRESS,
+                            help="ledger file (SQLite); default $DSNPARSE_DB or "
+                                 "$XDG_DATA_HOME/dsnparse/ledger.sqlite3")
     parser.add_argument("--policy", metavar="FILE", default=argparse.SUPPRESS,
                         help="suppression policy YAML merged over the shipped defaults "
                              "(default $DSNPARSE_POLICY)")
@@ -115,7 +121,7 @@ def build_parser(argv=None) -> argparse.ArgumentParser:
                          "(default: one per core; 1 parses in this process; output stays in "
                          "input order)")
     pp.add_argument("-q", "--quiet", action="store_true", help="no summary on stderr")
-    add_db_arguments(pp)
+    add_db_arguments(pp, record=True)
     pp.set_defaults(func=cmd_parse)
 
     pe = sub.add_parser(
@@ -186,7 +192,7 @@ def cmd_parse(args) -> int:
     progress = _Progress() if not args.quiet and sys.stderr.isatty() else None
     load_packs(tuple(opts.rules))  # broken rules, like a bad --db, are found before -o truncates
     ledger = None
-    if getattr(args, "db", None) is not None or getattr(args, "policy", None) is not None:
+    if getattr(args, "db", None) is not None:
         from .ledger_cli import open_ledger
 
         ledger = open_ledger(args)
@@ -296,10 +302,12 @@ class _Progress:
 
 
 def _summary(c: Counter, unreadable: int) -> str:
-    return (f"messages: {c['messages']}  bounces: {c['bounce']}  hard: {c['hard']}  "
-            f"soft: {c['soft']}  delays: {c['delay']}  delivered: {c['delivered']}  "
-            f"auto-replies: {c['auto_reply']}  complaints: {c['complaint']}  "
-            f"not bounces: {c['not_bounce']}  errors: {c['error']} (unreadable: {unreadable})")
+    """One line: messages by kind, then failed recipients by hard/soft (a bounce may name
+    several recipients, so the two counts differ)."""
+    return (f"messages: {c['messages']}  bounces: {c['bounce']}  delays: {c['delay']}  "
+            f"delivered: {c['delivered']}  auto-replies: {c['auto_reply']}  "
+            f"complaints: {c['complaint']}  not bounces: {c['not_bounce']}  errors: {c['error']} "
+            f"(unreadable: {unreadable}) | failed recipients: hard: {c['hard']}  soft: {c['soft']}")
 
 
 def main(argv=None) -> int:

@@ -100,7 +100,7 @@ def register(subparsers) -> argparse.ArgumentParser:
     add_arguments(p)
     from .ledger_cli import add_db_arguments
 
-    add_db_arguments(p)
+    add_db_arguments(p, record=True)
     p.set_defaults(func=command_with_ledger)
     return p
 
@@ -109,7 +109,7 @@ def command_with_ledger(args: argparse.Namespace) -> int:
     """``dsnparse imap`` with ``--db``: record each message in the bounce ledger once its
     output record is stored (before it is filed).  Recording is idempotent, so the rare
     second call after a crash in that window adds nothing."""
-    if getattr(args, "db", None) is None and getattr(args, "policy", None) is None:
+    if getattr(args, "db", None) is None:
         return command(args)
     from .ledger_cli import open_ledger
 

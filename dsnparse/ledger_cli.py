@@ -101,10 +101,25 @@ def _help(parser: argparse.ArgumentParser) -> int:
     return 2
 
 
-def _run(args: argparse.Namespace, body: Callable[[Ledger], int]) -> int:
+def _run(args: argparse.Namespace, body: Callable[[Ledger], int], *, read_only: bool = True) -> int:
+    """Open the ledger and run ``body``.  A read-only command (list, export, check) on a
+    ledger file that does not exist is an error (exit 2), not an empty ledger that would
+    call every address mailable; ``remove`` may create it."""
     try:
+        if read_only:
+            from .ledger import default_db_path
+
+            path = getattr(args, "db", None) or default_db_path(load_policy(getattr(args, "policy", None)))
+            if str(path) != ":memory:" and not os.path.exists(path):
+                print(f"dsnparse: error: no ledger at {path} (record bounces first with "
+                      f"`dsnparse parse … --db {path}`)", file=sys.stderr)
+                return 2
         with open_ledger(args) as led:
             return body(led)
+    except BrokenPipeError:  # the reader went away (e.g. `| head`): stop quietly
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 0
     except (DsnparseError, ValueError, OSError) as exc:
         print(f"dsnparse: error: {exc}", file=sys.stderr)
         return 2
@@ -234,4 +249,4 @@ def cmd_remove(args: argparse.Namespace) -> int:
             else:
                 print(f"removed {d.address} (was not suppressed; removal recorded)")
         return 0
-    return _run(args, body)
+    return _run(args, body, read_only=False)

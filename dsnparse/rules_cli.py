@@ -243,7 +243,32 @@ def cmd_explain(args) -> int:
         print(f"  {v.final_recipient or '(no recipient)'}: action {v.action or '-'}, " + ", ".join(bits))
         if v.diagnostic_code:
             print(f"      diagnostic: {_short(v.diagnostic_code)}")
+    for line in _defects(data):
+        print(line)
     return EXIT_OK
+
+
+def _defects(data: bytes) -> list:
+    """The message's RFC 5322 / MIME defects, per part, as mail-parser reports them (it
+    parses with ``policy.default``, which checks address headers too).  ``parse`` itself
+    stays on the fast compat32 path; this report is only for a person reading ``explain``."""
+    import logging
+
+    try:
+        logging.getLogger("mailparser").setLevel(logging.ERROR)
+        import mailparser
+
+        mp = mailparser.parse_from_bytes(data)
+    except Exception as e:  # noqa: BLE001 - a defect report must never stop explain
+        return [f"defects: mail-parser could not read the message ({type(e).__name__})"]
+    if not mp.has_defects:
+        return ["defects: none (mail-parser)"]
+    out = ["defects (mail-parser):"]
+    for entry in mp.defects:
+        for where, items in entry.items():
+            for item in items:
+                out.append(f"  {where}: {_short(item)}")
+    return out
 
 
 def _short(text: Optional[str], n: int = 160) -> str:

@@ -131,3 +131,13 @@ def test_db_option_does_not_clobber_a_parent_value(tmp_path):
     ledger_cli.register(sub)
     args = parser.parse_args(["--db", "top.sqlite3", "suppressions", "check", "a@b.c"])
     assert args.db == "top.sqlite3"
+
+
+def test_read_only_commands_on_a_missing_ledger_are_an_error(tmp_path, capsys):
+    """A mistyped --db must not answer "mailable" from an empty ledger it just created."""
+    missing = tmp_path / "typo.sqlite3"
+    for cmd in (["check", "a@example.com"], ["list"], ["export", "--format", "csv"]):
+        assert run(["suppressions", *cmd, "--db", str(missing)]) == 2
+        assert "no ledger at" in capsys.readouterr().err
+    assert not missing.exists()
+    assert run(["suppressions", "remove", "--db", str(missing), "a@example.com"]) == 0

@@ -467,3 +467,14 @@ def test_recipient_rule_sections(tmp_path):
         """)
     err = _error(bad)
     assert "section_end" in str(err) and "'r'" in str(err)
+
+
+def test_explain_reports_mime_defects_through_mail_parser(tmp_path, capsys):
+    bad = tmp_path / "bad.eml"
+    bad.write_bytes(b"From: a@example.org\nTo: b@example.org\nSubject: x\nMIME-Version: 1.0\n"
+                    b"Content-Type: multipart/mixed; boundary=NEVER\n\nno boundary here\n")
+    assert main(["explain", str(bad)]) == 0
+    out = capsys.readouterr().out
+    assert "defects (mail-parser):" in out and "StartBoundaryNotFoundDefect" in out
+    assert main(["explain", str(SAMPLES / "rfc3464" / "01.eml")]) == 0
+    assert "defects: none (mail-parser)" in capsys.readouterr().out
