@@ -139,9 +139,12 @@ def part_text(part: Message, limit: int = 2_000_000) -> str:
     Unknown or wrong charsets fall back to UTF-8 then Latin-1 with replacement; never raises.
     At most ``limit`` characters are returned (bodies are only read for bounce text).
     """
-    payload = part.get_payload(decode=True)
+    try:
+        payload = part.get_payload(decode=True)
+    except Exception:  # noqa: BLE001 - hostile parameters or encodings: read it raw
+        payload = None
     if payload is None:
-        p = part.get_payload()
+        p = part._payload
         if isinstance(p, str):
             return p[:limit]
         if isinstance(p, list):  # message/* parsed as messages: render them back
@@ -176,5 +179,5 @@ def charset_of(part: Message):
     an undecodable RFC 2231 value in the name makes the stdlib raise ValueError)."""
     try:
         return part.get_content_charset()
-    except (ValueError, LookupError, UnicodeError):
+    except Exception:  # noqa: BLE001 - ValueError, TypeError (RFC 2231 continuations) …
         return None

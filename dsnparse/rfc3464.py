@@ -96,8 +96,8 @@ def scan(msg: Message, max_parts: int = 500) -> Structure:
         ctype = part.get_content_type()
         if part.is_multipart() and ctype.startswith("multipart/"):
             if ctype == "multipart/report" and st.report_type is None:
-                st.report_type = (part.get_param("report-type") or "").lower() or None
-            payload = part.get_payload()
+                st.report_type = _report_type(part)
+            payload = part._payload  # raw: get_payload() decodes with the part's charset
             if isinstance(payload, list):
                 stack.extend(reversed(payload))
             continue
@@ -106,7 +106,7 @@ def scan(msg: Message, max_parts: int = 500) -> Structure:
         elif ctype in ORIGINAL_TYPES:
             st.forwarded += 1
             if st.original is None:
-                inner = part.get_payload()
+                inner = part._payload  # raw (see above): a hostile charset must not raise
                 if isinstance(inner, list) and inner and isinstance(inner[0], Message):
                     st.original = inner[0]
                 elif isinstance(inner, str):
@@ -123,6 +123,15 @@ def scan(msg: Message, max_parts: int = 500) -> Structure:
             # a multipart whose boundary never appears stays a string: read it as text
             st.texts.append(part)
     return st
+
+
+def _report_type(part: Message):
+    """The ``report-type`` parameter (RFC 6522 §3), lower case, or ``None``; never raises
+    (the stdlib's RFC 2231 parameter decoding raises on some malformed continuations)."""
+    try:
+        return (part.get_param("report-type") or "").lower() or None
+    except Exception:  # noqa: BLE001 - ValueError, TypeError from email.utils.decode_params
+        return None
 
 
 def _parse_headers_text(text: str) -> Optional[Message]:
