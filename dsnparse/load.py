@@ -65,16 +65,20 @@ def load(message) -> Message:
         data = data.split(b"\n", 1)[1] if b"\n" in data else b""
     try:
         return email.message_from_bytes(data, policy=_COMPAT32)
-    except (RecursionError, ValueError, LookupError, UnicodeError) as e:
+    except Exception as e:  # noqa: BLE001 - see below
         # message/rfc822 or multipart nested deeper than the interpreter's recursion limit
         # (the stdlib feedparser recurses once per level), or a MIME parameter the stdlib
-        # cannot decode (an RFC 2231 boundary with a NUL byte): keep the top header section
-        # and read the body as text, noting the defect.
-        msg = email.parser.BytesParser(policy=_COMPAT32).parsebytes(data, headersonly=True)
+        # cannot decode (an RFC 2231 boundary with a NUL byte, broken continuations): keep
+        # the top header section and read the body as text, noting the defect.
+        try:
+            msg = email.parser.BytesParser(policy=_COMPAT32).parsebytes(data, headersonly=True)
+        except Exception:  # noqa: BLE001 - not even the header section: an empty message
+            msg = Message()
         if isinstance(e, RecursionError):
             msg.defects.append(NestingTooDeepDefect("MIME parts nested too deeply: body read as text"))
         else:
-            msg.defects.append(email.errors.MessageDefect("MIME structure not parseable: body read as text"))
+            msg.defects.append(email.errors.MessageDefect(
+                f"MIME structure not parseable ({type(e).__name__}): body read as text"))
         return msg
 
 

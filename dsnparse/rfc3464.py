@@ -153,7 +153,7 @@ def ds_text(part: Message) -> str:
     messages (one per block); ``message/global-delivery-status`` becomes one nested message;
     a transfer-encoded part stays a string.  All three are turned back into field text.
     """
-    payload = part.get_payload()
+    payload = part._payload  # raw: get_payload() decodes with the part's (hostile) charset
     cte = str(part.get("content-transfer-encoding") or "").strip().lower()  # may be a Header
     if isinstance(payload, list):
         if cte in ("base64", "quoted-printable"):
