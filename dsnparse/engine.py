@@ -66,7 +66,7 @@ class Context:
                 for k, val in self.msg._headers:
                     raw.setdefault(k.lower(), []).append(val)
             vals = raw.get(name, ())
-            v = self._headers[name] = "\n".join(unfold(x) for x in vals)
+            v = self._headers[name] = bound_lines("\n".join(unfold(x) for x in vals))
         return v
 
     def text(self) -> str:
@@ -80,12 +80,43 @@ class Context:
                 (htmls if sub == "html" else plain).append(t)
             if not plain:
                 plain = [html_to_text(h) for h in htmls]
-            self._text = "\n\n".join(plain).replace("\r\n", "\n").replace("\r", "\n")
+            text = "\n\n".join(plain).replace("\r\n", "\n").replace("\r", "\n")
+            self._text = bound_lines(text)
         return self._text
 
     def note(self, what: str) -> None:
         if self.trace is not None:
             self.trace.append(what)
+
+
+MAX_LINE = 998  # RFC 5322 §2.1.1: a line is at most 998 characters (CRLF excluded)
+
+
+def bound_lines(s: str, limit: int = MAX_LINE) -> str:
+    """``s`` with every line longer than ``limit`` characters broken into lines of at most
+    ``limit`` characters, at the last space or tab of each piece when there is one (the
+    whitespace stays at the end of the line; no character is lost or added but newlines).
+
+    Rule patterns run on the report text and on header values after this: a conforming
+    message (RFC 5322 §2.1.1) is unchanged, and a hostile one cannot make a pattern that is
+    quadratic within a line (``[^\\n]*`` runs, an address tried at every position of a
+    token) take more than bounded work per line.  Header values are unfolded first, so a
+    long folded header (many recipients) is broken again near its folding whitespace."""
+    if len(s) <= limit:
+        return s
+    lines = s.split("\n")
+    if max(map(len, lines)) <= limit:
+        return s
+    out = []
+    for line in lines:
+        while len(line) > limit:
+            cut = max(line.rfind(" ", 0, limit), line.rfind("\t", 0, limit)) + 1
+            if cut < limit // 2:  # no whitespace in the second half: cut hard
+                cut = limit
+            out.append(line[:cut])
+            line = line[cut:]
+        out.append(line)
+    return "\n".join(out)
 
 
 # Linear-time patterns only (no scan to the end of the text from every '<'): hostile HTML
