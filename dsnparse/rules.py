@@ -904,6 +904,9 @@ def extract(pack: Pack, text: str, header, timeout: float, exclude=None) -> list
 _SYSTEM_LOCAL = ("postmaster", "mailer-daemon", "mailer_daemon", "mailerdaemon")
 
 
+_PLAIN_ADDR = re.compile(r"(?<![^\s<>,;:\"()])[^\s<>,;:\"()@]+@[^\s<>,;:\"()@]+")
+
+
 def notified_addresses(header) -> frozenset:
     """The addresses a bounce itself is from and to (``From``, ``To``, ``Reply-To``,
     ``Sender``, ``Return-Path``), lower case: the sender being notified and the mail system,
@@ -914,7 +917,11 @@ def notified_addresses(header) -> frozenset:
     for name in ("from", "to", "reply-to", "sender", "return-path"):
         v = header(name)
         if v:
-            for _, a in getaddresses(v.split("\n")):
+            try:
+                pairs = getaddresses(v.split("\n"))
+            except RecursionError:  # the stdlib recurses once per ':' (group syntax): hostile
+                pairs = [("", a) for a in _PLAIN_ADDR.findall(v)]
+            for _, a in pairs:
                 a = clean_address(a)
                 if a:
                     out.add(a.lower())
