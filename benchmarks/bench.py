@@ -13,6 +13,10 @@ Sections (default: all but ``memory``):
                 of 15 runs with a warm pack cache (target < 150 ms).
 ``jobs``        ``dsnparse parse --jobs 1`` vs ``--jobs N`` on an mbox of the corpus repeated
                 (target >= 1.7x on 2 cores).
+``patterns``    every shipped pattern (detection, recipients, text rules, markers) run on
+                hostile strings (long tokens, runs of one character, repeated phrases; alone
+                and as two lines) with a 2 s limit: the cases over 50 ms and the worst times
+                (no target; a linear pattern stays far below the 0.25 s pattern timeout).
 ``memory``      a ``--mbox-gb`` GB mbox (default 2) built in /tmp from corpus emails plus one
                 message over the size cap, parsed by the CLI; peak RSS (target < 150 MB), the
                 oversized message's verdict; the mbox is deleted after.
@@ -309,10 +313,51 @@ def memory(data, gb, cap_mb=25):
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+HOSTILE = ["word " * 4000, "a" * 20000, " " * 20000 + "x", "<" * 10000, "@" * 10000, "x@" * 5000,
+           "user unknown " * 2000, "-" * 20000, "a:" * 5000, "a.b" * 5000 + "@",
+           "The following address failed: " * 1000, "\t " * 5000 + ":", "<a@b.c> " * 3000,
+           "550 " * 5000, "5.1.1 " * 4000, "Remote host said: " * 1500]
+
+
+def patterns(limit=2.0, slow_at=0.05, show=20):
+    """Times of every shipped pattern on :data:`HOSTILE` strings (alone and as two lines)."""
+    slow, worst, n = [], [], 0
+    t_all = time.perf_counter()
+    for p in rules.load_packs(()):
+        pats = ([("det", c.pattern) for c in p.detect_any + p.detect_all + p.detect_none]
+                + [("rcpt", r.pattern) for r in p.recipients]
+                + [("text", t.pattern) for t in p.text_rules]
+                + [("mark", x) for x in p.report_start + p.original_start])
+        for kind, pt in pats:
+            n += 1
+            top = 0.0
+            for h in HOSTILE:
+                for text in (h, h + "\n" + h):
+                    t = time.perf_counter()
+                    try:
+                        list(pt.compiled.finditer(text, timeout=limit))
+                    except TimeoutError:
+                        pass
+                    el = time.perf_counter() - t
+                    top = max(top, el)
+                    if el > slow_at:
+                        slow.append((round(el, 3), p.id, kind, pt.where[-60:], repr(h[:20])))
+            worst.append((top, p.id, kind, pt.where[-60:]))
+    slow.sort(reverse=True)
+    worst.sort(reverse=True)
+    print(f"patterns: {n} patterns x {2 * len(HOSTILE)} hostile texts in "
+          f"{time.perf_counter() - t_all:.1f} s; {len(slow)} cases over {slow_at * 1000:.0f} ms "
+          f"(limit {limit} s)")
+    for s_ in slow[:show]:
+        print("  slow:", s_)
+    for el, pid, kind, where in worst[:show]:
+        print(f"  worst {el * 1000:7.1f} ms  {pid} {kind} {where}")
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("sections", nargs="*",
-                    default=["throughput", "profile", "packs", "startup", "jobs"])
+                    default=["throughput", "profile", "packs", "startup", "jobs", "patterns"])
     ap.add_argument("--seconds", type=float, default=10.0)
     ap.add_argument("--mbox-gb", type=float, default=2.0)
     a = ap.parse_args(argv)
@@ -330,6 +375,8 @@ def main(argv=None):
             startup()
         elif s == "jobs":
             jobs(data)
+        elif s == "patterns":
+            patterns()
         elif s == "memory":
             memory(data, a.mbox_gb)
         else:

@@ -269,3 +269,62 @@ def test_a_parser_bug_on_one_message_does_not_stop_the_run(tmp_path, monkeypatch
     recs = [json.loads(line) for line in out.read_text().splitlines()]
     assert [r["kind"] for r in recs] == ["bounce", "error", "bounce"]
     assert "internal error: ZeroDivisionError: simulated bug" in recs[1]["error"]
+
+
+# --------------------------------------------------------------------------- linear patterns
+
+HOSTILE = ["word " * 4000, "a" * 20000, " " * 20000 + "x", "<" * 10000, "@" * 10000, "x@" * 5000,
+           "user unknown " * 2000, "-" * 20000, "a:" * 5000, "a.b" * 5000 + "@",
+           "The following address failed: " * 1000, "\t " * 5000 + ":", "<a@b.c> " * 3000,
+           "550 " * 5000, "5.1.1 " * 4000, "Remote host said: " * 1500]
+
+
+def _hostile_bounce(h: str) -> bytes:
+    """A bounce from MAILER-DAEMON whose body and address headers hold ``h``."""
+    one = h.replace("\n", " ")
+    return ("From: MAILER-DAEMON@mx.example.net\n"
+            "To: " + one + "\n"
+            "X-Failed-Recipients: " + one + "\n"
+            "Delivered-To: " + one + "\n"
+            "Subject: Undelivered Mail Returned to Sender\n"
+            "Auto-Submitted: auto-replied\n"
+            "\n"
+            "This is the mail system at host mx.example.net.\n\n"
+            + h + "\n" + h + "\n\n"
+            "--- Below this line is a copy of the message.\n\n"
+            "From: " + one + "\nSubject: hi\n\nhello\n").encode()
+
+
+@pytest.mark.parametrize("h", HOSTILE, ids=lambda h: repr(h[:12]))
+def test_hostile_bounce_runs_no_pattern_to_its_timeout(h, caplog, monkeypatch):
+    """Rule patterns are linear (and lines over RFC 5322's 998 characters are broken before
+    they run): with a generous limit, checking linearity rather than speed, none times out."""
+    import logging
+
+    import dsnparse
+    from dsnparse import rules
+    from dsnparse.options import Options
+
+    monkeypatch.setattr(rules, "_REPORTED", set())  # each time-out is logged once per process
+    with caplog.at_level(logging.WARNING):
+        r = dsnparse.parse(_hostile_bounce(h), Options(pattern_timeout=2.0))
+    assert r.kind
+    assert not [m for m in caplog.messages if "pattern timed out" in m]
+
+
+def test_long_lines_are_broken_at_998_characters_keeping_the_content():
+    from dsnparse.engine import MAX_LINE, bound_lines
+
+    assert MAX_LINE == 998
+    short = "a line\n" + "b" * 998 + "\n"
+    assert bound_lines(short) is short                      # conforming text: unchanged
+    for s in ("word " * 4000, "a" * 2500, "x\n" + "a " * 600 + "\ny", " " * 20000 + "x"):
+        out = bound_lines(s)
+        assert out.replace("\n", "") == s.replace("\n", "")  # nothing lost but line breaks
+        assert max(map(len, out.split("\n"))) <= 998
+    assert [len(x) for x in bound_lines("a" * 2500).split("\n")] == [998, 998, 504]
+    # at whitespace when there is some: addresses in a long unfolded header stay whole
+    addrs = ", ".join(f"user{i}@example.com" for i in range(200))
+    out = bound_lines(addrs)
+    assert out.count("\n") >= 4
+    assert [a for ln in out.split("\n") for a in ln.replace(",", " ").split()] == addrs.split(", ")
