@@ -981,11 +981,14 @@ def find_text_rule(diagnostic: str, packs: Iterable[Pack], timeout: float,
         return None
     if not isinstance(packs, (list, tuple)):
         packs = list(packs)
-    index = _TEXT_INDEX.get(id(packs))
-    if index is None or index.packs is not packs:
-        if len(_TEXT_INDEX) > 4096:
+    # keyed by which packs, not by the list object: a stream of bounces names thousands of
+    # remote MTAs, but only a few combinations of packs apply to them
+    key = tuple(map(id, packs))
+    index = _TEXT_INDEX.get(key)
+    if index is None or any(a is not b for a, b in zip(index.packs, packs)):
+        if len(_TEXT_INDEX) > 256:
             _TEXT_INDEX.clear()
-        index = _TEXT_INDEX[id(packs)] = _TextIndex(packs)
+        index = _TEXT_INDEX[key] = _TextIndex(list(packs))
     for i in index.candidates(diagnostic.casefold()):
         pack, rule = index.rules[i]
         if rule.if_status is not None and not (status and rule.if_status.search(status, timeout)):

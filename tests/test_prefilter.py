@@ -162,3 +162,15 @@ def test_text_index_keeps_rule_order_and_skips_absent_literals():
     assert hit is not None and hit[1].reason == "mailbox_full"
     idx = rules._TextIndex(packs)
     assert idx.candidates("nothing to see here") == sorted(idx.always)
+
+
+def test_text_rule_index_does_not_grow_with_the_number_of_remote_mtas():
+    """Thousands of distinct remote MTAs share the few text-rule indexes (bounded memory)."""
+    import dsnparse
+    from dsnparse import rules
+    from conftest import SAMPLES
+    base = (SAMPLES / "rfc3464" / "01.eml").read_bytes()
+    rules._TEXT_INDEX.clear()
+    for i in range(300):
+        dsnparse.parse(base.replace(b"mx.receiver.example", b"mx%d.host%d.example" % (i, i)))
+    assert len(rules._TEXT_INDEX) <= 3
