@@ -850,6 +850,8 @@ def _matches(rule: RecipientRule, src: str, timeout: float):
     out = []
     for start in rule.section_start.finditer(src, timeout):
         seg = src[start.end():]
+        if seg.startswith("\n"):
+            seg = seg[1:]  # the section starts on the line after the marker
         if rule.section_end is not None:
             end = rule.section_end.search(seg, timeout)
             if end is not None:
