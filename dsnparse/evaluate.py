@@ -16,6 +16,9 @@ Figures, per family and in total:
   matches; ``exact`` only where the expectation is a real code, not a Sisimai ``X.0.9xx``
   pseudo-code, and both only where the expectation has a status.
 - ``reason``: recipients whose reason matches once underscores are removed.
+
+A labelled file that is an mbox of several messages counts as one email whose verdicts are
+those of all its messages, in order (its expectation lists all their recipients).
 """
 from __future__ import annotations
 
@@ -92,8 +95,6 @@ def evaluate(expectations: Path, options: Options = DEFAULT, *, only_dsn: bool =
         SourceError: the expectations file cannot be read, a line of it is not a JSON object
             with a ``file`` key, or an email it lists cannot be read.
     """
-    from .engine import parse
-
     base = Path(expectations).parent
     try:
         lines = Path(expectations).read_text(encoding="utf-8").splitlines()
@@ -119,11 +120,7 @@ def evaluate(expectations: Path, options: Options = DEFAULT, *, only_dsn: bool =
             raise SourceError(f"{expectations}:{n}: {base / exp['file']}: {e.strerror or e}") from e
         if only_dsn and not DS_PART.search(data):
             continue
-        try:
-            report = parse(data, options)
-            kind, verdicts = report.kind, report.verdicts
-        except InputError:
-            kind, verdicts = "error", ()
+        kind, verdicts = _parse_file(base / exp["file"], data, options)
         t = out[fam]
         t.emails += 1
         expected = exp.get("recipients") or []
@@ -169,6 +166,26 @@ def evaluate(expectations: Path, options: Options = DEFAULT, *, only_dsn: bool =
     result = dict(sorted(out.items()))
     result["TOTAL"] = total
     return result
+
+
+def _parse_file(path: Path, data: bytes, options: Options):
+    """``(kind, verdicts)`` of one labelled file.  A file that is an mbox of several messages
+    (its expectation lists the recipients of all of them) gives the verdicts of every message
+    in order, and the kind of the first that is not ``not_bounce``."""
+    from .engine import parse
+    from .sources import iter_messages, parse_item
+
+    if data.startswith(b"From ") and b"\nFrom " in data:
+        reports = [parse_item(src, d, options) for src, d in iter_messages(path, options)]
+        if len(reports) > 1:
+            kinds = [r.kind for r in reports if r.kind not in ("not_bounce", "error")]
+            return (kinds[0] if kinds else reports[0].kind,
+                    tuple(v for r in reports for v in r.verdicts))
+    try:
+        report = parse(data, options)
+        return report.kind, report.verdicts
+    except InputError:
+        return "error", ()
 
 
 def format_table(result: dict) -> str:
