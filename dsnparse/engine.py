@@ -272,16 +272,16 @@ def _from_delivery_status(ds, base, ctx, packs, vendor=None) -> Report:
     pm = ds.per_message
     reporting_mta = rfc3464.strip_type(pm.get("reporting-mta"))
     single = len(ds.recipients) == 1
-    in_text: dict = {}
-    if vendor is not None and vendor.recipients:
-        region = rules.region(vendor, ctx.text(), ctx.timeout)
-        in_text = {f["recipient"].lower(): f for _, f in
-                   rules.extract(vendor, region, ctx.header, ctx.timeout)}
+    in_text: Optional[dict] = None  # the vendor's recipient lines, read only if needed
     verdicts = []
     for r in ds.recipients:
         diag = rfc3464.strip_type(unfold(r.get("diagnostic-code"))) if r.get("diagnostic-code") else None
         rcpt = _recipient_of(r)
-        if not diag and rcpt and rcpt.lower() in in_text:
+        if not diag and rcpt and vendor is not None and vendor.recipients and in_text is None:
+            region = rules.region(vendor, ctx.text(), ctx.timeout)
+            in_text = {f["recipient"].lower(): f for _, f in
+                       rules.extract(vendor, region, ctx.header, ctx.timeout)}
+        if not diag and rcpt and in_text and rcpt.lower() in in_text:
             diag = in_text[rcpt.lower()].get("diagnostic")
             if diag:
                 ctx.note(f"{rcpt}: diagnostic taken from the {vendor.id} text: {diag[:100]!r}")
