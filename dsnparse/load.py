@@ -15,6 +15,7 @@ import re
 from email import policy as _policy
 from email.message import Message
 
+from . import mime
 from .errors import InputError
 
 _COMPAT32 = _policy.compat32
@@ -63,17 +64,20 @@ def load(message) -> Message:
         data = data.replace(b"\r", b"\n")
     if data.startswith(b"From ") or data.startswith(b">From "):
         data = data.split(b"\n", 1)[1] if b"\n" in data else b""
+    msg = mime.parse(data)  # the same tree, faster, for well-formed input; else None
+    if msg is not None:
+        return msg
     try:
-        return email.message_from_bytes(data, policy=_COMPAT32)
+        return email.message_from_bytes(data, mime.Part, policy=_COMPAT32)
     except Exception as e:  # noqa: BLE001 - see below
         # message/rfc822 or multipart nested deeper than the interpreter's recursion limit
         # (the stdlib feedparser recurses once per level), or a MIME parameter the stdlib
         # cannot decode (an RFC 2231 boundary with a NUL byte, broken continuations): keep
         # the top header section and read the body as text, noting the defect.
         try:
-            msg = email.parser.BytesParser(policy=_COMPAT32).parsebytes(data, headersonly=True)
+            msg = email.parser.BytesParser(mime.Part, policy=_COMPAT32).parsebytes(data, headersonly=True)
         except Exception:  # noqa: BLE001 - not even the header section: an empty message
-            msg = Message()
+            msg = mime.Part()
         if isinstance(e, RecursionError):
             msg.defects.append(NestingTooDeepDefect("MIME parts nested too deeply: body read as text"))
         else:

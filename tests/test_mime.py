@@ -1,0 +1,159 @@
+"""The fast MIME path (dsnparse/mime.py) builds exactly the tree the stdlib feedparser builds
+with ``policy.compat32``, or declines; and ``mime.Part`` reads exactly like ``Message``.
+
+Checked on every sample, every shared-corpus email (skipped without ../shared) and mutated
+variants of them (boundaries deleted or duplicated, truncations, line endings, junk bytes),
+plus hand-written structures whose stdlib tree was worked out from RFC 2046 §5.1.1 (the line
+ending before a delimiter belongs to the delimiter) and RFC 3464 §2.1 (blocks of fields).
+"""
+from __future__ import annotations
+
+import email
+import random
+from email import policy
+from email.message import Message
+
+import pytest
+
+import fuzzing
+from conftest import NOT_BOUNCES, SAMPLES, SISIMAI, need
+from dsnparse import mime
+from dsnparse.load import load
+
+
+def stdlib(data: bytes) -> Message:
+    return email.message_from_bytes(data, policy=policy.compat32)
+
+
+def tree(m: Message):
+    p = m._payload
+    return (m._headers, m._unixfrom, m._default_type, m.preamble, m.epilogue,
+            [type(d).__name__ for d in m.defects], m._charset,
+            [tree(x) for x in p] if isinstance(p, list) else p)
+
+
+def same_or_declined(data: bytes) -> bool:
+    """``True`` when the fast path built the stdlib's tree, ``False`` when it declined."""
+    fast = mime.parse(data)
+    if fast is None:
+        return False
+    assert tree(fast) == tree(stdlib(data)), data[:300]
+    return True
+
+
+def _eml(root):
+    return sorted(p for p in root.rglob("*.eml"))
+
+
+def _body(data: bytes) -> bytes:
+    return data.split(b"\n", 1)[1] if data.startswith(b"From ") else data
+
+
+def test_samples_same_tree():
+    taken = [same_or_declined(_body(p.read_bytes())) for p in _eml(SAMPLES)]
+    assert sum(taken) >= len(taken) * 0.8  # the fast path is the common case
+
+
+def test_shared_corpus_same_tree():
+    files = _eml(need(SISIMAI)) + _eml(need(NOT_BOUNCES))
+    taken = [same_or_declined(_body(p.read_bytes())) for p in files]
+    assert sum(taken) >= len(taken) * 0.85
+
+
+def test_mutants_same_tree():
+    pool = fuzzing.seeds(limit_corpus=150)
+    rng = random.Random(3)
+    taken = 0
+    for _ in range(3000):
+        data = fuzzing.mutate(rng, pool)
+        if mime.parse(data) is None:
+            continue
+        taken += same_or_declined(data)
+    assert taken > 300  # mutants the fast path took, each compared with the stdlib
+
+
+RFC2046 = (b"From: a@example.org\nContent-Type: multipart/mixed; boundary=\"b1\"\n\n"
+           b"preamble line\n"
+           b"--b1\nContent-Type: text/plain\n\nfirst\n\n"
+           b"--b1\n\nsecond, no header\n"
+           b"--b1\nContent-Type: multipart/alternative; boundary=b2\n\n"
+           b"--b2\n\ninner\n--b2--\n\n"
+           b"--b1--\nepilogue\n")
+
+
+def test_rfc2046_delimiters_by_hand():
+    m = mime.parse(RFC2046)
+    assert m.preamble == "preamble line"
+    first, second, alt = m.get_payload()
+    assert first.get_payload() == "first\n"  # the last line ending belongs to the delimiter
+    assert second._headers == [] and second.get_payload() == "second, no header"
+    assert alt.get_payload()[0].get_payload() == "inner"
+    assert alt.epilogue == ""  # one blank line after the inner close, minus its line ending
+    assert m.epilogue == "epilogue\n"
+    assert tree(m) == tree(stdlib(RFC2046))
+
+
+def test_delivery_status_blocks_by_hand():
+    data = (b"Content-Type: multipart/report; report-type=delivery-status; boundary=x\n\n"
+            b"--x\nContent-Type: message/delivery-status\n\n"
+            b"Reporting-MTA: dns; mx.example.org\n\n"
+            b"Final-Recipient: rfc822; a@example.net\nStatus: 5.1.1\n"
+            b"Diagnostic-Code: smtp; 550 5.1.1\n  no such user\n\n\n"
+            b"--x--\n")
+    ds = mime.parse(data).get_payload()[0]
+    blocks = ds.get_payload()
+    # one block per field group (RFC 3464 §2.1), plus an empty one for the extra blank line
+    assert [b.items() for b in blocks] == [
+        [("Reporting-MTA", "dns; mx.example.org")],
+        [("Final-Recipient", "rfc822; a@example.net"), ("Status", "5.1.1"),
+         ("Diagnostic-Code", "smtp; 550 5.1.1\n  no such user")],
+        [],
+    ]
+    assert tree(mime.parse(data)) == tree(stdlib(data))
+
+
+def test_truncated_last_part_noted_as_defect():
+    data = RFC2046[:RFC2046.index(b"--b1--")]  # the close delimiter never comes
+    m = mime.parse(data)
+    assert [type(d).__name__ for d in m.defects] == ["CloseBoundaryNotFoundDefect"]
+    assert m.epilogue is None
+    assert tree(m) == tree(stdlib(data))
+
+
+@pytest.mark.parametrize("data", [
+    b"Subject: x\r\nbroken line\r\n\r\nbody",          # a header line without a colon
+    b"Subject: x\n: no field name\n\nbody",             # a line starting with ':'
+    b"Subject: x\rFrom: y\r\r",                         # bare CR line endings
+    b"Content-Type: multipart/mixed\n\nno boundary",    # multipart without boundary
+    b"Content-Type: multipart/mixed; boundary=q\n\nno delimiter at all\n",
+])
+def test_declines_what_it_does_not_reproduce(data):
+    assert mime.parse(data) is None
+    assert tree(load(data)) == tree(stdlib(data))  # load() then uses the stdlib
+
+
+def test_part_reads_like_message():
+    data = (b"Content-Type: Multipart/Report; report-type=delivery-status;\n"
+            b" boundary=\"=?x?=\"; charset*=us-ascii'en'a%20b\n"
+            b"Subject: =?utf-8?q?caf=C3=A9?=\nX-Raw: caf\xc3\xa9\nsubject: second\n\n"
+            b"--=?x?=\n\ntext\n--=?x?=--\n")
+    fast, ref = mime.parse(data), stdlib(data)
+    for name in ("content-type", "SUBJECT", "x-raw", "missing"):
+        assert str(fast.get(name)) == str(ref.get(name))
+        assert type(fast.get(name)) is type(ref.get(name))  # 8-bit value: a Header
+    assert fast.get_content_type() == ref.get_content_type() == "multipart/report"
+    assert fast.get_params() == ref.get_params()
+    assert fast.get_param("report-type") == "delivery-status"
+    assert fast.get_boundary() == ref.get_boundary() == "=?x?="
+    assert fast.get_content_charset() == ref.get_content_charset()
+    # a change to the header section is seen by the next read
+    fast.replace_header("Content-Type", "text/plain; charset=latin-1")
+    assert fast.get_content_type() == "text/plain"
+    assert fast.get_content_charset() == "latin-1"
+    del fast["subject"]
+    assert fast.get("subject") is None
+    fast["Subject"] = "new"
+    assert fast["subject"] == "new"
+    fast.set_default_type("message/rfc822")
+    del fast["content-type"]
+    assert fast.get_content_type() == "message/rfc822"
