@@ -52,6 +52,10 @@ class Pattern:
     where: str
     needles: Optional[frozenset] = None
     _cell: list = field(default_factory=list, compare=False, repr=False)
+    # a top-level alternation of many phrases, as (branch source, needles) pairs: see
+    # :func:`split_branches` and :meth:`search_branches`
+    branches: Optional[tuple] = None
+    _bcell: list = field(default_factory=list, compare=False, repr=False)
 
     @property
     def compiled(self):
@@ -60,8 +64,28 @@ class Pattern:
             self._cell.append(regex.compile(self.source, regex.I | regex.M | regex.V0))
         return self._cell[0]
 
-    def __getstate__(self):  # pickled without the compiled object (see the pack cache)
-        return {"source": self.source, "where": self.where, "needles": self.needles, "_cell": []}
+    def __getstate__(self):  # pickled without the compiled objects (see the pack cache)
+        return {"source": self.source, "where": self.where, "needles": self.needles, "_cell": [],
+                "branches": self.branches, "_bcell": []}
+
+    def search_branches(self, text: str, timeout: float, which):
+        """``search`` run as the branches ``which`` (indices into :attr:`branches`) only: the
+        leftmost match among them, the first branch on a tie — what the whole alternation
+        returns, when the other branches lack their required literals and cannot match."""
+        if not self._bcell:
+            regex = _regex()
+            self._bcell.extend(regex.compile(src, regex.I | regex.M | regex.V0)
+                               for src, _ in self.branches)
+        best = None
+        for j in which:
+            try:
+                m = self._bcell[j].search(text, timeout=timeout)
+            except TimeoutError:
+                _timed_out(self.where)
+                return None
+            if m is not None and (best is None or m.start() < best.start()):
+                best = m
+        return best
 
     def may_match(self, folded: str) -> bool:
         """``False`` when the pattern cannot match the case-folded text (a needle is missing)."""
@@ -212,7 +236,52 @@ def _compile(path, source, rule, fieldname) -> Pattern:
     except regex.error as e:
         raise RuleError(path, f"pattern does not compile: {e}", rule, fieldname) from None
     return Pattern(source, f"{path}: rule {rule!r}: field {fieldname!r}",
-                   required_literals(source), [compiled])
+                   required_literals(source), [compiled], split_branches(source))
+
+
+# Splitting pays when the alternation is long: the regex package tries every branch at every
+# position of the text, while a branch that starts with a literal is found by a fast scan.
+_MIN_BRANCHES = 4
+_INLINE_FLAGS = re.compile(r"\(\?[a-zA-Z^]+\)")
+
+
+def split_branches(source: str) -> Optional[tuple]:
+    """The branches of a pattern that is a top-level alternation, each with its required
+    literals (:func:`required_literals`), or ``None`` when splitting would not pay (fewer than
+    :data:`_MIN_BRANCHES` branches, or every branch always runs) or could change the meaning:
+    groups that are named or referred to, global inline flags, POSIX classes."""
+    if "(?P" in source or "[:" in source or re.search(r"\\[1-9gk]", source) \
+            or _INLINE_FLAGS.search(source):
+        return None
+    parts, depth, in_class, start, i, n = [], 0, False, 0, 0, len(source)
+    while i < n:
+        c = source[i]
+        if c == "\\":
+            i += 2
+            continue
+        if in_class:
+            in_class = c != "]"
+        elif c == "[":
+            in_class = True
+            if source.startswith("^", i + 1):
+                i += 1
+            if source.startswith("]", i + 1):
+                i += 1  # a literal "]" first in the class
+        elif c == "(":
+            depth += 1
+        elif c == ")":
+            depth -= 1
+        elif c == "|" and depth == 0:
+            parts.append(source[start:i])
+            start = i + 1
+        i += 1
+    parts.append(source[start:])
+    if len(parts) < _MIN_BRANCHES or depth != 0 or in_class:
+        return None
+    branches = tuple((p, required_literals(p)) for p in parts)
+    if all(needles is None for _, needles in branches):
+        return None
+    return branches
 
 
 # --------------------------------------------------------------------------- prefilter
@@ -504,7 +573,7 @@ def _load_listing(listing) -> tuple:
 # file (and of the data files that validation reads); patterns are compiled on first use.
 # DSNPARSE_CACHE=0 turns the cache off; DSNPARSE_CACHE_DIR moves it.
 
-_CACHE_VERSION = 3  # bump when Pack or Pattern change shape
+_CACHE_VERSION = 4  # bump when Pack or Pattern change shape
 
 
 def cache_dir() -> Optional[Path]:
@@ -942,11 +1011,18 @@ class _TextIndex:
     def __init__(self, packs):
         self.packs = packs
         self.rules = [(p, r) for p in packs for r in p.text_rules]
-        self.always = [i for i, (_, r) in enumerate(self.rules) if r.pattern.needles is None]
+        # entries are (rule index, branch index or None for the whole pattern)
+        self.always: list = []
         self.by_needle: dict = {}
         for i, (_, r) in enumerate(self.rules):
-            for n in r.pattern.needles or ():
-                self.by_needle.setdefault(n, []).append(i)
+            branches = r.pattern.branches
+            parts = [(j, b[1]) for j, b in enumerate(branches)] if branches else \
+                [(None, r.pattern.needles)]
+            for j, needles in parts:
+                if needles is None:
+                    self.always.append((i, j))
+                for n in needles or ():
+                    self.by_needle.setdefault(n, []).append((i, j))
         self._auto = None
         try:
             import ahocorasick
@@ -960,6 +1036,8 @@ class _TextIndex:
             self._auto = auto
 
     def candidates(self, folded: str) -> list:
+        """``(rule index, branches)`` in rule order for the rules that may match ``folded``;
+        ``branches`` lists the branch indices to run, or is ``None`` (run the whole pattern)."""
         if self._auto is not None:
             found = {n for _, n in self._auto.iter(folded)}
         else:
@@ -967,7 +1045,17 @@ class _TextIndex:
         idx = set(self.always)
         for n in found:
             idx.update(self.by_needle[n])
-        return sorted(idx)
+        out: dict = {}
+        for i, j in sorted(idx, key=_rule_then_branch):
+            if j is None:
+                out[i] = None
+            else:
+                out.setdefault(i, []).append(j)
+        return list(out.items())
+
+
+def _rule_then_branch(entry):
+    return entry[0], -1 if entry[1] is None else entry[1]
 
 
 _TEXT_INDEX: dict = {}
@@ -991,11 +1079,14 @@ def find_text_rule(diagnostic: str, packs: Iterable[Pack], timeout: float,
         if len(_TEXT_INDEX) > 256:
             _TEXT_INDEX.clear()
         index = _TEXT_INDEX[key] = _TextIndex(list(packs))
-    for i in index.candidates(diagnostic.casefold()):
+    for i, branches in index.candidates(diagnostic.casefold()):
         pack, rule = index.rules[i]
         if rule.if_status is not None and not (status and rule.if_status.search(status, timeout)):
             continue
-        m = rule.pattern.search(diagnostic, timeout)
+        if branches is None:
+            m = rule.pattern.search(diagnostic, timeout)
+        else:
+            m = rule.pattern.search_branches(diagnostic, timeout, branches)
         if m:
             return pack, rule, m
     return None

@@ -161,7 +161,57 @@ def test_text_index_keeps_rule_order_and_skips_absent_literals():
     hit = rules.find_text_rule("550 5.2.2 mailbox full", packs, 0.25)
     assert hit is not None and hit[1].reason == "mailbox_full"
     idx = rules._TextIndex(packs)
-    assert idx.candidates("nothing to see here") == sorted(idx.always)
+    # only the rules (or branches of a split rule) without required literals can match
+    always = {}
+    for i, j in sorted(idx.always, key=rules._rule_then_branch):
+        always[i] = None if j is None else always.get(i, []) + [j]
+    assert idx.candidates("nothing to see here") == list(always.items())
+    # "mailbox full" brings in the mailbox-full rule, with the one branch naming it
+    rule_ids = {i: r.id for i, (_, r) in enumerate(idx.rules)}
+    cands = dict(idx.candidates("550 5.2.2 mailbox full"))
+    full = next(i for i, rid in rule_ids.items() if rid == "mailbox-full")
+    branches = idx.rules[full][1].pattern.branches
+    run = [branches[j][0] for j in cands[full]]
+    assert run[0] == "mail ?box (?:is |was )?full"
+    assert r"\bover ?quota\b" not in run and "postfach (?:ist )?voll" not in run
+    assert len(run) < len(branches) // 3
+
+
+def test_split_branches_reads_only_top_level_alternation():
+    from dsnparse.rules import split_branches
+    parts = split_branches(r"foo (?:a|b)|bar[|)]|ba\|z|quux|over ?quota")
+    assert [p for p, _ in parts] == [r"foo (?:a|b)", r"bar[|)]", r"ba\|z", "quux", "over ?quota"]
+    assert parts[0][1] == frozenset({"foo "}) and parts[4][1] == frozenset({"quota"})
+    assert split_branches("aaa|bbb|ccc") is None                 # too few to pay
+    assert split_branches(r"(?P<x>aaa)|bbb|ccc|ddd") is None     # named group
+    assert split_branches(r"(a)\1|bbbb|cccc|dddd") is None       # back-reference
+    assert split_branches(r"(?i)aaaa|bbbb|cccc|dddd") is None     # global inline flag
+    assert split_branches(r"a|b|c|d") is None                    # no branch has a literal
+
+
+def test_split_search_finds_what_the_whole_pattern_finds():
+    """On every sample's text, each split text rule run branch by branch (only the branches
+    whose literals occur) matches exactly where the whole alternation matches."""
+    from conftest import SAMPLES
+    from dsnparse import rules
+    packs = rules.load_packs(())
+    texts = [p.read_bytes().decode("utf-8", "replace") for p in sorted(SAMPLES.rglob("*.eml"))]
+    texts += ["Mailbox is FULL; over quota", "550 user unknown; mailbox full", "quota exceeded"]
+    checked = 0
+    for pack in packs:
+        for rule in pack.text_rules:
+            pat = rule.pattern
+            if not pat.branches:
+                continue
+            for text in texts:
+                folded = text.casefold()
+                which = [j for j, (_, needles) in enumerate(pat.branches)
+                         if needles is None or any(n in folded for n in needles)]
+                whole = pat.search(text, 1.0)
+                split = pat.search_branches(text, 1.0, which)
+                assert (whole and whole.span()) == (split and split.span()), (rule.id, text[:80])
+                checked += whole is not None
+    assert checked > 50
 
 
 def test_text_rule_index_does_not_grow_with_the_number_of_remote_mtas():
