@@ -30,7 +30,7 @@ from .load import header as get_header
 from .load import load, part_text, unfold
 from .model import Report, Verdict
 from .options import DEFAULT, Options
-from .status import find_reply_code, find_status_strength, more_specific
+from .status import find_codes, more_specific
 
 FAILED = "failed"
 
@@ -383,8 +383,8 @@ def build_verdict(ctx, packs, matched, *, recipient, action, field_status, diagn
     text rules when there is no diagnostic (the report of a single-recipient bounce).
     """
     text = diagnostic or fallback_text or ""
-    text_status, paired = find_status_strength(text)
-    reply = reply_code or find_reply_code(text)
+    text_status, paired, text_reply = find_codes(text)
+    reply = reply_code or text_reply
     status, source = decide_status(field_status, text_status, paired)
     tpacks = rules.text_rule_packs(packs, (remote_mta, reporting_mta), matched, ctx.timeout)
     hit = rules.find_text_rule(text, tpacks, ctx.timeout, status)

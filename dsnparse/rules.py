@@ -655,7 +655,7 @@ def _cache_write(dirs, key, packs) -> None:
 
 # --------------------------------------------------------------------------- matching
 
-_ADDR = None
+_ADDR = _BRACKETED = None
 
 
 def clean_address(text: Optional[str]) -> Optional[str]:
@@ -666,21 +666,25 @@ def clean_address(text: Optional[str]) -> Optional[str]:
     as it is slow to import) which validates and normalises RFC 5322 forms such as quoted
     local parts and display names.
     """
-    global _ADDR
+    global _ADDR, _BRACKETED
     if not text:
         return None
-    regex = _regex()
     if _ADDR is None:
+        regex = _regex()
+        _BRACKETED = regex.compile(r"<([^<>\s]+@[^<>\s]+)>")  # an address in angle brackets
         _ADDR = regex.compile(r"^[A-Za-z0-9!#$%&'*+/=?^_`{|}~.\-\p{L}\p{N}]+@"
                               r"(?:[A-Za-z0-9\p{L}\p{N}](?:[A-Za-z0-9\p{L}\p{N}\-]*[A-Za-z0-9\p{L}\p{N}])?\.)*"
                               r"[A-Za-z0-9\p{L}\p{N}](?:[A-Za-z0-9\p{L}\p{N}\-]*[A-Za-z0-9\p{L}\p{N}])?$")
     t = text.strip()
-    if t.lower().startswith("mailto:"):
+    if t[:7].lower() == "mailto:":
         t = t[7:]
-    m = regex.search(r"<([^<>\s]+@[^<>\s]+)>", t)
-    if m:
-        t = m.group(1)
-    t = t.strip(" \t<>\"'()[],;:.").replace("\r", "").replace("\n", "")
+    if "<" in t:
+        m = _BRACKETED.search(t)
+        if m:
+            t = m.group(1)
+    t = t.strip(" \t<>\"'()[],;:.")
+    if "\r" in t or "\n" in t:
+        t = t.replace("\r", "").replace("\n", "")
     if "@" not in t or len(t) > 320:
         return None
     if _ADDR.match(t):

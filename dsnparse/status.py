@@ -61,8 +61,51 @@ def find_reply_code(text: Optional[str]) -> Optional[str]:
     m = _REPLY_ENH.search(text)
     if m:
         return m.group(1)
-    m = _REPLY_LEAD.search(text)
-    return m.group(1) if m else None
+    return _lead_reply(text)
+
+
+def find_codes(text: Optional[str]) -> tuple[Optional[str], bool, Optional[str]]:
+    """``(status, paired, reply code)``: :func:`find_status_strength` and
+    :func:`find_reply_code` of ``text`` in one pass."""
+    if not text:
+        return None, False, None
+    m = _REPLY_ENH.search(text)
+    if m:
+        return _norm(m.group(2)), True, m.group(1)
+    e = _ENH.search(text)
+    status = f"{e.group(1)}.{int(e.group(2))}.{int(e.group(3))}" if e else None
+    return status, False, _lead_reply(text)
+
+
+# _REPLY_LEAD run as: each candidate code (as in _REPLY_LEAD), then its lead-in checked
+# backwards.  The same first match (the lead-in holds no digit, so lead-ins are ordered as
+# their codes), without trying every alternative of the lead-in at every position.
+_CODE = re.compile(r"[245][0-5]\d(?=[ \t-][^\d.]|[ \t]*$|-$)", re.M)
+_LEAD_CHARS = frozenset("\n;:>])\"'")
+_LEAD_WORDS = ("said", "reply", "replied", "error", "response", "returned")
+
+
+def _lead_reply(text: str) -> Optional[str]:
+    for m in _CODE.finditer(text):
+        a = p = m.start()
+        while a > 0 and text[a - 1] in " \t":
+            a -= 1
+        if _lead_in_ends(text, a):
+            return m.group(0)
+        if a > 0 and text[a - 1] in ":(":  # the optional "[:(]" between two blank runs
+            b = a - 1
+            while b > 0 and text[b - 1] in " \t":
+                b -= 1
+            if _lead_in_ends(text, b):
+                return m.group(0)
+    return None
+
+
+def _lead_in_ends(text: str, e: int) -> bool:
+    """A lead-in of _REPLY_LEAD ends at ``e``: the start of a line, one of its punctuation
+    marks, or one of its words (any case)."""
+    return e == 0 or text[e - 1] in _LEAD_CHARS or \
+        text[max(0, e - 8):e].lower().endswith(_LEAD_WORDS)
 
 
 def _norm(code: str) -> str:

@@ -6,7 +6,8 @@ import pytest
 import dsnparse
 from dsnparse import rfc3464
 from dsnparse.engine import decide_status
-from dsnparse.status import find_reply_code, find_status, find_status_strength, more_specific
+from dsnparse.status import (_REPLY_ENH, _REPLY_LEAD, find_codes, find_reply_code, find_status,
+                             find_status_strength, more_specific)
 
 
 def dsn(ds_body: str, report_type="delivery-status", ds_type="message/delivery-status") -> bytes:
@@ -179,3 +180,36 @@ def test_cr_only_line_endings_decode_quoted_printable_soft_breaks():
     ctx_text = engine.Context(engine.load(msg), engine.rfc3464.scan(engine.load(msg)), engine.DEFAULT, None).text()
     assert "mailbox is full" in ctx_text
     assert r.verdicts[0].reason == "mailbox_full"
+
+
+def _reply_by_one_regex(text):
+    """The reply-code rule of RFC 5321 §4.2 as one regular expression (the reference for the
+    faster candidate-then-lead-in search in dsnparse.status)."""
+    m = _REPLY_ENH.search(text) or _REPLY_LEAD.search(text)
+    return m.group(1) if m else None
+
+
+@pytest.mark.parametrize("text, reply", [
+    ("host said: 550 no such user", "550"),
+    ("RETURNED (  452 mailbox busy", "452"),
+    ("error:\t\t421 try later", "421"),
+    ("conn 421 x", None),                     # no lead-in before the number
+    ("said 2550 x", None),                    # a longer number is no reply code
+    ("line one\n554-first line", "554"),      # start of a line, multi-line reply
+    ("queued as 250.1 then said 550 x", "550"),
+])
+def test_reply_code_lead_ins(text, reply):
+    assert find_reply_code(text) == reply == _reply_by_one_regex(text)
+
+
+def test_reply_code_search_equals_the_single_regex():
+    import random
+    rng = random.Random(11)
+    tokens = ["550", "4.2.2", "5.1.1", "421", "2550", "5", "said", "Reply", "replied", "ERROR",
+              "response", "returned", "x", ":", "(", " ", "  ", "\t", "\n", ";", ">", "]", ")",
+              "\"", "'", "-", ".", "0"]
+    for _ in range(30000):
+        text = "".join(rng.choice(tokens) for _ in range(rng.randint(0, 12)))
+        assert find_reply_code(text) == _reply_by_one_regex(text), repr(text)
+        status, paired = find_status_strength(text)
+        assert find_codes(text) == (status, paired, find_reply_code(text)), repr(text)
