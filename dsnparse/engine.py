@@ -47,6 +47,7 @@ class Context:
         self.folded = rules.Folded(self.header_block, self.text)
         self.memo: dict = {}  # detection conditions already tested on this message
         self.candidates: Optional[list] = None  # indices of the packs that may apply
+        self.vendor = _LAZY  # the vendor pack of a delivery-status report, once looked for
 
     def header_block(self) -> str:
         """The top-level header section as ``Name: value`` lines (for the prefilter); fields
@@ -185,7 +186,8 @@ def parse(message, options: Optional[Options] = None, trace: Optional[list] = No
     ds = rfc3464.read(st)
     if ds is not None:
         ctx.note(f"delivery-status fields found ({ds.format}): {len(ds.recipients)} recipient(s)")
-        return _from_delivery_status(ds, base, ctx, packs, _vendor_pack(ctx, packs))
+        vendor = _vendor_pack(ctx, packs) if trace is not None else _LAZY
+        return _from_delivery_status(ds, base, ctx, packs, vendor)
     if st.feedback_parts or st.report_type == "feedback-report":
         ctx.note("ARF feedback report (RFC 5965): complaint")
         return _complaint(ctx, base)
@@ -249,12 +251,23 @@ def _candidates(ctx, packs):
 def _vendor_pack(ctx, packs):
     """The first bounce pack that recognises a message with a delivery-status part: its text
     rules apply first, and its recipient lines fill in diagnostics the report leaves out."""
+    if ctx.vendor is not _LAZY:
+        return ctx.vendor
+    ctx.vendor = None
     for pack in _candidates(ctx, packs):
-        if pack.kind == "bounce" and pack.detects and pack.order < 600 and \
+        if rules.is_vendor_pack(pack) and \
                 rules.detect(pack, ctx.header, ctx.text, ctx.timeout, None, ctx.folded, ctx.memo):
             ctx.note(f"pack {pack.id}: recognised the report's vendor")
-            return pack
-    return None
+            ctx.vendor = pack
+            break
+    return ctx.vendor
+
+
+# The vendor of a delivery-status report is found only when it can change a verdict: a
+# recipient without diagnostic (its lines in the vendor's text), or a diagnostic that one of
+# the vendor packs' text rules matches.  Otherwise the verdict is the same whichever pack it
+# is, and the dispatch over the report text is skipped.
+_LAZY = object()
 
 
 def _recipient_of(r: dict) -> Optional[str]:
@@ -277,7 +290,10 @@ def _from_delivery_status(ds, base, ctx, packs, vendor=None) -> Report:
     for r in ds.recipients:
         diag = rfc3464.strip_type(unfold(r.get("diagnostic-code"))) if r.get("diagnostic-code") else None
         rcpt = _recipient_of(r)
-        if not diag and rcpt and vendor is not None and vendor.recipients and in_text is None:
+        if not diag and rcpt and vendor is _LAZY:
+            vendor = _vendor_pack(ctx, packs)
+        if not diag and rcpt and vendor is not None and vendor is not _LAZY and \
+                vendor.recipients and in_text is None:
             region = rules.region(vendor, ctx.text(), ctx.timeout)
             in_text = {f["recipient"].lower(): f for _, f in
                        rules.extract(vendor, region, ctx.header, ctx.timeout)}
@@ -386,6 +402,9 @@ def build_verdict(ctx, packs, matched, *, recipient, action, field_status, diagn
     text_status, paired, text_reply = find_codes(text)
     reply = reply_code or text_reply
     status, source = decide_status(field_status, text_status, paired)
+    if matched is _LAZY:
+        matched = _vendor_pack(ctx, packs) if rules.find_text_rule(
+            text, rules.vendor_text_packs(packs), ctx.timeout, status) else None
     tpacks = rules.text_rule_packs(packs, (remote_mta, reporting_mta), matched, ctx.timeout)
     hit = rules.find_text_rule(text, tpacks, ctx.timeout, status)
     if not hit and ctx.trace is not None:

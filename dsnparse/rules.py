@@ -1116,6 +1116,25 @@ def text_rule_packs(packs: Iterable[Pack], mtas: Iterable[Optional[str]], matche
 _TRP_CACHE: dict = {}
 
 
+def is_vendor_pack(pack: Pack) -> bool:
+    """A pack that can be the vendor of a delivery-status report: a bounce format of one
+    provider or MTA (not an auto-reply, feedback or generic fallback pack)."""
+    return pack.kind == "bounce" and bool(pack.detects) and pack.order < 600
+
+
+def vendor_text_packs(packs: tuple) -> list:
+    """The vendor packs (:func:`is_vendor_pack`) that have text rules of their own, in order
+    (memoised per pack set)."""
+    hit = _VTP_CACHE.get(id(packs))
+    if hit is None or hit[0] is not packs:
+        hit = _VTP_CACHE[id(packs)] = (packs, [
+            p for p in packs if is_vendor_pack(p) and p.text_rules and not p.shared])
+    return hit[1]
+
+
+_VTP_CACHE: dict = {}
+
+
 def _text_rule_packs(packs, mtas, matched, timeout) -> list:
     vendor, shared = [], []
     for p in packs:
