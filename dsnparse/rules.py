@@ -290,7 +290,7 @@ _MIN_NEEDLE = 3
 
 
 def required_literals(source: str) -> Optional[frozenset]:
-    """Lower-case ASCII literals of which at least one occurs in every match of ``source``.
+    """Case-folded literals of which at least one occurs in every match of ``source``.
 
     Derived from the pattern's syntax tree (the standard library's parser, which reads the
     common subset of ``regex`` syntax): the most selective run of literal characters that
@@ -320,6 +320,16 @@ def required_literals(source: str) -> Optional[frozenset]:
     return frozenset(req)
 
 
+def _fold_safe(ch: str) -> bool:
+    """A non-ASCII literal usable as a needle: a letter without case (CJK, kana, …), or a
+    Cyrillic letter.  For these, the characters a case-insensitive pattern matches are exactly
+    those whose ``casefold()`` equals the literal's (no full case folding into several
+    characters, as for "ß")."""
+    if ch.lower() == ch.upper():
+        return ch.casefold() == ch and ch.isalpha()
+    return "\u0400" <= ch <= "\u04ff" and len(ch.casefold()) == 1
+
+
 def _required(items, sp) -> Optional[set]:
     c = sp._constants if hasattr(sp, "_constants") else sp
     cands: list = []
@@ -331,8 +341,8 @@ def _required(items, sp) -> Optional[set]:
             run.clear()
 
     for op, av in items:
-        if op is c.LITERAL and av < 128:
-            run.append(chr(av).lower())
+        if op is c.LITERAL and (av < 128 or _fold_safe(chr(av))):
+            run.append(chr(av).casefold())
             continue
         flush()
         if op is c.SUBPATTERN:
@@ -573,7 +583,7 @@ def _load_listing(listing) -> tuple:
 # file (and of the data files that validation reads); patterns are compiled on first use.
 # DSNPARSE_CACHE=0 turns the cache off; DSNPARSE_CACHE_DIR moves it.
 
-_CACHE_VERSION = 4  # bump when Pack or Pattern change shape
+_CACHE_VERSION = 5  # bump when Pack or Pattern change shape
 
 
 def cache_dir() -> Optional[Path]:

@@ -23,10 +23,26 @@ from dsnparse.rules import load_pack, load_packs, required_literals
     (r"\p{L}+ unknown user", None),               # \p{..}: regex-only syntax
     ("abc(?:defgh){e<=1}", None),                  # fuzzy matching
     ("(?:abc)?xy", None),                          # optional: not required
+    ("ящик (?:получателя )?Переполнен", {"переполнен"}),  # Cyrillic: folds one to one
+    ("ディレクトリのリストにありません", {"ディレクトリのリストにありません"}),  # no case at all
+    ("Straße nicht", {"e nicht"}),                   # "ß" folds to "ss": not a needle
 ])
 def test_required_literals(pattern, want):
     got = required_literals(pattern)
     assert (None if got is None else set(got)) == want
+
+
+@pytest.mark.parametrize("pattern, text", [
+    ("ящик переполнен", "ЯЩИК ПЕРЕПОЛНЕН"),
+    ("ящик переполнен", "Ящик пеРеполнен"),
+    ("в ящике", "ᲀ ящике"),                   # U+1C80 folds to "в" as the pattern does
+    ("Straße nicht", "STRASSE NICHT STRAẞE nicht"),
+])
+def test_non_ascii_needles_are_found_in_what_the_pattern_matches(pattern, text):
+    import regex
+    needles = required_literals(pattern)
+    if regex.search(pattern, text, regex.I | regex.V0):
+        assert any(n in text.casefold() for n in needles)
 
 
 def _texts():
