@@ -8,12 +8,14 @@ blank lines with whole-text searches instead of the feedparser's line-by-line Py
 
 It only takes input whose structure it reproduces exactly, and returns ``None`` for anything
 else, which the caller then hands to the stdlib parser: bare CR line endings, a header section
-not ended by a blank line or holding a line that is not a field (RFC 5322 §2.2) or a
-continuation, a multipart without boundary, start or close delimiter (RFC 2046 §5.1.1),
-adjacent delimiter lines, nested boundaries that are prefixes of each other, a
-delivery-status block (RFC 3464 §2.1) holding a non-field line or a Content-Type, nesting
-deeper than :data:`MAX_DEPTH`.  ``tests/test_mime.py`` checks tree equality with the stdlib on
-every shared-corpus email, every sample and mutated (fuzzed) variants of them.
+holding an envelope ("From ") line, a field without name or a leading continuation line,
+an empty boundary parameter, adjacent delimiter lines (RFC 2046 §5.1.1), a delivery-status
+block (RFC 3464 §2.1) holding a non-field line or a Content-Type, nesting deeper than
+:data:`MAX_DEPTH`.  The defects it does reproduce are the feedparser's, in the same order:
+a header section ended by a non-field line, a multipart without boundary, start or close
+delimiter, a multipart with a transfer encoding.  ``tests/test_mime.py`` checks tree
+equality with the stdlib on every shared-corpus email, every sample and mutated (fuzzed)
+variants of them.
 """
 from __future__ import annotations
 
@@ -31,6 +33,7 @@ _SECTION = re.compile(r"(?:[!-9;-~]+:[^\n]*\n(?:[ \t][^\n]*\n)*)*")
 # left-stripped of blanks, continuation lines verbatim, final line ending removed below).
 _FIELD = re.compile(r"([!-9;-~]+):[ \t]*([^\n]*(?:\n[ \t][^\n]*)*)\n")
 _BLANK = re.compile(r"^\r?\n", re.M)
+_HEADER_LINE = re.compile(r"From |[!-9;-~]*:|[\t ]")  # the feedparser's ``headerRE``
 # What may follow "--boundary" on a delimiter line (the feedparser's ``boundaryre``).
 _DELIM_TAIL = re.compile(r"(--)?[ \t]*(?:\r?\n|\Z)")
 _BARE_CR = re.compile(r"\r(?!\n)")
@@ -134,24 +137,32 @@ def parse(data: bytes):
         return None
     try:
         msg, _last = _message(text, 0, len(text), "text/plain", 0)
+        if msg.get_content_maintype() == "multipart" and not msg.is_multipart():
+            msg.defects.append(errors.MultipartInvariantViolationDefect())
     except Exception:  # noqa: BLE001 - _Decline, or what the stdlib raises too (RFC 2231 values)
         return None
     return msg
 
 
 def _headers(text: str, pos: int, end: int):
-    """Read the header section starting at ``pos``; returns (fields, body start)."""
+    """Read the header section starting at ``pos``; returns (fields, body start, whether a
+    blank line ended the section)."""
     hend = _SECTION.match(text, pos, end).end()
+    blank = True
     if hend == end:
         body = end
     elif text.startswith("\n", hend):
         body = hend + 1
     elif text.startswith("\r\n", hend):
         body = hend + 2
-    else:  # a line that is neither a field nor a blank line: the feedparser notes a defect
+    elif not _HEADER_LINE.match(text, hend):
+        # a line that is no field, continuation or envelope line ends the section and
+        # starts the body (the feedparser notes MissingHeaderBodySeparatorDefect)
+        body, blank = hend, False
+    else:  # an envelope line, a field without name, a leading continuation: defect paths
         raise _Decline
     fields = [(n, v.rstrip("\r\n")) for n, v in _FIELD.findall(text, pos, hend)]
-    return fields, body
+    return fields, body, blank
 
 
 def _message(text: str, pos: int, end: int, default: str, depth: int):
@@ -163,7 +174,9 @@ def _message(text: str, pos: int, end: int, default: str, depth: int):
     msg = Part()
     if default != "text/plain":
         msg.set_default_type(default)
-    msg._headers, body = _headers(text, pos, end)
+    msg._headers, body, blank = _headers(text, pos, end)
+    if not blank:
+        msg.defects.append(errors.MissingHeaderBodySeparatorDefect())
     ctype = msg.get_content_type()
     if ctype == "message/delivery-status":
         return msg, _delivery_status(msg, text, body, end)
@@ -187,8 +200,8 @@ def _delivery_status(msg: Message, text: str, pos: int, end: int) -> Message:
         m = _BLANK.search(text, pos, end)
         stop = m.start() if m else end
         block = Part()
-        block._headers, body = _headers(text, pos, stop)
-        if body != stop:
+        block._headers, body, blank = _headers(text, pos, stop)
+        if body != stop or not blank:
             raise _Decline
         for name, _ in block._headers:
             if name.lower() == "content-type":
@@ -214,6 +227,10 @@ def _strip_eol(s: str) -> str:
 
 def _multipart(msg: Message, ctype: str, text: str, pos: int, end: int, depth: int) -> None:
     boundary = msg.get_boundary()
+    if boundary is None:  # RFC 2046 §5.1.1 makes it mandatory: the body stays text
+        msg.defects.append(errors.NoBoundaryInMultipartDefect())
+        msg._payload = text[pos:end]
+        return
     if not boundary:
         raise _Decline
     if str(msg.get("content-transfer-encoding", "8bit")).lower() not in _MULTIPART_CTE:
@@ -237,7 +254,12 @@ def _multipart(msg: Message, ctype: str, text: str, pos: int, end: int, depth: i
                 break
         i = text.find(needle, start + n - 1, end)
     if not delims or delims[0][2]:
-        raise _Decline  # no start delimiter: the feedparser keeps the body as text
+        # no start delimiter: the body up to a close delimiter (or the end) stays text, what
+        # follows is dropped, and the epilogue is empty
+        msg.defects.append(errors.StartBoundaryNotFoundDefect())
+        msg._payload = text[pos:delims[0][0] if delims else end]
+        msg.epilogue = ""
+        return
     if not close:
         # the message ends inside the last part (a truncated returned message, often): that
         # part runs to the end and the multipart notes the defect, without an epilogue

@@ -276,7 +276,7 @@ def split_branches(source: str) -> Optional[tuple]:
             start = i + 1
         i += 1
     parts.append(source[start:])
-    if len(parts) < _MIN_BRANCHES or depth != 0 or in_class:
+    if not _MIN_BRANCHES <= len(parts) < _BRANCHES - 1 or depth != 0 or in_class:
         return None
     branches = tuple((p, required_literals(p)) for p in parts)
     if all(needles is None for _, needles in branches):
@@ -1020,23 +1020,29 @@ def is_system_address(addr: str) -> bool:
 
 class _TextIndex:
     """The text rules of a pack list in order, with an Aho-Corasick automaton of their
-    required literals: one pass over a diagnostic tells which rules can match at all."""
+    required literals: one pass over a diagnostic tells which rules can match at all.
+
+    Entries are ints, ``rule index * _BRANCHES + 1 + branch index`` for a branch of a split
+    rule (:func:`split_branches`) and ``rule index * _BRANCHES`` for a whole pattern, so that
+    sorting them gives rule order."""
 
     def __init__(self, packs):
         self.packs = packs
         self.rules = [(p, r) for p in packs for r in p.text_rules]
-        # entries are (rule index, branch index or None for the whole pattern)
-        self.always: list = []
-        self.by_needle: dict = {}
+        always: list = []
+        by_needle: dict = {}
         for i, (_, r) in enumerate(self.rules):
             branches = r.pattern.branches
-            parts = [(j, b[1]) for j, b in enumerate(branches)] if branches else \
-                [(None, r.pattern.needles)]
+            parts = [(1 + j, b[1]) for j, b in enumerate(branches)] if branches else \
+                [(0, r.pattern.needles)]
             for j, needles in parts:
+                entry = i * _BRANCHES + j
                 if needles is None:
-                    self.always.append((i, j))
+                    always.append(entry)
                 for n in needles or ():
-                    self.by_needle.setdefault(n, []).append((i, j))
+                    by_needle.setdefault(n, []).append(entry)
+        self.always = tuple(always)
+        self.by_needle = {n: tuple(e) for n, e in by_needle.items()}
         self._auto = None
         try:
             import ahocorasick
@@ -1044,32 +1050,44 @@ class _TextIndex:
             return
         if self.by_needle:
             auto = ahocorasick.Automaton()
-            for n in self.by_needle:
-                auto.add_word(n, n)
+            for n, entries in self.by_needle.items():
+                auto.add_word(n, entries)
             auto.make_automaton()
             self._auto = auto
+
+    def entries(self, folded: str) -> list:
+        """The sorted entries that may match the case-folded text ``folded``."""
+        idx = set(self.always)
+        if self._auto is not None:
+            for _, entries in self._auto.iter(folded):
+                idx.update(entries)
+        else:
+            for n, entries in self.by_needle.items():
+                if n in folded:
+                    idx.update(entries)
+        return sorted(idx)
 
     def candidates(self, folded: str) -> list:
         """``(rule index, branches)`` in rule order for the rules that may match ``folded``;
         ``branches`` lists the branch indices to run, or is ``None`` (run the whole pattern)."""
-        if self._auto is not None:
-            found = {n for _, n in self._auto.iter(folded)}
-        else:
-            found = {n for n in self.by_needle if n in folded}
-        idx = set(self.always)
-        for n in found:
-            idx.update(self.by_needle[n])
-        out: dict = {}
-        for i, j in sorted(idx, key=_rule_then_branch):
-            if j is None:
-                out[i] = None
-            else:
-                out.setdefault(i, []).append(j)
-        return list(out.items())
+        return list(_grouped(self.entries(folded)))
 
 
-def _rule_then_branch(entry):
-    return entry[0], -1 if entry[1] is None else entry[1]
+_BRANCHES = 4096  # more branches than any pattern has (split_branches caps it)
+
+
+def _grouped(entries):
+    cur, branches = -1, None
+    for e in entries:
+        i, j = divmod(e, _BRANCHES)
+        if i != cur:
+            if cur >= 0:
+                yield cur, branches
+            cur, branches = i, (None if j == 0 else [j - 1])
+        elif branches is not None:
+            branches.append(j - 1)
+    if cur >= 0:
+        yield cur, branches
 
 
 _TEXT_INDEX: dict = {}
@@ -1093,7 +1111,7 @@ def find_text_rule(diagnostic: str, packs: Iterable[Pack], timeout: float,
         if len(_TEXT_INDEX) > 256:
             _TEXT_INDEX.clear()
         index = _TEXT_INDEX[key] = _TextIndex(list(packs))
-    for i, branches in index.candidates(diagnostic.casefold()):
+    for i, branches in _grouped(index.entries(diagnostic.casefold())):
         pack, rule = index.rules[i]
         if rule.if_status is not None and not (status and rule.if_status.search(status, timeout)):
             continue

@@ -120,12 +120,31 @@ def test_truncated_last_part_noted_as_defect():
     assert tree(m) == tree(stdlib(data))
 
 
+@pytest.mark.parametrize("data, defects", [
+    # RFC 5322 §2.2: a line that is no field ends the header section and starts the body
+    (b"Subject: x\r\nbroken line\r\n\r\nbody", ["MissingHeaderBodySeparatorDefect"]),
+    # RFC 2046 §5.1.1: the boundary parameter is mandatory; the body stays text
+    (b"Content-Type: multipart/mixed\n\nno boundary",
+     ["NoBoundaryInMultipartDefect", "MultipartInvariantViolationDefect"]),
+    (b"Content-Type: multipart/mixed; boundary=q\n\nno delimiter at all\n--q--\ngone\n",
+     ["StartBoundaryNotFoundDefect", "MultipartInvariantViolationDefect"]),
+])
+def test_defects_reproduced(data, defects):
+    m = mime.parse(data)
+    assert [type(d).__name__ for d in m.defects] == defects
+    assert tree(m) == tree(stdlib(data))
+
+
+def test_no_start_delimiter_keeps_the_text_before_a_close_delimiter():
+    m = mime.parse(b"Content-Type: multipart/mixed; boundary=q\n\nkept\n--q--\ndropped\n")
+    assert m.get_payload() == "kept\n" and m.epilogue == ""
+
+
 @pytest.mark.parametrize("data", [
-    b"Subject: x\r\nbroken line\r\n\r\nbody",          # a header line without a colon
     b"Subject: x\n: no field name\n\nbody",             # a line starting with ':'
+    b"Subject: x\nFrom someone\n\nbody",               # an envelope line among fields
     b"Subject: x\rFrom: y\r\r",                         # bare CR line endings
-    b"Content-Type: multipart/mixed\n\nno boundary",    # multipart without boundary
-    b"Content-Type: multipart/mixed; boundary=q\n\nno delimiter at all\n",
+    b"Content-Type: multipart/mixed; boundary=q\n\n--q\n--q\n\nx\n--q--\n",  # adjacent
 ])
 def test_declines_what_it_does_not_reproduce(data):
     assert mime.parse(data) is None

@@ -178,10 +178,9 @@ def test_text_index_keeps_rule_order_and_skips_absent_literals():
     assert hit is not None and hit[1].reason == "mailbox_full"
     idx = rules._TextIndex(packs)
     # only the rules (or branches of a split rule) without required literals can match
-    always = {}
-    for i, j in sorted(idx.always, key=rules._rule_then_branch):
-        always[i] = None if j is None else always.get(i, []) + [j]
-    assert idx.candidates("nothing to see here") == list(always.items())
+    assert idx.candidates("nothing to see here") == list(rules._grouped(sorted(idx.always)))
+    assert all(r.pattern.needles is None or r.pattern.branches for _, r in
+               (idx.rules[i] for i, _ in idx.candidates("nothing to see here")))
     # "mailbox full" brings in the mailbox-full rule, with the one branch naming it
     rule_ids = {i: r.id for i, (_, r) in enumerate(idx.rules)}
     cands = dict(idx.candidates("550 5.2.2 mailbox full"))
