@@ -121,6 +121,22 @@ class Part(Message):
         self._changed()
 
 
+_FRESH = Message().__dict__  # the attributes Message.__init__ sets, for _new_part
+
+
+def _new_part(headers: list, default: str = "text/plain") -> Part:
+    """A :class:`Part` as ``Part()`` makes it, with its header list (without running the
+    ``__init__`` chain once per part)."""
+    p = Part.__new__(Part)
+    d = p.__dict__
+    d.update(_FRESH)
+    d["defects"] = []
+    d["_headers"] = headers
+    d["_default_type"] = default
+    d["_index"] = d["_ctype"] = d["_params"] = None
+    return p
+
+
 class _Decline(Exception):
     """The input is outside what this fast path reproduces exactly."""
 
@@ -133,10 +149,11 @@ def parse(data: bytes):
         subset this module reproduces (see the module docstring); never raises.
     """
     text = data.decode("ascii", "surrogateescape")
-    if "\r" in text and _BARE_CR.search(text):
+    crlf = "\r" in text
+    if crlf and _BARE_CR.search(text):
         return None
     try:
-        msg, _last = _message(text, 0, len(text), "text/plain", 0)
+        msg, _last = _message(text, 0, len(text), "text/plain", 0, crlf)
         if msg.get_content_maintype() == "multipart" and not msg.is_multipart():
             msg.defects.append(errors.MultipartInvariantViolationDefect())
     except Exception:  # noqa: BLE001 - _Decline, or what the stdlib raises too (RFC 2231 values)
@@ -144,7 +161,7 @@ def parse(data: bytes):
     return msg
 
 
-def _headers(text: str, pos: int, end: int):
+def _headers(text: str, pos: int, end: int, crlf: bool):
     """Read the header section starting at ``pos``; returns (fields, body start, whether a
     blank line ended the section)."""
     hend = _SECTION.match(text, pos, end).end()
@@ -161,46 +178,61 @@ def _headers(text: str, pos: int, end: int):
         body, blank = hend, False
     else:  # an envelope line, a field without name, a leading continuation: defect paths
         raise _Decline
-    fields = [(n, v.rstrip("\r\n")) for n, v in _FIELD.findall(text, pos, hend)]
+    fields = _FIELD.findall(text, pos, hend)  # (name, value) pairs
+    if crlf:
+        fields = [(n, v.rstrip("\r\n")) for n, v in fields]
     return fields, body, blank
 
 
-def _message(text: str, pos: int, end: int, default: str, depth: int):
+def _message(text: str, pos: int, end: int, default: str, depth: int, crlf: bool):
     """Parse one message (or body part) occupying ``text[pos:end]``; returns it and the
     message whose payload or epilogue holds the region's last line (the feedparser's
     ``_last``: the line ending before the next delimiter belongs to the delimiter)."""
     if depth > MAX_DEPTH:
         raise _Decline
-    msg = Part()
-    if default != "text/plain":
-        msg.set_default_type(default)
-    msg._headers, body, blank = _headers(text, pos, end)
+    headers, body, blank = _headers(text, pos, end, crlf)
+    msg = _new_part(headers, default)
     if not blank:
         msg.defects.append(errors.MissingHeaderBodySeparatorDefect())
-    ctype = msg.get_content_type()
+    # the content type as Message.get_content_type() reads it from the first Content-Type
+    # field (RFC 2045 §5.2: text/plain when it is not type/subtype), found in the text
+    for name, value in headers:
+        if len(name) == 12 and name.lower() == "content-type":
+            break
+    else:
+        value = None
+    if value is None:
+        ctype = msg._ctype = default
+    elif value.isascii():
+        ctype = value.partition(";")[0].strip().lower()
+        if ctype.count("/") != 1:
+            ctype = "text/plain"
+        msg._ctype = ctype
+    else:  # undecodable octets: a Header object, as the stdlib reads it
+        ctype = msg.get_content_type()
     if ctype == "message/delivery-status":
-        return msg, _delivery_status(msg, text, body, end)
+        return msg, _delivery_status(msg, text, body, end, crlf)
     maintype = ctype.split("/", 1)[0]
     if maintype == "message":
-        sub, last = _message(text, body, end, "text/plain", depth + 1)
+        sub, last = _message(text, body, end, "text/plain", depth + 1, crlf)
         msg._payload = [sub]
         return msg, last
     if maintype == "multipart":
-        _multipart(msg, ctype, text, body, end, depth)
+        _multipart(msg, ctype, text, body, end, depth, crlf)
         return msg, msg
     msg._payload = text[body:end]
     return msg, msg
 
 
-def _delivery_status(msg: Message, text: str, pos: int, end: int) -> Message:
+def _delivery_status(msg: Message, text: str, pos: int, end: int, crlf: bool) -> Message:
     """Blocks of fields separated by blank lines (RFC 3464 §2.1), each a header-only
     message, as the feedparser builds them (an empty message per extra blank line)."""
     blocks = []
     while True:
         m = _BLANK.search(text, pos, end)
         stop = m.start() if m else end
-        block = Part()
-        block._headers, body, blank = _headers(text, pos, stop)
+        headers, body, blank = _headers(text, pos, stop, crlf)
+        block = _new_part(headers)
         if body != stop or not blank:
             raise _Decline
         for name, _ in block._headers:
@@ -225,7 +257,8 @@ def _strip_eol(s: str) -> str:
     return s
 
 
-def _multipart(msg: Message, ctype: str, text: str, pos: int, end: int, depth: int) -> None:
+def _multipart(msg: Message, ctype: str, text: str, pos: int, end: int, depth: int,
+               crlf: bool) -> None:
     boundary = msg.get_boundary()
     if boundary is None:  # RFC 2046 §5.1.1 makes it mandatory: the body stays text
         msg.defects.append(errors.NoBoundaryInMultipartDefect())
@@ -272,7 +305,7 @@ def _multipart(msg: Message, ctype: str, text: str, pos: int, end: int, depth: i
     for (s0, e0, _), (s1, e1, _) in zip(delims, delims[1:]):
         if s1 == e0:
             raise _Decline  # adjacent delimiter lines: the feedparser skips them
-        part, last = _message(text, e0, s1, child_default, depth + 1)
+        part, last = _message(text, e0, s1, child_default, depth + 1, crlf)
         if last.get_content_maintype() == "multipart":
             if last.epilogue == "":
                 last.epilogue = None
