@@ -264,10 +264,24 @@ def _vendor_pack(ctx, packs):
 
 
 # The vendor of a delivery-status report is found only when it can change a verdict: a
-# recipient without diagnostic (its lines in the vendor's text), or a diagnostic that one of
-# the vendor packs' text rules matches.  Otherwise the verdict is the same whichever pack it
-# is, and the dispatch over the report text is skipped.
+# recipient without diagnostic (its lines in the vendor's text), or a diagnostic that a text
+# rule of a pack that recognises the message matches.  Otherwise the verdict is the same
+# whichever pack it is, and the dispatch over the report text is skipped.
 _LAZY = object()
+
+
+def _vendor_if_it_matters(ctx, packs, text: str, status):
+    """The vendor pack when its text rules could decide this verdict, else ``None`` (the
+    same verdict): only a pack with a rule matching ``text`` that also recognises the
+    message can be a vendor whose rules change anything."""
+    if ctx.vendor is not _LAZY:
+        return ctx.vendor
+    owners = rules.packs_with_matching_rule(text, rules.vendor_text_packs(packs), ctx.timeout,
+                                            status)
+    for pack in owners:
+        if rules.detect(pack, ctx.header, ctx.text, ctx.timeout, None, ctx.folded, ctx.memo):
+            return _vendor_pack(ctx, packs)
+    return None
 
 
 def _recipient_of(r: dict) -> Optional[str]:
@@ -403,8 +417,7 @@ def build_verdict(ctx, packs, matched, *, recipient, action, field_status, diagn
     reply = reply_code or text_reply
     status, source = decide_status(field_status, text_status, paired)
     if matched is _LAZY:
-        matched = _vendor_pack(ctx, packs) if rules.find_text_rule(
-            text, rules.vendor_text_packs(packs), ctx.timeout, status) else None
+        matched = _vendor_if_it_matters(ctx, packs, text, status)
     tpacks = rules.text_rule_packs(packs, (remote_mta, reporting_mta), matched, ctx.timeout)
     hit = rules.find_text_rule(text, tpacks, ctx.timeout, status)
     if not hit and ctx.trace is not None:

@@ -1093,14 +1093,7 @@ def _grouped(entries):
 _TEXT_INDEX: dict = {}
 
 
-def find_text_rule(diagnostic: str, packs: Iterable[Pack], timeout: float,
-                   status: Optional[str] = None):
-    """First text rule of ``packs`` (in the order given) whose pattern matches; ``(pack, rule,
-    match)`` or ``None``.  Rules with ``if_status`` are skipped unless ``status`` (the
-    verdict's status so far) matches it.  Rules whose required literals are absent from the
-    text are not run (see :class:`_TextIndex`)."""
-    if not diagnostic:
-        return None
+def _text_index(packs) -> _TextIndex:
     if not isinstance(packs, (list, tuple)):
         packs = list(packs)
     # keyed by which packs, not by the list object: a stream of bounces names thousands of
@@ -1111,6 +1104,18 @@ def find_text_rule(diagnostic: str, packs: Iterable[Pack], timeout: float,
         if len(_TEXT_INDEX) > 256:
             _TEXT_INDEX.clear()
         index = _TEXT_INDEX[key] = _TextIndex(list(packs))
+    return index
+
+
+def find_text_rule(diagnostic: str, packs: Iterable[Pack], timeout: float,
+                   status: Optional[str] = None):
+    """First text rule of ``packs`` (in the order given) whose pattern matches; ``(pack, rule,
+    match)`` or ``None``.  Rules with ``if_status`` are skipped unless ``status`` (the
+    verdict's status so far) matches it.  Rules whose required literals are absent from the
+    text are not run (see :class:`_TextIndex`)."""
+    if not diagnostic:
+        return None
+    index = _text_index(packs)
     for i, branches in _grouped(index.entries(diagnostic.casefold())):
         pack, rule = index.rules[i]
         if rule.if_status is not None and not (status and rule.if_status.search(status, timeout)):
@@ -1122,6 +1127,27 @@ def find_text_rule(diagnostic: str, packs: Iterable[Pack], timeout: float,
         if m:
             return pack, rule, m
     return None
+
+
+def packs_with_matching_rule(diagnostic: str, packs: list, timeout: float,
+                             status: Optional[str] = None) -> list:
+    """The packs of ``packs`` (in order) that have a text rule matching ``diagnostic``, with
+    the same ``if_status`` and prefilter logic as :func:`find_text_rule`."""
+    if not diagnostic or not packs:
+        return []
+    index = _text_index(packs)
+    found: list = []
+    for i, branches in _grouped(index.entries(diagnostic.casefold())):
+        pack, rule = index.rules[i]
+        if found and found[-1] is pack:
+            continue  # rules are grouped by pack: this pack already matched
+        if rule.if_status is not None and not (status and rule.if_status.search(status, timeout)):
+            continue
+        m = rule.pattern.search(diagnostic, timeout) if branches is None else \
+            rule.pattern.search_branches(diagnostic, timeout, branches)
+        if m:
+            found.append(pack)
+    return found
 
 
 def text_rule_packs(packs: Iterable[Pack], mtas: Iterable[Optional[str]], matched: Optional[Pack],
