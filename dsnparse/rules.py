@@ -15,6 +15,7 @@ compile raises :class:`~dsnparse.errors.RuleError` naming the file, the rule and
 """
 from __future__ import annotations
 
+import itertools
 import logging
 import os
 import re
@@ -708,14 +709,17 @@ def region(pack: Pack, text: str, timeout: float) -> str:
     """The error-report part of ``text``: from the first ``report_start`` marker (or the
     start) to the first ``original_start`` marker after it (or the end)."""
     start = 0
+    folded = text.casefold() if pack.report_start or pack.original_start else ""
     if pack.report_start:
-        hits = [m.start() for p in pack.report_start if (m := p.search(text, timeout))]
+        hits = [m.start() for p in pack.report_start
+                if p.may_match(folded) and (m := p.search(text, timeout))]
         if hits:
             start = min(hits)
     end = len(text)
     if pack.original_start:
-        sub = text[start:]
-        hits = [m.start() for p in pack.original_start if (m := p.search(sub, timeout)) and m.start() > 0]
+        sub = text[start:] if start else text
+        hits = [m.start() for p in pack.original_start
+                if p.may_match(folded) and (m := p.search(sub, timeout)) and m.start() > 0]
         if hits:
             end = start + min(hits)
     return text[start:end]
@@ -905,11 +909,11 @@ def _continue(text: str, pos: int, mode: Optional[str]) -> str:
     if not mode:
         return ""
     out = []
-    lines = text[pos:].split("\n")
-    if lines and lines[0].strip() == "":
-        lines = lines[1:] if mode == "indented" else lines
-    else:
-        lines = lines[1:]  # the rest of the matched line is already in the match
+    lines = _lines_from(text, pos)
+    first = next(lines, None)
+    if first is not None and first.strip() == "" and mode != "indented":
+        lines = itertools.chain((first,), lines)
+    # else: the rest of the matched line is already in the match (or blank, when indented)
     for line in lines:
         if mode == "indented":
             if line[:1] in (" ", "\t") and line.strip():
@@ -922,6 +926,17 @@ def _continue(text: str, pos: int, mode: Optional[str]) -> str:
             continue
         out.append(line.strip())
     return " ".join(out)
+
+
+def _lines_from(text: str, pos: int):
+    """The lines of ``text[pos:]`` one by one, as ``text[pos:].split("\n")`` gives them."""
+    while True:
+        nl = text.find("\n", pos)
+        if nl < 0:
+            yield text[pos:]
+            return
+        yield text[pos:nl]
+        pos = nl + 1
 
 
 def _matches(rule: RecipientRule, src: str, timeout: float):
@@ -953,10 +968,17 @@ def extract(pack: Pack, text: str, header, timeout: float, exclude=None) -> list
     """
     found: dict = {}
     order = []
+    folded: dict = {}  # source text -> its case-folded form (for the rules' needles)
     for rule in pack.recipients:
         src = header(rule.header) if rule.header else text
         if not src:
             continue
+        if rule.pattern.needles is not None:
+            f = folded.get(rule.header)
+            if f is None:
+                f = folded[rule.header] = src.casefold()
+            if not rule.pattern.may_match(f):
+                continue  # a literal every match holds is absent (sections are parts of src)
         for src, m in _matches(rule, src, timeout):
             gd = {k: v for k, v in m.groupdict().items() if v}
             raw = gd.get("recipient")
