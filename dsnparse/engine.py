@@ -308,9 +308,10 @@ def _from_delivery_status(ds, base, ctx, packs, vendor=None) -> Report:
             vendor = _vendor_pack(ctx, packs)
         if not diag and rcpt and vendor is not None and vendor is not _LAZY and \
                 vendor.recipients and in_text is None:
-            region = rules.region(vendor, ctx.text(), ctx.timeout)
+            region = rules.region(vendor, ctx.text(), ctx.timeout, ctx.folded.body())
             in_text = {f["recipient"].lower(): f for _, f in
-                       rules.extract(vendor, region, ctx.header, ctx.timeout)}
+                       rules.extract(vendor, region, ctx.header, ctx.timeout,
+                                                    folded=ctx.folded.body())}
         if not diag and rcpt and in_text and rcpt.lower() in in_text:
             diag = in_text[rcpt.lower()].get("diagnostic")
             if diag:
@@ -333,9 +334,9 @@ def _from_delivery_status(ds, base, ctx, packs, vendor=None) -> Report:
 
 
 def _from_pack(pack, ctx, base, packs) -> Optional[Report]:
-    text = rules.region(pack, ctx.text(), ctx.timeout)
+    text = rules.region(pack, ctx.text(), ctx.timeout, ctx.folded.body())
     exclude = rules.notified_addresses(ctx.header) if pack.exclude_notified else None
-    found = rules.extract(pack, text, ctx.header, ctx.timeout, exclude)
+    found = rules.extract(pack, text, ctx.header, ctx.timeout, exclude, ctx.folded.body())
     if not found and pack.recipient_from_original:
         inner = _returned_report(ctx)
         if inner is not None:
@@ -484,8 +485,9 @@ def _complaint(ctx, base, pack=None) -> Report:
     fields: dict = {}
     rcpts: list = []
     if pack is not None:
-        text = rules.region(pack, ctx.text(), ctx.timeout)
-        for rule_id, f in rules.extract(pack, text, ctx.header, ctx.timeout):
+        text = rules.region(pack, ctx.text(), ctx.timeout, ctx.folded.body())
+        for rule_id, f in rules.extract(pack, text, ctx.header, ctx.timeout,
+                                        folded=ctx.folded.body()):
             ctx.note(f"pack {pack.id}: recipient rule {rule_id!r} found {f['recipient']}")
             rcpts.append(f["recipient"])
     for part in ctx.st.feedback_parts:  # RFC 5965 §3.1 fields, one per line

@@ -58,12 +58,21 @@ class Part(Message):
     def _changed(self):
         self._index = self._ctype = self._params = None
 
-    def get(self, name, failobj=None):
+    def _fields(self) -> dict:
         index = self._index
         if index is None:
             index = self._index = {}
             for k, v in self._headers:
                 index.setdefault(k.lower(), (k, v))
+        return index
+
+    def __contains__(self, name):
+        return name.lower() in self._fields()
+
+    def get(self, name, failobj=None):
+        index = self._index
+        if index is None:
+            index = self._fields()
         kv = index.get(name.lower())
         if kv is None:
             return failobj

@@ -90,11 +90,19 @@ class Pattern:
 
     def may_match(self, folded: str) -> bool:
         """``False`` when the pattern cannot match the case-folded text (a needle is missing)."""
-        return self.needles is None or any(n in folded for n in self.needles)
+        needles = self.needles
+        if needles is None:
+            return True
+        for n in needles:
+            if n in folded:
+                return True
+        return False
 
     def search(self, text: str, timeout: float):
+        cell = self._cell
+        compiled = cell[0] if cell else self.compiled
         try:
-            return self.compiled.search(text, timeout=timeout)
+            return compiled.search(text, timeout=timeout)
         except TimeoutError:
             _timed_out(self.where)
             return None
@@ -123,6 +131,10 @@ class Condition:
     target: str  # "header" or "body"
     name: Optional[str]  # header name (lower case) for header conditions
     pattern: Pattern
+    key: tuple = field(init=False, compare=False, repr=False)  # the per-message memo key
+
+    def __post_init__(self):
+        object.__setattr__(self, "key", (self.target, self.name, self.pattern.source))
 
 
 @dataclass(frozen=True)
@@ -584,7 +596,7 @@ def _load_listing(listing) -> tuple:
 # file (and of the data files that validation reads); patterns are compiled on first use.
 # DSNPARSE_CACHE=0 turns the cache off; DSNPARSE_CACHE_DIR moves it.
 
-_CACHE_VERSION = 5  # bump when Pack or Pattern change shape
+_CACHE_VERSION = 6  # bump when Pack or Pattern change shape
 
 
 def cache_dir() -> Optional[Path]:
@@ -705,11 +717,14 @@ def clean_address(text: Optional[str]) -> Optional[str]:
     return flanker_address(t)
 
 
-def region(pack: Pack, text: str, timeout: float) -> str:
+def region(pack: Pack, text: str, timeout: float, folded: Optional[str] = None) -> str:
     """The error-report part of ``text``: from the first ``report_start`` marker (or the
-    start) to the first ``original_start`` marker after it (or the end)."""
+    start) to the first ``original_start`` marker after it (or the end).  ``folded``:
+    ``text.casefold()`` when the caller has it (markers whose literals are absent are not
+    run)."""
     start = 0
-    folded = text.casefold() if pack.report_start or pack.original_start else ""
+    if folded is None:
+        folded = text.casefold() if pack.report_start or pack.original_start else ""
     if pack.report_start:
         hits = [m.start() for p in pack.report_start
                 if p.may_match(folded) and (m := p.search(text, timeout))]
@@ -867,42 +882,46 @@ def detect(pack: Pack, header, body, timeout: float, why_not: Optional[list] = N
             why_not.append("none of its keywords or required literals occurs in the message")
         return None
 
-    def test(c: Condition):
-        key = (c.target, c.name, c.pattern.source)
-        if memo is not None and key in memo:
-            return memo[key]
-        m = None
-        if c.target == "header":
-            text = header(c.name)
-            if text and (c.pattern.needles is None or c.pattern.may_match(text.casefold())):
-                m = c.pattern.search(text, timeout)
-        elif folded is None or c.pattern.may_match(folded.body()):
-            text = body()
-            m = c.pattern.search(text, timeout) if text else None
-        if memo is not None:
-            memo[key] = m
-        return m
-
+    if memo is None:
+        memo = {}
     for c in pack.detect_none:
-        m = test(c)
+        m = _test(c, header, body, timeout, folded, memo)
         if m:
             if why_not is not None:
                 why_not.append(f"excluded by detect.none {_describe(c)} matching {m.group(0)[:80]!r}")
             return None
     for c in pack.detect_all:
-        if not test(c):
+        if not _test(c, header, body, timeout, folded, memo):
             if why_not is not None:
                 why_not.append(f"detect.all {_describe(c)} did not match")
             return None
     if pack.detect_any:
         for c in pack.detect_any:
-            m = test(c)
+            m = _test(c, header, body, timeout, folded, memo)
             if m:
                 return f"{_describe(c)} matched {m.group(0)[:80]!r}"
         if why_not is not None:
             why_not.append("no detect.any condition matched")
         return None
     return "all conditions matched"
+
+
+def _test(c: Condition, header, body, timeout: float, folded: Optional[Folded], memo: dict):
+    """One detection condition's match (or ``None``), memoised per message."""
+    key = c.key
+    if key in memo:
+        return memo[key]
+    m = None
+    pattern = c.pattern
+    if c.target == "header":
+        text = header(c.name)
+        if text and (pattern.needles is None or pattern.may_match(text.casefold())):
+            m = pattern.search(text, timeout)
+    elif folded is None or pattern.needles is None or pattern.may_match(folded.body()):
+        text = body()
+        m = pattern.search(text, timeout) if text else None
+    memo[key] = m
+    return m
 
 
 def _continue(text: str, pos: int, mode: Optional[str]) -> str:
@@ -958,25 +977,28 @@ def _matches(rule: RecipientRule, src: str, timeout: float):
     return out
 
 
-def extract(pack: Pack, text: str, header, timeout: float, exclude=None) -> list:
+def extract(pack: Pack, text: str, header, timeout: float, exclude=None,
+            folded: Optional[str] = None) -> list:
     """Apply the pack's recipient rules; return ``[(rule_id, fields dict)]`` in text order.
 
     ``fields`` has ``recipient`` and any of ``reply_code``, ``status``, ``diagnostic``,
     ``remote_mta``, ``action``.  A recipient found twice is kept once (first position), its
     fields completed from the later match.  With ``exclude`` (a set of lower-case addresses,
     see :func:`notified_addresses`), those addresses and mail-system mailboxes are skipped.
+    ``folded``: the case-folded text ``text`` was cut from, when the caller has it (rules
+    whose required literals are absent from it are not run).
     """
     found: dict = {}
     order = []
-    folded: dict = {}  # source text -> its case-folded form (for the rules' needles)
+    folds: dict = {None: folded} if folded is not None else {}  # source -> case-folded
     for rule in pack.recipients:
         src = header(rule.header) if rule.header else text
         if not src:
             continue
         if rule.pattern.needles is not None:
-            f = folded.get(rule.header)
+            f = folds.get(rule.header)
             if f is None:
-                f = folded[rule.header] = src.casefold()
+                f = folds[rule.header] = src.casefold()
             if not rule.pattern.may_match(f):
                 continue  # a literal every match holds is absent (sections are parts of src)
         for src, m in _matches(rule, src, timeout):

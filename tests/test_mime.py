@@ -160,6 +160,8 @@ def test_part_reads_like_message():
     for name in ("content-type", "SUBJECT", "x-raw", "missing"):
         assert str(fast.get(name)) == str(ref.get(name))
         assert type(fast.get(name)) is type(ref.get(name))  # 8-bit value: a Header
+    assert ("CONTENT-type" in fast) is ("CONTENT-type" in ref) is True
+    assert ("x-missing" in fast) is ("x-missing" in ref) is False
     assert fast.get_content_type() == ref.get_content_type() == "multipart/report"
     assert fast.get_params() == ref.get_params()
     assert fast.get_param("report-type") == "delivery-status"
@@ -170,7 +172,7 @@ def test_part_reads_like_message():
     assert fast.get_content_type() == "text/plain"
     assert fast.get_content_charset() == "latin-1"
     del fast["subject"]
-    assert fast.get("subject") is None
+    assert fast.get("subject") is None and "subject" not in fast
     fast["Subject"] = "new"
     assert fast["subject"] == "new"
     fast.set_default_type("message/rfc822")
