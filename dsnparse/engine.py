@@ -27,7 +27,7 @@ from typing import Optional
 
 from . import codes, reasons, rfc3464, rules
 from .load import header as get_header
-from .load import load, part_text, unfold
+from .load import REPORT_TEXT_LIMIT, load, part_text, unfold
 from .model import Report, Verdict
 from .options import DEFAULT, Options
 from .status import find_codes, more_specific
@@ -77,7 +77,7 @@ class Context:
             plain, htmls = [], []
             for part in self.st.texts:
                 sub = part.get_content_subtype()
-                t = part_text(part, 400_000)
+                t = part_text(part, REPORT_TEXT_LIMIT)
                 (htmls if sub == "html" else plain).append(t)
             if not plain:
                 plain = [html_to_text(h) for h in htmls]

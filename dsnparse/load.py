@@ -141,12 +141,26 @@ def header(msg: Message, name: str):
     return unfold(v) if v is not None else None
 
 
+REPORT_TEXT_LIMIT = 400_000  # characters of a text part read as report text
+
+
 def part_text(part: Message, limit: int = 2_000_000) -> str:
     """Decode a non-multipart part's body to text (transfer encoding and charset).
 
     Unknown or wrong charsets fall back to UTF-8 then Latin-1 with replacement; never raises.
-    At most ``limit`` characters are returned (bodies are only read for bounce text).
+    At most ``limit`` characters are returned (bodies are only read for bounce text).  A
+    :class:`~dsnparse.mime.Part` keeps the result, so a part read twice is decoded once.
     """
+    texts = part.__dict__.get("_texts") if isinstance(part, mime.Part) else None
+    if texts is None:
+        return _part_text(part, limit)
+    text = texts.get(limit)
+    if text is None:
+        text = texts[limit] = _part_text(part, limit)
+    return text
+
+
+def _part_text(part: Message, limit: int) -> str:
     try:
         payload = part.get_payload(decode=True)
     except Exception:  # noqa: BLE001 - hostile parameters or encodings: read it raw

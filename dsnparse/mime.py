@@ -54,9 +54,15 @@ class Part(Message):
     def __init__(self, policy=compat32):
         super().__init__(policy)
         self._index = self._ctype = self._params = None
+        self._texts = {}  # decoded body text by character limit (dsnparse.load.part_text)
 
     def _changed(self):
         self._index = self._ctype = self._params = None
+        self._texts = {}
+
+    def set_payload(self, payload, charset=None):
+        super().set_payload(payload, charset)
+        self._changed()
 
     def _fields(self) -> dict:
         index = self._index
@@ -143,6 +149,7 @@ def _new_part(headers: list, default: str = "text/plain") -> Part:
     d["_headers"] = headers
     d["_default_type"] = default
     d["_index"] = d["_ctype"] = d["_params"] = None
+    d["_texts"] = {}
     return p
 
 
@@ -167,6 +174,28 @@ def parse(data: bytes):
             msg.defects.append(errors.MultipartInvariantViolationDefect())
     except Exception:  # noqa: BLE001 - _Decline, or what the stdlib raises too (RFC 2231 values)
         return None
+    return msg
+
+
+def parse_headers(text: str):
+    """Parse ``text`` as ``email.parser.Parser(policy=compat32).parsestr(text,
+    headersonly=True)`` would: the header section, the rest as a string payload.
+
+    Returns:
+        a :class:`Part`, or ``None`` when the input is outside the subset this module
+        reproduces (the caller then uses the stdlib); never raises.
+    """
+    crlf = "\r" in text
+    if crlf and _BARE_CR.search(text):
+        return None
+    try:
+        headers, body, blank = _headers(text, 0, len(text), crlf)
+    except Exception:  # noqa: BLE001 - _Decline
+        return None
+    msg = _new_part(headers)
+    if not blank:
+        msg.defects.append(errors.MissingHeaderBodySeparatorDefect())
+    msg._payload = text[body:]
     return msg
 
 

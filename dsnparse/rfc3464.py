@@ -13,7 +13,8 @@ from dataclasses import dataclass, field
 from email.message import Message
 from typing import Optional
 
-from .load import as_text, charset_of, fix_8bit, part_text, unfold
+from . import mime
+from .load import REPORT_TEXT_LIMIT, as_text, charset_of, fix_8bit, part_text, unfold
 
 DS_TYPES = ("message/delivery-status", "message/global-delivery-status")
 ORIGINAL_TYPES = ("message/rfc822", "message/global")
@@ -143,7 +144,10 @@ def _parse_headers_text(text: str) -> Optional[Message]:
         return None
     # header section only: the returned body is never read, and a nested message/rfc822
     # chain must not be parsed (it could nest deeper than the recursion limit)
-    return Parser(policy=policy.compat32).parsestr(text, headersonly=True)
+    msg = mime.parse_headers(text)  # the stdlib's result, faster; None where it declines
+    if msg is None:
+        msg = Parser(mime.Part, policy=policy.compat32).parsestr(text, headersonly=True)
+    return msg
 
 
 def ds_text(part: Message) -> str:
@@ -260,7 +264,7 @@ def read(st: Structure) -> Optional[DeliveryStatus]:
                 ds.format = "rfc6533"
             return ds
     for part in st.texts[:4]:
-        text = part_text(part, 500_000)
+        text = part_text(part, REPORT_TEXT_LIMIT)
         m = _INLINE_START.search(text)
         if not m or not re.search(r"^[ \t]*Final-Recipient[ \t]*:", text, re.I | re.M):
             continue

@@ -178,3 +178,19 @@ def test_part_reads_like_message():
     fast.set_default_type("message/rfc822")
     del fast["content-type"]
     assert fast.get_content_type() == "message/rfc822"
+
+
+def test_header_only_parse_same_as_stdlib():
+    """mime.parse_headers == Parser(compat32).parsestr(text, headersonly=True) on the text
+    of every sample and corpus email (as text/rfc822-headers parts hold it)."""
+    from email.parser import Parser
+    files = _eml(SAMPLES) + (_eml(SISIMAI) if SISIMAI.exists() else [])
+    taken = 0
+    for p in files:
+        text = _body(p.read_bytes()).decode("utf-8", "replace")
+        fast = mime.parse_headers(text)
+        if fast is None:
+            continue
+        taken += 1
+        assert tree(fast) == tree(Parser(policy=policy.compat32).parsestr(text, headersonly=True))
+    assert taken > len(files) * 0.8
