@@ -50,8 +50,9 @@ class Context:
         self.vendor = _LAZY  # the vendor pack of a delivery-status report, once looked for
 
     def header_block(self) -> str:
-        """The top-level header section as ``Name: value`` lines (for the prefilter); fields
-        with RFC 2047 encoded words are added once more, decoded."""
+        """The top-level header section as ``Name: value`` lines (for the prefilter; values
+        as written, folded or not); fields with RFC 2047 encoded words are added once more,
+        decoded."""
         raw = "\n".join(f"{k}: {v}" for k, v in self.msg._headers)
         if "=?" in raw:
             raw += "\n" + "\n".join(f"{k}: {unfold(v)}" for k, v in self.msg._headers if "=?" in v)

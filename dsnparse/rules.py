@@ -188,7 +188,9 @@ class Pack:
     exclude_notified: bool = False
     recipient_from_original: bool = False
     keywords: tuple = ()
-    triggers: Optional[frozenset] = None
+    # groups of case-folded literals; the pack can only recognise a message in whose header
+    # section plus report text every group has a literal (None: no literal can be derived)
+    triggers: Optional[tuple] = None
 
     @property
     def detects(self) -> bool:
@@ -508,22 +510,46 @@ def load_pack(path: Path, pack_id: Optional[str] = None) -> Pack:
     )
 
 
-def _triggers(keywords, detect_any, detect_all) -> Optional[frozenset]:
-    """Case-folded literals of which one must occur in the message (headers or report text)
-    for the pack to recognise it, or ``None`` when that cannot be said.
+def _triggers(keywords, detect_any, detect_all) -> Optional[tuple]:
+    """Groups of case-folded literals such that the pack can only recognise a message whose
+    header section plus report text (:meth:`Folded.all`) holds a literal of every group;
+    ``None`` when no group can be derived (the pack is always tried).
 
-    The pack's ``keywords`` when given; else the needles of the most selective ``detect.all``
-    condition (every one must match); else the union of the ``detect.any`` conditions'
-    needles (one must match), if each of them has needles.
+    The pack's ``keywords`` form a group.  Each ``detect.all`` condition gives its pattern's
+    needles (:func:`required_literals`) and, for a header condition, ``name:`` (the field
+    must be present); ``detect.any`` gives one group, the union of one such set per
+    condition, when every condition has one.
     """
+    groups = []
     if keywords:
-        return frozenset(keywords)
-    alls = [c.pattern.needles for c in detect_all if c.pattern.needles]
-    if alls:
-        return min(alls, key=len)
-    if detect_any and all(c.pattern.needles for c in detect_any):
-        return frozenset().union(*(c.pattern.needles for c in detect_any))
-    return None
+        groups.append(frozenset(keywords))
+    for c in detect_all:
+        groups.extend(_condition_literals(c))
+    if detect_any:
+        per = [_condition_literals(c) for c in detect_any]
+        if all(per):
+            groups.append(frozenset().union(*(min(g, key=len) for g in per)))
+    groups = sorted(set(groups), key=lambda g: (len(g), sorted(g)))  # smallest first
+    return tuple(groups) or None
+
+
+def _condition_literals(c) -> list:
+    """The literal sets a condition's match requires in :meth:`Folded.all` (one literal of
+    each set), most selective first."""
+    out = []
+    needles = c.pattern.needles
+    if needles and c.target == "header":
+        # the header section is searched as written: a field may be folded (RFC 5322 §2.2.3)
+        # at any white space of a literal, so only its longest run without white space is
+        # sure to be there
+        needles = frozenset(max(n.split(), key=len, default="") for n in needles)
+        if min(map(len, needles)) < _MIN_NEEDLE:
+            needles = None
+    if needles:
+        out.append(needles)
+    if c.target == "header":
+        out.append(frozenset({c.name.casefold() + ":"}))
+    return out
 
 
 def pack_files(directory: Path) -> Iterable[tuple[str, Path]]:
@@ -596,7 +622,7 @@ def _load_listing(listing) -> tuple:
 # file (and of the data files that validation reads); patterns are compiled on first use.
 # DSNPARSE_CACHE=0 turns the cache off; DSNPARSE_CACHE_DIR moves it.
 
-_CACHE_VERSION = 6  # bump when Pack or Pattern change shape
+_CACHE_VERSION = 7  # bump when Pack or Pattern change shape
 
 
 def cache_dir() -> Optional[Path]:
@@ -814,20 +840,27 @@ class Dispatch:
     def __init__(self, packs: tuple):
         self.packs = packs
         self.always = [i for i, p in enumerate(packs) if p.detects and p.triggers is None]
-        self.by_needle: dict = {}
+        self.by_needle: dict = {}  # literal of a pack's first group -> pack indices
+        self.rest: dict = {}  # pack index -> its other groups
+        needles = set()
         for i, p in enumerate(packs):
             if p.detects and p.triggers:
-                for n in p.triggers:
+                for n in p.triggers[0]:
                     self.by_needle.setdefault(n, []).append(i)
+                if len(p.triggers) > 1:
+                    self.rest[i] = p.triggers[1:]
+                needles.update(*p.triggers)
+        self.needles = needles
+        self.first = frozenset(self.by_needle)
         self._auto = None
         try:
             import ahocorasick
         except ImportError:  # pragma: no cover - the dependency is declared
             return
         auto = ahocorasick.Automaton()
-        for n in self.by_needle:
+        for n in needles:
             auto.add_word(n, n)
-        if self.by_needle:
+        if needles:
             auto.make_automaton()
             self._auto = auto
 
@@ -836,11 +869,15 @@ class Dispatch:
         if self._auto is not None:
             found = {n for _, n in self._auto.iter(hay)}
         else:
-            found = frozenset(n for n in self.by_needle if n in hay)
+            found = {n for n in self.needles if n in hay}
         folded.found = found
         idx = set(self.always)
-        for n in found:
-            idx.update(self.by_needle[n])
+        rest = self.rest
+        for n in found & self.first:
+            for i in self.by_needle[n]:
+                groups = rest.get(i)
+                if groups is None or all(not found.isdisjoint(g) for g in groups):
+                    idx.add(i)
         return sorted(idx)
 
 
@@ -856,10 +893,14 @@ def dispatch_for(packs: tuple) -> Dispatch:
 
 
 def may_apply(pack: Pack, folded: Optional[Folded]) -> bool:
-    """``False`` when the pack's ``keywords`` (if any) are all absent from the message."""
+    """``False`` when a group of the pack's trigger literals (its ``keywords``, the literals
+    its detection requires) is absent from the message."""
     if pack.triggers is None or folded is None:
         return True
-    return folded.has_any(pack.triggers)
+    for group in pack.triggers:
+        if not folded.has_any(group):
+            return False
+    return True
 
 
 def detect(pack: Pack, header, body, timeout: float, why_not: Optional[list] = None,

@@ -128,6 +128,42 @@ def test_keywords_gate_detection(tmp_path, monkeypatch):
     assert r.format != "vendor"
 
 
+FOLDED = """
+description: a vendor known by a header phrase and a header of its own
+order: 100
+detect:
+  all:
+    - header: subject
+      pattern: 'delivery report from acme'
+    - header: x-acme-id
+      pattern: '\\S'
+recipients:
+  - id: r
+    pattern: '^\\s*(?P<recipient>\\S+@\\S+)\\s*$'
+"""
+
+
+def test_dispatch_survives_folded_fields_and_requires_named_fields(tmp_path, monkeypatch):
+    """A header condition's literals are looked for in the header section as written, where
+    a field may be folded at any white space (RFC 5322 §2.2.3), and a condition on a field
+    requires the field: both give trigger groups of the pack."""
+    from dsnparse import rules
+    monkeypatch.setenv("DSNPARSE_CACHE", "0")
+    d = _pack(tmp_path, FOLDED)
+    opts = Options(rules=(str(d),))
+    pack = [p for p in rules.load_packs(opts.rules) if p.id == "vendor"][0]
+    # a header may be folded at any space: "delivery" is the literal sure to be there
+    assert set(pack.triggers) == {frozenset({"delivery"}),
+                                  frozenset({"subject:"}), frozenset({"x-acme-id:"})}
+    msg = (b"From: postmaster@acme.example\nTo: s@example.com\n"
+           b"Subject: Delivery report\r\n\tfrom Acme\nX-Acme-Id: 7\n\n"
+           b"   lost@example.org\n")
+    r = dsnparse.parse(msg, opts)
+    assert r.format == "vendor" and r.verdicts[0].final_recipient == "lost@example.org"
+    r = dsnparse.parse(msg.replace(b"X-Acme-Id: 7\n", b""), opts)
+    assert r.format != "vendor"
+
+
 def test_keywords_are_validated(tmp_path):
     d = _pack(tmp_path, VENDOR.replace("[acme mail relay]", "[acme, '']"))
     with pytest.raises(RuleError) as e:
