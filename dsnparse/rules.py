@@ -316,11 +316,19 @@ def required_literals(source: str) -> Optional[frozenset]:
     The check is a plain ``in`` on the case-folded text, so it never rejects text the
     case-insensitive pattern would match.
     """
+    groups = required_literal_groups(source)
+    return _best(groups) if groups else None
+
+
+def required_literal_groups(source: str) -> list:
+    """Every set of case-folded literals of at least 3 characters that a match of ``source``
+    must contain one of (the most selective is :func:`required_literals`); ``[]`` when there
+    is none or the pattern uses syntax only ``regex`` reads."""
     import re as _re
 
     if "[[:" in source or "\\p" in source or "\\P" in source or "\\N" in source \
             or _re.search(r"\{[^}]*[eids][<=>]", source):
-        return None
+        return []
     try:
         try:
             from re import _parser as sre_parse  # Python 3.11+
@@ -328,11 +336,9 @@ def required_literals(source: str) -> Optional[frozenset]:
             import sre_parse
         tree = sre_parse.parse(source, _re.I | _re.M)
     except Exception:  # noqa: BLE001 - regex-only syntax: no prefilter
-        return None
-    req = _required(list(tree), sre_parse)
-    if not req or min(len(n) for n in req) < _MIN_NEEDLE:
-        return None
-    return frozenset(req)
+        return []
+    return [frozenset(g) for g in _required_groups(list(tree), sre_parse)
+            if min(len(n) for n in g) >= _MIN_NEEDLE]
 
 
 def _fold_safe(ch: str) -> bool:
@@ -346,6 +352,18 @@ def _fold_safe(ch: str) -> bool:
 
 
 def _required(items, sp) -> Optional[set]:
+    return _best(_required_groups(items, sp))
+
+
+def _best(groups: list) -> Optional[set]:
+    """The most selective group: the longest shortest literal, then the fewest literals."""
+    if not groups:
+        return None
+    return max(groups, key=lambda alts: (min(len(a) for a in alts), -len(alts)))
+
+
+def _required_groups(items, sp) -> list:
+    """Sets of literals such that every match contains one literal of each set."""
     c = sp._constants if hasattr(sp, "_constants") else sp
     cands: list = []
     run: list = []
@@ -361,26 +379,17 @@ def _required(items, sp) -> Optional[set]:
             continue
         flush()
         if op is c.SUBPATTERN:
-            sub = _required(list(av[-1]), sp)
-            if sub:
-                cands.append(sub)
+            cands.extend(_required_groups(list(av[-1]), sp))
         elif op is c.BRANCH:
-            alts = [_required(list(b), sp) for b in av[1]]
+            alts = [_best(_required_groups(list(b), sp)) for b in av[1]]
             if alts and all(alts):
                 cands.append(set().union(*alts))
         elif op in (c.MAX_REPEAT, c.MIN_REPEAT, getattr(c, "POSSESSIVE_REPEAT", None)) and av[0] >= 1:
-            sub = _required(list(av[2]), sp)
-            if sub:
-                cands.append(sub)
+            cands.extend(_required_groups(list(av[2]), sp))
         elif op is getattr(c, "ATOMIC_GROUP", None):
-            sub = _required(list(av), sp)
-            if sub:
-                cands.append(sub)
+            cands.extend(_required_groups(list(av), sp))
     flush()
-    if not cands:
-        return None
-    return max(cands, key=lambda alts: (min(len(a) for a in alts), -len(alts)))
-
+    return cands
 
 
 def _reasons() -> frozenset:
@@ -515,10 +524,12 @@ def _triggers(keywords, detect_any, detect_all) -> Optional[tuple]:
     header section plus report text (:meth:`Folded.all`) holds a literal of every group;
     ``None`` when no group can be derived (the pack is always tried).
 
-    The pack's ``keywords`` form a group.  Each ``detect.all`` condition gives its pattern's
-    needles (:func:`required_literals`) and, for a header condition, ``name:`` (the field
-    must be present); ``detect.any`` gives one group, the union of one such set per
-    condition, when every condition has one.
+    The pack's ``keywords`` form a group.  Each ``detect.all`` condition gives the literal
+    groups its pattern requires (:func:`required_literal_groups`) and, for a header
+    condition, ``name:`` (the field must be present).  ``detect.any`` (one condition must
+    hold) gives the groups of the disjunction: one literal set per choice of one group from
+    each condition, their union (at most :data:`_MAX_ANY_GROUPS` of them; else one group,
+    the most selective group of each condition merged).
     """
     groups = []
     if keywords:
@@ -528,24 +539,33 @@ def _triggers(keywords, detect_any, detect_all) -> Optional[tuple]:
     if detect_any:
         per = [_condition_literals(c) for c in detect_any]
         if all(per):
-            groups.append(frozenset().union(*(min(g, key=len) for g in per)))
-    groups = sorted(set(groups), key=lambda g: (len(g), sorted(g)))  # smallest first
-    return tuple(groups) or None
+            n = 1
+            for g in per:
+                n *= len(g)
+            if n <= _MAX_ANY_GROUPS:
+                groups.extend(frozenset().union(*choice) for choice in itertools.product(*per))
+            else:
+                groups.append(frozenset().union(*(_best(g) for g in per)))
+    groups = sorted(set(groups), key=lambda g: (-min(map(len, g)), len(g), sorted(g)))
+    return tuple(groups[:_MAX_GROUPS]) or None
+
+
+_MAX_ANY_GROUPS = 16
+_MAX_GROUPS = 3  # the most selective (longest shortest literal) are kept: enough to decide
 
 
 def _condition_literals(c) -> list:
     """The literal sets a condition's match requires in :meth:`Folded.all` (one literal of
-    each set), most selective first."""
+    each set)."""
     out = []
-    needles = c.pattern.needles
-    if needles and c.target == "header":
-        # the header section is searched as written: a field may be folded (RFC 5322 §2.2.3)
-        # at any white space of a literal, so only its longest run without white space is
-        # sure to be there
-        needles = frozenset(max(n.split(), key=len, default="") for n in needles)
-        if min(map(len, needles)) < _MIN_NEEDLE:
-            needles = None
-    if needles:
+    for needles in required_literal_groups(c.pattern.source):
+        if c.target == "header":
+            # the header section is searched as written: a field may be folded (RFC 5322
+            # §2.2.3) at any white space of a literal, so only its longest run without white
+            # space is sure to be there
+            needles = frozenset(max(n.split(), key=len, default="") for n in needles)
+            if min(map(len, needles)) < _MIN_NEEDLE:
+                continue
         out.append(needles)
     if c.target == "header":
         out.append(frozenset({c.name.casefold() + ":"}))
@@ -622,7 +642,7 @@ def _load_listing(listing) -> tuple:
 # file (and of the data files that validation reads); patterns are compiled on first use.
 # DSNPARSE_CACHE=0 turns the cache off; DSNPARSE_CACHE_DIR moves it.
 
-_CACHE_VERSION = 7  # bump when Pack or Pattern change shape
+_CACHE_VERSION = 9  # bump when Pack or Pattern change shape
 
 
 def cache_dir() -> Optional[Path]:
@@ -782,16 +802,20 @@ class Folded:
         self._a: Optional[str] = None
         self._h: Optional[str] = None
         self._has: dict = {}
-        self.found: Optional[frozenset] = None  # every trigger literal present (Dispatch)
+        self.found: Optional[set] = None  # the literals of ``scanned`` present (Dispatch)
+        self.scanned: frozenset = frozenset()  # literals the Dispatch automaton looked for
 
     def has_any(self, needles) -> bool:
         """``True`` when one of ``needles`` occurs in the header section or the report text
         (results memoised; the header section is looked at first, the text only if needed)."""
-        if self.found is not None:
-            return not self.found.isdisjoint(needles)
         known = self._has
+        found, scanned = self.found, self.scanned
         pending = []
         for n in needles:
+            if found is not None and n in scanned:
+                if n in found:
+                    return True
+                continue
             v = known.get(n)
             if v is None:
                 pending.append(n)
@@ -840,18 +864,17 @@ class Dispatch:
     def __init__(self, packs: tuple):
         self.packs = packs
         self.always = [i for i, p in enumerate(packs) if p.detects and p.triggers is None]
+        # the automaton looks for the literals of each pack's first (most selective) group;
+        # a pack whose first group occurs has its other groups checked with ``in``
         self.by_needle: dict = {}  # literal of a pack's first group -> pack indices
         self.rest: dict = {}  # pack index -> its other groups
-        needles = set()
         for i, p in enumerate(packs):
             if p.detects and p.triggers:
                 for n in p.triggers[0]:
                     self.by_needle.setdefault(n, []).append(i)
                 if len(p.triggers) > 1:
                     self.rest[i] = p.triggers[1:]
-                needles.update(*p.triggers)
-        self.needles = needles
-        self.first = frozenset(self.by_needle)
+        needles = self.needles = frozenset(self.by_needle)
         self._auto = None
         try:
             import ahocorasick
@@ -870,15 +893,14 @@ class Dispatch:
             found = {n for _, n in self._auto.iter(hay)}
         else:
             found = {n for n in self.needles if n in hay}
-        folded.found = found
-        idx = set(self.always)
+        folded.found, folded.scanned = found, self.needles
+        idx = set()
+        for n in found:
+            idx.update(self.by_needle[n])
         rest = self.rest
-        for n in found & self.first:
-            for i in self.by_needle[n]:
-                groups = rest.get(i)
-                if groups is None or all(not found.isdisjoint(g) for g in groups):
-                    idx.add(i)
-        return sorted(idx)
+        out = [i for i in idx if i not in rest or all(folded.has_any(g) for g in rest[i])]
+        out.extend(self.always)
+        return sorted(out)
 
 
 _DISPATCH: dict = {}
