@@ -864,17 +864,19 @@ class Dispatch:
     def __init__(self, packs: tuple):
         self.packs = packs
         self.always = [i for i, p in enumerate(packs) if p.detects and p.triggers is None]
-        # the automaton looks for the literals of each pack's first (most selective) group;
-        # a pack whose first group occurs has its other groups checked with ``in``
+        # packs are indexed by the literals of their first (most selective) group; the
+        # automaton looks for every group's literals, so the other groups are set look-ups
         self.by_needle: dict = {}  # literal of a pack's first group -> pack indices
         self.rest: dict = {}  # pack index -> its other groups
+        needles: set = set()
         for i, p in enumerate(packs):
             if p.detects and p.triggers:
                 for n in p.triggers[0]:
                     self.by_needle.setdefault(n, []).append(i)
                 if len(p.triggers) > 1:
                     self.rest[i] = p.triggers[1:]
-        needles = self.needles = frozenset(self.by_needle)
+                needles.update(*p.triggers)
+        self.needles = frozenset(needles)
         self._auto = None
         try:
             import ahocorasick
@@ -895,10 +897,13 @@ class Dispatch:
             found = {n for n in self.needles if n in hay}
         folded.found, folded.scanned = found, self.needles
         idx = set()
+        by_needle = self.by_needle
         for n in found:
-            idx.update(self.by_needle[n])
+            hit = by_needle.get(n)
+            if hit is not None:
+                idx.update(hit)
         rest = self.rest
-        out = [i for i in idx if i not in rest or all(folded.has_any(g) for g in rest[i])]
+        out = [i for i in idx if i not in rest or all(not found.isdisjoint(g) for g in rest[i])]
         out.extend(self.always)
         return sorted(out)
 
