@@ -111,7 +111,7 @@ def profile(data):
         return real
 
     _parse_all(data)
-    saved = [(engine, "load", timed(engine, "load", "loading (stdlib parse)")),
+    saved = [(engine, "load", timed(engine, "load", "loading (MIME parse)")),
              (rfc3464, "scan", timed(rfc3464, "scan", "RFC 3464 (scan + read)")),
              (rfc3464, "read", timed(rfc3464, "read", "RFC 3464 (scan + read)")),
              (rules, "detect", timed(rules, "detect", "pack dispatch (detect)")),
