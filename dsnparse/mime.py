@@ -1,10 +1,10 @@
-"""A fast path for the standard library's feedparser (``policy.compat32``) on well-formed input.
+"""A fast path for the standard library's feedparser (``policy.compat32``).
 
 :func:`parse` builds the very tree that ``email.message_from_bytes(data, policy=compat32)``
 builds — the same :class:`email.message.Message` objects with the same header lists, payloads,
 preambles, epilogues, default types and defects — but finds header sections, boundaries and
 blank lines with whole-text searches instead of the feedparser's line-by-line Python loop
-(about 4x less time on the Sisimai corpus; ``benchmarks/bench.py profile``).
+(about a third of the time on the Sisimai corpus: ``benchmarks/bench.py throughput``).
 
 It only takes input whose structure it reproduces exactly, and returns ``None`` for anything
 else, which the caller then hands to the stdlib parser: bare CR line endings, a header section
