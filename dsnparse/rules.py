@@ -1206,6 +1206,9 @@ _TEXT_INDEX: dict = {}
 
 
 def _text_index(packs) -> _TextIndex:
+    last = _LAST_INDEX[0]
+    if last is not None and last[0] is packs:  # the same (memoised) pack tuple as last time
+        return last[1]
     if not isinstance(packs, (list, tuple)):
         packs = list(packs)
     # keyed by which packs, not by the list object: a stream of bounces names thousands of
@@ -1216,7 +1219,12 @@ def _text_index(packs) -> _TextIndex:
         if len(_TEXT_INDEX) > 256:
             _TEXT_INDEX.clear()
         index = _TEXT_INDEX[key] = _TextIndex(list(packs))
+    if isinstance(packs, tuple):
+        _LAST_INDEX[0] = (packs, index)
     return index
+
+
+_LAST_INDEX: list = [None]  # (pack tuple, its index): the tuples come from memoised calls
 
 
 def find_text_rule(diagnostic: str, packs: Iterable[Pack], timeout: float,
@@ -1263,7 +1271,7 @@ def packs_with_matching_rule(diagnostic: str, packs: list, timeout: float,
 
 
 def text_rule_packs(packs: Iterable[Pack], mtas: Iterable[Optional[str]], matched: Optional[Pack],
-                    timeout: float) -> list:
+                    timeout: float) -> tuple:
     """The packs whose text rules apply to a verdict: the pack that recognised the message,
     vendor packs whose ``mta`` patterns match the remote or reporting MTA, then shared packs.
     Memoised per pack set, matched pack and MTA names (the same few MTAs recur)."""
@@ -1288,20 +1296,20 @@ def is_vendor_pack(pack: Pack) -> bool:
     return pack.kind == "bounce" and bool(pack.detects) and pack.order < 600
 
 
-def vendor_text_packs(packs: tuple) -> list:
+def vendor_text_packs(packs: tuple) -> tuple:
     """The vendor packs (:func:`is_vendor_pack`) that have text rules of their own, in order
     (memoised per pack set)."""
     hit = _VTP_CACHE.get(id(packs))
     if hit is None or hit[0] is not packs:
-        hit = _VTP_CACHE[id(packs)] = (packs, [
-            p for p in packs if is_vendor_pack(p) and p.text_rules and not p.shared])
+        hit = _VTP_CACHE[id(packs)] = (packs, tuple(
+            p for p in packs if is_vendor_pack(p) and p.text_rules and not p.shared))
     return hit[1]
 
 
 _VTP_CACHE: dict = {}
 
 
-def _text_rule_packs(packs, mtas, matched, timeout) -> list:
+def _text_rule_packs(packs, mtas, matched, timeout) -> tuple:
     vendor, shared = [], []
     for p in packs:
         if not p.text_rules:
@@ -1310,4 +1318,4 @@ def _text_rule_packs(packs, mtas, matched, timeout) -> list:
             shared.append(p)
         elif p is matched or (p.mta and any(pt.search(m, timeout) for pt in p.mta for m in mtas)):
             vendor.append(p)
-    return vendor + shared
+    return tuple(vendor + shared)
