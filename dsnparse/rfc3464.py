@@ -167,7 +167,10 @@ def ds_text(part: Message) -> str:
         for sub in payload:
             if not isinstance(sub, Message):
                 continue
-            lines = [f"{k}: {v}" for k, v in sub.items()]
+            fields = sub._headers
+            if not all(type(v) is str and v.isascii() for _, v in fields):
+                fields = sub.items()  # compat32 turns values with raw octets into Headers
+            lines = [f"{k}: {v}" for k, v in fields]
             body = sub._payload  # raw: get_payload() would decode 8-bit octets as ASCII
             if isinstance(body, str) and body.strip():
                 lines.append(body)
@@ -202,18 +205,21 @@ def parse_fields(text: str) -> DeliveryStatus:
     ds = DeliveryStatus()
     fields_: list[list] = []  # [name, value, block number]
     block = 0
-    for line in text.replace("\r\n", "\n").replace("\r", "\n").split("\n"):
-        if not line.strip():
+    if "\r" in text:
+        text = text.replace("\r\n", "\n").replace("\r", "\n")
+    for line in text.split("\n"):
+        stripped = line.strip()
+        if not stripped:
             block += 1
             continue
         if line[:1] in (" ", "\t") and fields_ and fields_[-1][0]:
-            fields_[-1][1] += " " + line.strip()
+            fields_[-1][1] += " " + stripped
             continue
-        m = _FIELD.match(line.strip())
+        m = _FIELD.match(stripped)
         if m:
             fields_.append([m.group(1).lower(), m.group(2).strip(), block])
         else:
-            fields_.append(["", line.strip(), block])  # stray text: ends a continuation
+            fields_.append(["", stripped, block])  # stray text: ends a continuation
     cur: Optional[dict] = None
     cur_block = -1
     for name, value, blk in fields_:
