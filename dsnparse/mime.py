@@ -302,7 +302,9 @@ def _multipart(msg: Message, ctype: str, text: str, pos: int, end: int, depth: i
         msg.defects.append(errors.NoBoundaryInMultipartDefect())
         msg._payload = text[pos:end]
         return
-    if not boundary:
+    if not boundary or "\n" in boundary or "\r" in boundary:
+        # empty, or folded inside quotes: the feedparser matches delimiters line by line, so
+        # a boundary holding a line break never matches (the needle search below would)
         raise _Decline
     if str(msg.get("content-transfer-encoding", "8bit")).lower() not in _MULTIPART_CTE:
         msg.defects.append(errors.InvalidMultipartContentTransferEncodingDefect())
