@@ -83,7 +83,7 @@ class Part(Message):
         if kv is None:
             return failobj
         v = kv[1]
-        if type(v) is str and v.isascii():
+        if type(v) is str and v.isascii() and self.policy is compat32:
             return v  # what compat32's header_fetch_parse returns for it
         return self.policy.header_fetch_parse(kv[0], v)
 
@@ -97,14 +97,14 @@ class Part(Message):
         key = header.lower()
         cache = self._params
         if cache is not None and key in cache:
-            return cache[key]
+            return list(cache[key])  # a fresh list, as the stdlib's (get_params returns it)
         missing = object()
         params = super()._get_params_preserve(missing, header)
         if params is missing:
             return failobj
         if cache is None:
             cache = self._params = {}
-        cache[key] = params
+        cache[key] = tuple(params)
         return params
 
     def set_raw(self, name, value):

@@ -209,3 +209,20 @@ def test_header_only_parse_same_as_stdlib():
         taken += 1
         assert tree(fast) == tree(Parser(policy=policy.compat32).parsestr(text, headersonly=True))
     assert taken > len(files) * 0.8
+
+
+def test_part_reads_like_message_after_caller_mutations():
+    """A list get_params() returned is the caller's (the stdlib builds a new one per call),
+    and a Part under another policy reads its fields through that policy."""
+    from email.parser import BytesParser
+    data = b"Content-Type: text/plain; charset=x\nSubject: a\n  b\n\nbody"
+    fast, ref = mime.parse(data), stdlib(data)
+    for m in (fast, ref):
+        m.get_params(unquote=False).append(("x", "y"))
+        m.get_params([]).clear()
+    assert fast.get_params() == ref.get_params() == [("text/plain", ""), ("charset", "x")]
+    for pol in (policy.default, policy.SMTP):
+        fast = BytesParser(mime.Part, policy=pol).parsebytes(data)
+        ref = BytesParser(Message, policy=pol).parsebytes(data)
+        assert fast["subject"] == ref["subject"] == "a  b"
+        assert type(fast["subject"]).__name__ == type(ref["subject"]).__name__ != "str"
