@@ -226,3 +226,17 @@ def test_part_reads_like_message_after_caller_mutations():
         ref = BytesParser(Message, policy=pol).parsebytes(data)
         assert fast["subject"] == ref["subject"] == "a  b"
         assert type(fast["subject"]).__name__ == type(ref["subject"]).__name__ != "str"
+
+
+def test_kept_part_text_follows_changes_to_the_parts_inside():
+    from dsnparse.load import _part_text, part_text
+    data = (b"Content-Type: multipart/mixed; boundary=b\n\n--b\nContent-Type: message/rfc822\n\n"
+            b"Subject: old\n\nbody\n--b--\n")
+    m = mime.parse(data)
+    part = m.get_payload(0)
+    part_text(part)
+    part.get_payload(0).replace_header("Subject", "new")
+    assert part_text(part) == _part_text(part, 2_000_000) == "Subject: new\n\nbody"
+    part_text(m)
+    m.attach(mime.Part())
+    assert part_text(m) == _part_text(m, 2_000_000)
