@@ -154,7 +154,9 @@ def part_text(part: Message, limit: int = 2_000_000) -> str:
     :class:`~dsnparse.mime.Part` keeps the result, so a part read twice is decoded once.
     """
     texts = part.__dict__.get("_texts") if isinstance(part, mime.Part) else None
-    if texts is None:
+    if texts is None or type(part._payload) is not str:
+        # (only a text payload is kept: a list of parts changes without the part knowing,
+        # by attach() or by a change to a part inside it)
         return _part_text(part, limit)
     text = texts.get(limit)
     if text is None:

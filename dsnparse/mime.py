@@ -83,7 +83,7 @@ class Part(Message):
         if kv is None:
             return failobj
         v = kv[1]
-        if type(v) is str and v.isascii():
+        if type(v) is str and v.isascii() and self.policy is compat32:
             return v  # what compat32's header_fetch_parse returns for it
         return self.policy.header_fetch_parse(kv[0], v)
 
@@ -97,14 +97,14 @@ class Part(Message):
         key = header.lower()
         cache = self._params
         if cache is not None and key in cache:
-            return cache[key]
+            return list(cache[key])  # a fresh list, as the stdlib's (get_params returns it)
         missing = object()
         params = super()._get_params_preserve(missing, header)
         if params is missing:
             return failobj
         if cache is None:
             cache = self._params = {}
-        cache[key] = params
+        cache[key] = tuple(params)
         return params
 
     def set_raw(self, name, value):
@@ -302,7 +302,9 @@ def _multipart(msg: Message, ctype: str, text: str, pos: int, end: int, depth: i
         msg.defects.append(errors.NoBoundaryInMultipartDefect())
         msg._payload = text[pos:end]
         return
-    if not boundary:
+    if not boundary or "\n" in boundary or "\r" in boundary:
+        # empty, or folded inside quotes: the feedparser matches delimiters line by line, so
+        # a boundary holding a line break never matches (the needle search below would)
         raise _Decline
     if str(msg.get("content-transfer-encoding", "8bit")).lower() not in _MULTIPART_CTE:
         msg.defects.append(errors.InvalidMultipartContentTransferEncodingDefect())
