@@ -20,9 +20,12 @@ def flanker_address(value: str) -> Optional[str]:
     global _parse
     if _parse is None:
         try:
-            logging.getLogger("flanker").setLevel(logging.ERROR)
             from flanker.addresslib import address as fa
 
+            # its modules set their own levels (the lexer's is INFO): quiet each of them
+            for name in list(logging.root.manager.loggerDict):
+                if name == "flanker" or name.startswith("flanker."):
+                    logging.getLogger(name).setLevel(logging.ERROR)
             _parse = fa.parse
         except Exception:  # noqa: BLE001 - not installed or broken: fall back for good
             _parse = False

@@ -328,3 +328,13 @@ def test_long_lines_are_broken_at_998_characters_keeping_the_content():
     out = bound_lines(addrs)
     assert out.count("\n") >= 4
     assert [a for ln in out.split("\n") for a in ln.replace(",", " ").split()] == addrs.split(", ")
+
+
+def test_flanker_stays_quiet_on_unreadable_addresses(capfd):
+    """flanker's lexer logs every token it cannot read (its logger set to INFO by flanker
+    itself); a bounce run must not print those lines on stderr."""
+    from dsnparse.addresses import flanker_address
+    assert flanker_address("\x19LER-DAEMON@mta.example") is None
+    assert flanker_address('"odd name"@example.org') == '"odd name"@example.org'
+    out, err = capfd.readouterr()
+    assert out == "" and "syntax error" not in err
