@@ -92,8 +92,9 @@ def build_parser(argv=None) -> argparse.ArgumentParser:
         description="Turn email bounces (RFC 3464 delivery status notifications and vendor "
                     "free-text bounces) into verdicts: recipient, enhanced status, bounce code "
                     "(hard/soft), reason and the rule that decided.",
-        epilog="Exit status: 0 all input read; 1 some input could not be read (the rest is "
-               "still reported); 2 usage error.",
+        epilog="Exit status: 0 all input read; 1 some input could not be read, or the parser "
+               "failed on a message (the rest is still reported); 2 usage error. "
+               "'suppressions check' exits 1 when an address is suppressed.",
     )
     p.add_argument("--version", action="version", version=f"dsnparse {__version__}")
     p.add_argument("-v", "--verbose", action="count", default=0, help="more logging on stderr")

@@ -130,7 +130,10 @@ def _load_config(path: str) -> dict:
         with open(path, "rb") as f:
             raw = f.read()
         if path.endswith(".toml"):
-            import tomllib
+            try:
+                import tomllib  # Python 3.11+
+            except ImportError:  # Python 3.10: the same parser, packaged as tomli
+                import tomli as tomllib
             data = tomllib.loads(raw.decode("utf-8"))
         else:
             import yaml
