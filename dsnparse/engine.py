@@ -186,7 +186,8 @@ def parse(message, options: Optional[Options] = None, trace: Optional[list] = No
     base = _base_fields(msg, st)
     ds = rfc3464.read(st)
     if ds is not None:
-        ctx.note(f"delivery-status fields found ({ds.format}): {len(ds.recipients)} recipient(s)")
+        if ctx.trace is not None:
+            ctx.note(f"delivery-status fields found ({ds.format}): {len(ds.recipients)} recipient(s)")
         vendor = _vendor_pack(ctx, packs) if trace is not None else _LAZY
         return _from_delivery_status(ds, base, ctx, packs, vendor)
     if st.feedback_parts or st.report_type == "feedback-report":
@@ -204,7 +205,8 @@ def parse(message, options: Optional[Options] = None, trace: Optional[list] = No
             if why_not:
                 ctx.note(f"pack {pack.id}: not recognised ({why_not.pop()})")
             continue
-        ctx.note(f"pack {pack.id}: recognised ({why})")
+        if ctx.trace is not None:
+            ctx.note(f"pack {pack.id}: recognised ({why})")
         if pack.kind == "auto_reply":
             return _auto_reply(ctx, base, pack)
         if pack.kind == "complaint":
@@ -316,7 +318,8 @@ def _from_delivery_status(ds, base, ctx, packs, vendor=None) -> Report:
         if not diag and rcpt and in_text and rcpt.lower() in in_text:
             diag = in_text[rcpt.lower()].get("diagnostic")
             if diag:
-                ctx.note(f"{rcpt}: diagnostic taken from the {vendor.id} text: {diag[:100]!r}")
+                if ctx.trace is not None:
+                    ctx.note(f"{rcpt}: diagnostic taken from the {vendor.id} text: {diag[:100]!r}")
         verdicts.append(build_verdict(
             ctx, packs, vendor,
             recipient=rcpt,
@@ -353,8 +356,9 @@ def _from_pack(pack, ctx, base, packs) -> Optional[Report]:
         return None
     verdicts = []
     for rule_id, f in found:
-        ctx.note(f"pack {pack.id}: recipient rule {rule_id!r} found {f['recipient']}"
-                 + (f" with {f['diagnostic'][:100]!r}" if f.get("diagnostic") else ""))
+        if ctx.trace is not None:
+            ctx.note(f"pack {pack.id}: recipient rule {rule_id!r} found {f['recipient']}"
+                     + (f" with {f['diagnostic'][:100]!r}" if f.get("diagnostic") else ""))
         verdicts.append(build_verdict(
             ctx, packs, pack,
             recipient=f["recipient"],
@@ -430,7 +434,8 @@ def build_verdict(ctx, packs, matched, *, recipient, action, field_status, diagn
     decided_by = rule
     if hit:
         tpack, trule, m = hit
-        ctx.note(f"{recipient}: text rule {tpack.id}#{trule.id} matched {m.group(0)[:80]!r}")
+        if ctx.trace is not None:
+            ctx.note(f"{recipient}: text rule {tpack.id}#{trule.id} matched {m.group(0)[:80]!r}")
         reason = trule.reason
         if trule.status and (status is None or _generic(status)) and \
                 (status is None or status[0] == trule.status[0] or status[0] == "5"):
@@ -452,8 +457,9 @@ def build_verdict(ctx, packs, matched, *, recipient, action, field_status, diagn
         # RFC 3464 §2.3.3: "failed" with a transient status and no stated cause means the
         # MTA gave up retrying: the message expired in its queue
         reason = "expired"
-    ctx.note(f"{recipient}: status {c.status} ({c.status_source}), reply {reply}, "
-             f"code {c.code} {c.bounce_type}, reason {reason or c.reason}")
+    if ctx.trace is not None:  # (the text is only built for a trace)
+        ctx.note(f"{recipient}: status {c.status} ({c.status_source}), reply {reply}, "
+                 f"code {c.code} {c.bounce_type}, reason {reason or c.reason}")
     return Verdict(
         final_recipient=recipient,
         original_recipient=original_recipient,
