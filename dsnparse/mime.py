@@ -21,8 +21,8 @@ from __future__ import annotations
 
 import re
 from email import errors
-from email._policybase import compat32
 from email.message import Message
+from email.policy import compat32
 
 MAX_DEPTH = 40
 
@@ -45,10 +45,12 @@ class Part(Message):
 
     A bounce is read many times over (content types while walking the tree, the same few
     header fields, the boundary and charset parameters); the stdlib re-scans the header list
-    on every ``get``.  ``Part`` indexes the fields on the first read and keeps the content type
-    and parsed parameters; every method that changes the header section or the default type
-    drops them.  Reads return exactly what :class:`~email.message.Message` returns (compat32:
-    a value with undecodable octets comes back as an ``email.header.Header``).
+    on every ``get``.  ``Part`` indexes the fields on the first read and keeps the content type,
+    the parsed parameters and the decoded body text (:func:`dsnparse.load.part_text`); every
+    method that changes the header section, the default type or the payload drops them.
+    Reads return exactly what :class:`~email.message.Message` returns (compat32: a value with
+    undecodable octets comes back as an ``email.header.Header``).  Not covered: a change made
+    to ``_headers`` or ``_payload`` directly, or through a shallow copy sharing them.
     """
 
     def __init__(self, policy=compat32):
