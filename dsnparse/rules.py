@@ -1238,12 +1238,7 @@ def find_text_rule(diagnostic: str, packs: Iterable[Pack], timeout: float,
     index = _text_index(packs)
     for i, branches in _grouped(index.entries(diagnostic.casefold())):
         pack, rule = index.rules[i]
-        if rule.if_status is not None and not (status and rule.if_status.search(status, timeout)):
-            continue
-        if branches is None:
-            m = rule.pattern.search(diagnostic, timeout)
-        else:
-            m = rule.pattern.search_branches(diagnostic, timeout, branches)
+        m = _run_text_rule(rule, branches, diagnostic, timeout, status)
         if m:
             return pack, rule, m
     return None
@@ -1261,13 +1256,20 @@ def packs_with_matching_rule(diagnostic: str, packs: list, timeout: float,
         pack, rule = index.rules[i]
         if found and found[-1] is pack:
             continue  # rules are grouped by pack: this pack already matched
-        if rule.if_status is not None and not (status and rule.if_status.search(status, timeout)):
-            continue
-        m = rule.pattern.search(diagnostic, timeout) if branches is None else \
-            rule.pattern.search_branches(diagnostic, timeout, branches)
-        if m:
+        if _run_text_rule(rule, branches, diagnostic, timeout, status):
             found.append(pack)
     return found
+
+
+def _run_text_rule(rule: TextRule, branches, diagnostic: str, timeout: float,
+                   status: Optional[str]):
+    """The rule's match on ``diagnostic`` (its whole pattern, or the ``branches`` given), or
+    ``None``; a rule with ``if_status`` runs only when ``status`` matches it."""
+    if rule.if_status is not None and not (status and rule.if_status.search(status, timeout)):
+        return None
+    if branches is None:
+        return rule.pattern.search(diagnostic, timeout)
+    return rule.pattern.search_branches(diagnostic, timeout, branches)
 
 
 def text_rule_packs(packs: Iterable[Pack], mtas: Iterable[Optional[str]], matched: Optional[Pack],

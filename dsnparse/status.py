@@ -39,15 +39,8 @@ def find_status_strength(text: Optional[str]) -> tuple[Optional[str], bool]:
     Returns ``(status or None, paired)``; ``paired`` is ``True`` for ``550 5.7.1``-style
     text, which is the remote server's own reply (RFC 5321 §4.2 with RFC 2034).
     """
-    if not text:
-        return None, False
-    m = _REPLY_ENH.search(text)
-    if m:
-        return _norm(m.group(2)), True
-    m = _ENH.search(text)
-    if m:
-        return f"{m.group(1)}.{int(m.group(2))}.{int(m.group(3))}", False
-    return None, False
+    status, paired, _ = find_codes(text)
+    return status, paired
 
 
 def find_reply_code(text: Optional[str]) -> Optional[str]:
@@ -56,17 +49,12 @@ def find_reply_code(text: Optional[str]) -> Optional[str]:
     Looks for ``550 5.1.1``-style pairs first, then a 2xx–5xx number at the start of a line or
     after a lead-in such as ``said:``; returns ``None`` when there is none.
     """
-    if not text:
-        return None
-    m = _REPLY_ENH.search(text)
-    if m:
-        return m.group(1)
-    return _lead_reply(text)
+    return find_codes(text)[2]
 
 
 def find_codes(text: Optional[str]) -> tuple[Optional[str], bool, Optional[str]]:
-    """``(status, paired, reply code)``: :func:`find_status_strength` and
-    :func:`find_reply_code` of ``text`` in one pass."""
+    """``(status, paired, reply code)`` of ``text`` in one pass (see
+    :func:`find_status_strength` and :func:`find_reply_code`)."""
     if not text:
         return None, False, None
     m = _REPLY_ENH.search(text)
