@@ -307,14 +307,13 @@ def _from_delivery_status(ds, base, ctx, packs, vendor=None) -> Report:
     for r in ds.recipients:
         diag = rfc3464.strip_type(unfold(r.get("diagnostic-code"))) if r.get("diagnostic-code") else None
         rcpt = _recipient_of(r)
-        if not diag and rcpt and vendor is _LAZY:
-            vendor = _vendor_pack(ctx, packs)
-        if not diag and rcpt and vendor is not None and vendor is not _LAZY and \
-                vendor.recipients and in_text is None:
-            region = rules.region(vendor, ctx.text(), ctx.timeout, ctx.folded.body())
-            in_text = {f["recipient"].lower(): f for _, f in
-                       rules.extract(vendor, region, ctx.header, ctx.timeout,
-                                                    folded=ctx.folded.body())}
+        if not diag and rcpt:
+            if vendor is _LAZY:  # its recipient lines may hold the diagnostic
+                vendor = _vendor_pack(ctx, packs)
+            if vendor is not None and vendor.recipients and in_text is None:
+                region = rules.region(vendor, ctx.text(), ctx.timeout, ctx.folded.body())
+                in_text = {f["recipient"].lower(): f for _, f in rules.extract(
+                    vendor, region, ctx.header, ctx.timeout, folded=ctx.folded.body())}
         if not diag and rcpt and in_text and rcpt.lower() in in_text:
             diag = in_text[rcpt.lower()].get("diagnostic")
             if diag:
@@ -417,6 +416,8 @@ def build_verdict(ctx, packs, matched, *, recipient, action, field_status, diagn
     ``field_status`` is a status stated as such (RFC 3464 ``Status`` or a pack's ``status``
     group); ``diagnostic`` the diagnostic text; ``fallback_text`` text searched for codes and
     text rules when there is no diagnostic (the report of a single-recipient bounce).
+    ``matched`` is the pack that recognised the message (its text rules first), ``None``, or
+    ``_LAZY`` for a delivery-status report whose vendor is looked for only if it matters.
     """
     text = diagnostic or fallback_text or ""
     text_status, paired, text_reply = find_codes(text)
