@@ -351,10 +351,6 @@ def _fold_safe(ch: str) -> bool:
     return "\u0400" <= ch <= "\u04ff" and len(ch.casefold()) == 1
 
 
-def _required(items, sp) -> Optional[set]:
-    return _best(_required_groups(items, sp))
-
-
 def _best(groups: list) -> Optional[set]:
     """The most selective group: the longest shortest literal, then the fewest literals."""
     if not groups:
