@@ -66,7 +66,7 @@ def load(message) -> Message:
         data = data.replace(b"\r", b"\n")
     if data.startswith(b"From ") or data.startswith(b">From "):
         data = data.split(b"\n", 1)[1] if b"\n" in data else b""
-    msg = mime.parse(data)  # the same tree, faster, for well-formed input; else None
+    msg = mime.parse(data)  # the same tree, faster; None where it declines
     if msg is not None:
         return msg
     try:
