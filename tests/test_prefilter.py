@@ -96,6 +96,26 @@ def test_shortcuts_give_the_verdicts_of_the_full_search():
     assert compared > 50
 
 
+def test_shortcuts_give_the_verdicts_of_the_full_search_on_mutants():
+    """The same comparison on mutated emails (tests/fuzzing.py): odd structures, broken
+    fields and charsets must not make the prefilter or the lazy vendor skip a verdict."""
+    import random
+    import fuzzing
+    from dsnparse import engine
+    pool = fuzzing.seeds(limit_corpus=200)
+    rng = random.Random(17)
+    compared = 0
+    for _ in range(1500):
+        data = fuzzing.mutate(rng, pool)
+        try:
+            fast = engine.parse(data)
+        except dsnparse.InputError:
+            continue
+        assert fast.records("m") == engine.parse(data, trace=[]).records("m"), data[:200]
+        compared += 1
+    assert compared > 1000
+
+
 def _pack(tmp_path, body, name="vendor.yaml"):
     d = tmp_path / "rules"
     d.mkdir(exist_ok=True)
