@@ -5,7 +5,8 @@ Sections (default: all but ``memory``):
 ``throughput``  ``dsnparse.parse`` over the Sisimai corpus (repeated for at least ``--seconds``)
                 against the bare stdlib parse (``policy.compat32`` + walk of every part) of the
                 same bytes, in the same run; messages/s of both and their ratio (target >= 0.6).
-``profile``     where the time goes: loading, RFC 3464, pack dispatch, text rules, output.
+``profile``     where the time goes: loading, RFC 3464, pack dispatch, recipients, text rules,
+                status codes, code table, output.
 ``packs``       10x the shipped packs (synthetic copies whose literals are changed so they
                 never match): slowdown of parsing against the shipped packs (target < 1.5x),
                 and the same without the prefilter, for comparison.
@@ -107,7 +108,7 @@ def throughput(data, seconds):
 
 
 def profile(data):
-    from dsnparse import engine, load as load_mod, rfc3464
+    from dsnparse import codes, engine, load as load_mod, rfc3464
     from dsnparse.output import make_writer
 
     acc = {}
@@ -128,11 +129,18 @@ def profile(data):
     saved = [(engine, "load", timed(engine, "load", "loading (MIME parse)")),
              (rfc3464, "scan", timed(rfc3464, "scan", "RFC 3464 (scan + read)")),
              (rfc3464, "read", timed(rfc3464, "read", "RFC 3464 (scan + read)")),
-             (rules, "detect", timed(rules, "detect", "pack dispatch (detect)")),
+             (engine, "_candidates", timed(engine, "_candidates",
+                                           "pack dispatch (automaton + detect)")),
+             (rules, "detect", timed(rules, "detect", "pack dispatch (automaton + detect)")),
              (rules, "region", timed(rules, "region", "pack recipients (region + extract)")),
              (rules, "extract", timed(rules, "extract", "pack recipients (region + extract)")),
              (rules, "find_text_rule", timed(rules, "find_text_rule", "text rules")),
-             (rules, "text_rule_packs", timed(rules, "text_rule_packs", "text rules"))]
+             (rules, "text_rule_packs", timed(rules, "text_rule_packs", "text rules")),
+             (rules, "packs_with_matching_rule",
+              timed(rules, "packs_with_matching_rule", "text rules")),
+             (engine, "find_codes", timed(engine, "find_codes", "status and reply codes")),
+             (codes, "classify", timed(codes, "classify", "code table")),
+             (engine, "_base_fields", timed(engine, "_base_fields", "report header fields"))]
     reports = []
     t0 = time.perf_counter()
     for b in data * 3:
@@ -155,7 +163,7 @@ def profile(data):
     for stage, t in sorted(acc.items(), key=lambda kv: -kv[1]):
         inner += t
         print(f"  {stage:38s} {t / n * 1e6:8.0f}  {t / total:5.1%}")
-    print(f"  {'other (headers, verdicts, code table)':38s} {(total - inner) / n * 1e6:8.0f}  "
+    print(f"  {'other (report text, verdicts, glue)':38s} {(total - inner) / n * 1e6:8.0f}  "
           f"{(total - inner) / total:5.1%}")
     print(f"  {'output (records + JSON Lines)':38s} {out / n * 1e6:8.0f}  (after parsing)")
 
