@@ -43,6 +43,13 @@ def _regex():
     return regex
 
 
+def _compile_source(source: str):
+    """Compile a rule pattern (whole or one branch) with the flags every rule pattern has:
+    case-insensitive, ``^``/``$`` at line ends, ``regex`` version 0 (``re``-compatible)."""
+    regex = _regex()
+    return regex.compile(source, regex.I | regex.M | regex.V0)
+
+
 @dataclass(frozen=True)
 class Pattern:
     """A pattern, compiled on first use, and where it was written (for error and timeout
@@ -61,8 +68,7 @@ class Pattern:
     @property
     def compiled(self):
         if not self._cell:
-            regex = _regex()
-            self._cell.append(regex.compile(self.source, regex.I | regex.M | regex.V0))
+            self._cell.append(_compile_source(self.source))
         return self._cell[0]
 
     def __getstate__(self):  # pickled without the compiled objects (see the pack cache)
@@ -74,9 +80,7 @@ class Pattern:
         leftmost match among them, the first branch on a tie — what the whole alternation
         returns, when the other branches lack their required literals and cannot match."""
         if not self._bcell:
-            regex = _regex()
-            self._bcell.extend(regex.compile(src, regex.I | regex.M | regex.V0)
-                               for src, _ in self.branches)
+            self._bcell.extend(_compile_source(src) for src, _ in self.branches)
         best = None
         for j in which:
             try:
@@ -247,7 +251,7 @@ def _compile(path, source, rule, fieldname) -> Pattern:
             raise RuleError(path, f"repeat count {m.group(0)} is larger than {MAX_REPEAT}",
                             rule, fieldname)
     try:
-        compiled = regex.compile(source, regex.I | regex.M | regex.V0)
+        compiled = _compile_source(source)
     except regex.error as e:
         raise RuleError(path, f"pattern does not compile: {e}", rule, fieldname) from None
     return Pattern(source, f"{path}: rule {rule!r}: field {fieldname!r}",
