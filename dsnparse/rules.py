@@ -84,7 +84,7 @@ class Pattern:
         best = None
         for j in which:
             try:
-                m = self._bcell[j].search(text, timeout=timeout)
+                m = self._bcell[j].search(text, 0, None, None, False, timeout)
             except TimeoutError:
                 _timed_out(self.where)
                 return None
@@ -102,18 +102,23 @@ class Pattern:
                 return True
         return False
 
+    # The ``regex`` methods are called with positional arguments: ``search(string, pos,
+    # endpos, concurrent, partial, timeout)``, ``finditer(string, pos, endpos, overlapped,
+    # concurrent, partial, timeout)``; keyword parsing costs ~0.4 µs a call (a fifth of a
+    # typical rule search with its timeout).
+
     def search(self, text: str, timeout: float):
         cell = self._cell
         compiled = cell[0] if cell else self.compiled
         try:
-            return compiled.search(text, timeout=timeout)
+            return compiled.search(text, 0, None, None, False, timeout)
         except TimeoutError:
             _timed_out(self.where)
             return None
 
     def finditer(self, text: str, timeout: float):
         try:
-            return list(self.compiled.finditer(text, timeout=timeout))
+            return list(self.compiled.finditer(text, 0, None, False, None, False, timeout))
         except TimeoutError:
             _timed_out(self.where)
             return []
