@@ -18,6 +18,10 @@ Sections (default: all but ``memory``):
                 hostile strings (long tokens, runs of one character, repeated phrases; alone
                 and as two lines) with a 2 s limit: the cases over 50 ms and the worst times
                 (no target; a linear pattern stays far below the 0.25 s pattern timeout).
+``untimed``     the searches that run without the regex timeout (dsnparse/backtrack.py: the
+                pattern's backtracking is bounded on texts up to a length it works out): every
+                such pattern on hostile texts of that length, its own characters included;
+                the worst times (no target; the bound is a million backtracking steps).
 ``memory``      a ``--mbox-gb`` GB mbox (default 2) built in /tmp from corpus emails plus one
                 message over the size cap, parsed by the CLI; peak RSS (target < 150 MB), the
                 oversized message's verdict; the mbox is deleted after.
@@ -378,10 +382,62 @@ def patterns(limit=2.0, slow_at=0.05, show=20):
         print(f"  worst {el * 1000:7.1f} ms  {pid} {kind} {where}")
 
 
+def _own_texts(source: str, n: int, rng) -> list:
+    """Texts of ``n`` characters built from the pattern's own characters: runs of each, its
+    literal words repeated, random mixtures; what makes a backtracking pattern work hardest
+    is text that almost matches it."""
+    chars = sorted(set(re.sub(r"\\[A-Za-z]", "", source)) - set("()[]{}?*+|^$\\")) or ["a"]
+    words = re.findall(r"[A-Za-z][A-Za-z' .:@<>-]*", source) or ["a"]
+    out = [c * n for c in chars[:12]]
+    out += [(" ".join(words) + " ") * (n // max(1, len(" ".join(words))) + 1)]
+    out += ["".join(rng.choice(chars + [" ", "\n", "@", "."]) for _ in range(n)) for _ in range(4)]
+    out += [(w + " ") * (n // (len(w) + 1) + 1) for w in words[:6]]
+    return [t[:n] for t in out]
+
+
+def untimed(show=15):
+    """Searches that run without the regex timeout (``dsnparse.backtrack``): every shipped
+    pattern and branch with a bound, on hostile texts cut to its limit length (the
+    :data:`HOSTILE` strings and texts made of the pattern's own characters), run as the
+    engine runs them (no timeout).  The worst times show what the bound allows."""
+    import random
+
+    rng = random.Random(7)
+    seen, worst, n_pat, n_run = set(), [], 0, 0
+    t_all = time.perf_counter()
+    for p in rules.load_packs(()):
+        pats = ([c.pattern for c in p.detect_any + p.detect_all + p.detect_none]
+                + [r.pattern for r in p.recipients] + [t.pattern for t in p.text_rules]
+                + list(p.report_start + p.original_start))
+        for pt in pats:
+            cases = [(pt.source, pt.untimed)]
+            cases += list(zip([b for b, _ in pt.branches or ()], pt.branch_untimed or ()))
+            for source, limit in cases:
+                if limit < 0 or source in seen:
+                    continue
+                seen.add(source)
+                n_pat += 1
+                compiled = rules._compile_source(source)
+                n = min(limit, 400_000)
+                top = 0.0
+                for text in [h[:n] for h in HOSTILE] + _own_texts(source, n, rng):
+                    t = time.perf_counter()
+                    list(compiled.finditer(text))
+                    top = max(top, time.perf_counter() - t)
+                    n_run += 1
+                worst.append((top, limit, pt.where[-60:], source[:50]))
+    worst.sort(reverse=True)
+    print(f"untimed searches: {n_pat} patterns/branches with a bound, {n_run} hostile texts at "
+          f"their limit length, {time.perf_counter() - t_all:.1f} s; worst (no timeout):")
+    for el, limit, where, src in worst[:show]:
+        print(f"  {el * 1000:7.2f} ms  limit {limit:>7}  {where}  {src!r}")
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("sections", nargs="*",
-                    default=["throughput", "profile", "packs", "startup", "jobs", "patterns"])
+                    default=["throughput", "profile", "packs", "startup", "jobs", "patterns",
+                             "untimed"])
     ap.add_argument("--seconds", type=float, default=10.0)
     ap.add_argument("--mbox-gb", type=float, default=2.0)
     a = ap.parse_args(argv)
@@ -401,6 +457,8 @@ def main(argv=None):
             jobs(data)
         elif s == "patterns":
             patterns()
+        elif s == "untimed":
+            untimed()
         elif s == "memory":
             memory(data, a.mbox_gb)
         else:

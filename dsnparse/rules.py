@@ -24,6 +24,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Iterable, Optional
 
+from .backtrack import untimed_length
 from .errors import RuleError
 from .resources import rules_dir
 
@@ -64,6 +65,10 @@ class Pattern:
     # :func:`split_branches` and :meth:`search_branches`
     branches: Optional[tuple] = None
     _bcell: list = field(default_factory=list, compare=False, repr=False)
+    # the longest text the pattern (and each branch) may search without the timeout: its
+    # backtracking is bounded (see dsnparse.backtrack); -1: always timed
+    untimed: int = -1
+    branch_untimed: Optional[tuple] = None
 
     @property
     def compiled(self):
@@ -73,7 +78,8 @@ class Pattern:
 
     def __getstate__(self):  # pickled without the compiled objects (see the pack cache)
         return {"source": self.source, "where": self.where, "needles": self.needles, "_cell": [],
-                "branches": self.branches, "_bcell": []}
+                "branches": self.branches, "_bcell": [], "untimed": self.untimed,
+                "branch_untimed": self.branch_untimed}
 
     def search_branches(self, text: str, timeout: float, which):
         """``search`` run as the branches ``which`` (indices into :attr:`branches`) only: the
@@ -82,9 +88,14 @@ class Pattern:
         if not self._bcell:
             self._bcell.extend(_compile_source(src) for src, _ in self.branches)
         best = None
+        limits = self.branch_untimed or ()
+        n = len(text)
         for j in which:
             try:
-                m = self._bcell[j].search(text, 0, None, None, False, timeout)
+                if j < len(limits) and n <= limits[j]:
+                    m = self._bcell[j].search(text)
+                else:
+                    m = self._bcell[j].search(text, 0, None, None, False, timeout)
             except TimeoutError:
                 _timed_out(self.where)
                 return None
@@ -102,14 +113,18 @@ class Pattern:
                 return True
         return False
 
-    # The ``regex`` methods are called with positional arguments: ``search(string, pos,
-    # endpos, concurrent, partial, timeout)``, ``finditer(string, pos, endpos, overlapped,
-    # concurrent, partial, timeout)``; keyword parsing costs ~0.4 µs a call (a fifth of a
-    # typical rule search with its timeout).
+    # A search runs with the ``regex`` timeout unless the text is short enough for the
+    # pattern's backtracking to be bounded (``untimed``): the timeout reads the process CPU
+    # clock twice, two system calls that cost more than a typical diagnostic's search.  The
+    # methods are called with positional arguments: ``search(string, pos, endpos,
+    # concurrent, partial, timeout)``, ``finditer(string, pos, endpos, overlapped,
+    # concurrent, partial, timeout)``; keyword parsing costs ~0.4 µs a call.
 
     def search(self, text: str, timeout: float):
         cell = self._cell
         compiled = cell[0] if cell else self.compiled
+        if len(text) <= self.untimed:
+            return compiled.search(text)
         try:
             return compiled.search(text, 0, None, None, False, timeout)
         except TimeoutError:
@@ -117,6 +132,8 @@ class Pattern:
             return None
 
     def finditer(self, text: str, timeout: float):
+        if len(text) <= self.untimed:
+            return list(self.compiled.finditer(text))
         try:
             return list(self.compiled.finditer(text, 0, None, False, None, False, timeout))
         except TimeoutError:
@@ -259,8 +276,10 @@ def _compile(path, source, rule, fieldname) -> Pattern:
         compiled = _compile_source(source)
     except regex.error as e:
         raise RuleError(path, f"pattern does not compile: {e}", rule, fieldname) from None
+    branches = split_branches(source)
     return Pattern(source, f"{path}: rule {rule!r}: field {fieldname!r}",
-                   required_literals(source), [compiled], split_branches(source))
+                   required_literals(source), [compiled], branches, untimed=untimed_length(source),
+                   branch_untimed=tuple(untimed_length(b) for b, _ in branches) if branches else None)
 
 
 # Splitting pays when the alternation is long: the regex package tries every branch at every
@@ -647,7 +666,7 @@ def _load_listing(listing) -> tuple:
 # file (and of the data files that validation reads); patterns are compiled on first use.
 # DSNPARSE_CACHE=0 turns the cache off; DSNPARSE_CACHE_DIR moves it.
 
-_CACHE_VERSION = 9  # bump when Pack or Pattern change shape
+_CACHE_VERSION = 10  # bump when Pack or Pattern change shape
 
 
 def cache_dir() -> Optional[Path]:

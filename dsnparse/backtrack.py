@@ -1,0 +1,182 @@
+"""How long a text a rule pattern can search without a time limit.
+
+Every rule pattern runs under the ``regex`` package's timeout so that no pattern can hang a
+run.  That timeout reads the process CPU clock (``CLOCK_PROCESS_CPUTIME_ID``) when a search
+starts and ends, two system calls per search, which cost more than the search itself for
+the short diagnostics most rules see (``benchmarks/README.md``).
+
+A search can only hang on backtracking, and the backtracking of a pattern without nested or
+ambiguous unbounded repeats is bounded by the pattern and the length of the text.
+:func:`untimed_length` works that bound out from the pattern's parse tree: a backtracking
+matcher at one start position explores a tree of choices in which
+
+- a character, class, anchor or back-reference is one step with one way through;
+- a sequence explores each element once per way through what precedes it;
+- an alternation explores each branch; its ways add up;
+- ``x{m,M}`` explores up to ``M`` iterations of ``x`` and ends after any of ``m``…``M``;
+  an unbounded repeat iterates at most ``n + 1`` times over ``n`` characters (an iteration
+  that matches nothing ends the loop) and is accepted only when ``x`` has a single way
+  through (otherwise the ways grow exponentially with ``n``);
+- a look-around is explored once and succeeds at most once (it never backtracks into).
+
+A search over ``n`` characters then takes at most ``(n + 1) * tree(n)`` steps.  The pattern
+may run without a timeout on texts up to the longest ``n`` whose bound is within
+:data:`BUDGET` steps (milliseconds of work at most).  Anything the analysis does not know —
+syntax only the ``regex`` package has, fuzzy matching, a repeat over several ways —
+gets ``-1``: always timed.
+"""
+from __future__ import annotations
+
+import re
+
+try:  # Python 3.11+
+    from re import _constants as _c, _parser as _sre
+except ImportError:  # pragma: no cover - Python 3.10
+    import sre_constants as _c  # type: ignore[no-redef]
+    import sre_parse as _sre  # type: ignore[no-redef]
+
+BUDGET = 1_000_000  # backtracking steps a search may take without a timeout
+MAX_LENGTH = 1 << 20  # longest text length considered
+
+_ATOMS = frozenset(getattr(_c, name) for name in (
+    "LITERAL", "NOT_LITERAL", "IN", "ANY", "CATEGORY", "AT", "GROUPREF") if hasattr(_c, name))
+_REPEATS = frozenset(getattr(_c, name) for name in (
+    "MAX_REPEAT", "MIN_REPEAT", "POSSESSIVE_REPEAT") if hasattr(_c, name))
+_ASSERTS = frozenset((_c.ASSERT, _c.ASSERT_NOT))
+_ATOMIC = getattr(_c, "ATOMIC_GROUP", None)
+# "{" that does not open a counted repeat: fuzzy matching ("{e<=1}") or named lists in the
+# regex package, or a literal brace; either way the stdlib parser would read it differently
+_ODD_BRACE = re.compile(r"\{(?!\d*(?:,\d*)?\})")
+
+
+class _Unbounded(Exception):
+    pass
+
+
+def _unmerged(source: str) -> str:
+    """``source`` with an empty look-ahead ``(?=)`` before every ``|`` and ``)`` outside classes.
+
+    The stdlib parser turns an alternation of single characters into a class (``a|a`` into
+    ``[a]``, ``\\w|\\d`` into ``[\\w\\d]``) and factors out common prefixes; the ``regex``
+    package backtracks through such alternatives one by one (``(?:a|a)+b`` is exponential
+    there).  With the empty groups no alternative is a single character, so the parse tree
+    keeps every branch as written (an empty non-capturing group would be dropped).  The
+    look-aheads match nothing and add no ways."""
+    out = []
+    i, n = 0, len(source)
+    while i < n:
+        ch = source[i]
+        if ch == "\\":
+            out.append(source[i:i + 2])
+            i += 2
+            continue
+        if ch == "[":
+            # a class runs to the first "]" that is not escaped and not its first member
+            j = i + 1
+            if source.startswith("^", j):
+                j += 1
+            if source.startswith("]", j):
+                j += 1
+            while j < n and source[j] != "]":
+                j += 2 if source[j] == "\\" else 1
+            out.append(source[i:j + 1])
+            i = j + 1
+            continue
+        if ch in "|)":
+            out.append("(?=)")
+        out.append(ch)
+        i += 1
+    return "".join(out)
+
+
+def _seq(items, n: int):
+    tree, ways = 0, 1
+    for op, av in getattr(items, "data", items):  # a SubPattern's list (its __getitem__ is slow)
+        t, w = _node(op, av, n)
+        tree += ways * t
+        ways *= w
+        if tree > BUDGET:
+            raise _Unbounded
+    return tree, ways
+
+
+def _node(op, av, n: int):
+    if op in _ATOMS:
+        return 1, 1
+    if op is _c.SUBPATTERN:
+        return _seq(av[-1], n)
+    if op is _c.BRANCH:
+        tree = ways = 0
+        for alt in av[1]:
+            t, w = _seq(alt, n)
+            tree, ways = tree + t, ways + w
+        return tree + 1, ways
+    if op in _REPEATS:
+        low, high, item = av
+        t, w = _seq(item, n)
+        if high >= _c.MAXREPEAT:
+            if w != 1:
+                raise _Unbounded  # ways grow exponentially with the text
+            high = n + 1
+        elif w != 1 and high > 64:
+            raise _Unbounded
+        low = min(low, high)
+        if w == 1:
+            return high * t + (high - low + 1), high - low + 1
+        tree = sum(w ** (i - 1) for i in range(1, high + 1)) * t + (high - low + 1)
+        return tree, sum(w ** i for i in range(low, high + 1))
+    if op in _ASSERTS:
+        return _seq(av[1], n)[0] + 1, 1
+    if op is _c.GROUPREF_EXISTS:
+        t1, w1 = _seq(av[1], n)
+        t2, w2 = _seq(av[2], n) if av[2] is not None else (0, 1)
+        return t1 + t2 + 1, w1 + w2
+    if _ATOMIC is not None and op is _ATOMIC:
+        return _seq(av, n)
+    raise _Unbounded  # an operator this analysis does not know
+
+
+def _steps(parsed, n: int) -> int:
+    return (n + 1) * _seq(parsed, n)[0]
+
+
+def untimed_length(source: str, flags: int = re.I | re.M) -> int:
+    """The longest text (in characters) that ``source`` may search without a timeout.
+
+    Args:
+        source: the pattern, in the ``re``-compatible syntax (``regex`` version 0).
+        flags: the ``re`` flags it is compiled with.
+
+    Returns:
+        ``n >= 0``: a search over at most ``n`` characters takes at most :data:`BUDGET`
+        backtracking steps; ``-1``: no bound is known (always run it with a timeout).
+        Never raises.
+    """
+    if _ODD_BRACE.search(source):
+        return -1
+    try:
+        parsed = _sre.parse(_unmerged(source), flags)
+        tree = _seq(parsed, 0)[0]
+        if tree > BUDGET:
+            return -1
+        if _seq(parsed, 1)[0] == tree:  # no unbounded repeat: the tree does not grow with n
+            return min(MAX_LENGTH, BUDGET // max(tree, 1) - 1)
+        try:
+            if _steps(parsed, MAX_LENGTH) <= BUDGET:
+                return MAX_LENGTH
+        except _Unbounded:
+            pass
+        lo, hi = 0, MAX_LENGTH  # _steps(lo) <= BUDGET < _steps(hi); steps grow with n
+        while hi - lo > 1:
+            mid = (lo + hi) // 2
+            try:
+                ok = _steps(parsed, mid) <= BUDGET
+            except _Unbounded:
+                ok = False
+            if ok:
+                lo = mid
+            else:
+                hi = mid
+        return lo
+    except (_Unbounded, re.error, RecursionError, OverflowError, TypeError, ValueError):
+        return -1
