@@ -313,3 +313,19 @@ def test_text_rule_index_does_not_grow_with_the_number_of_remote_mtas():
     for i in range(300):
         dsnparse.parse(base.replace(b"mx.receiver.example", b"mx%d.host%d.example" % (i, i)))
     assert len(rules._TEXT_INDEX) <= 3
+
+
+@pytest.mark.parametrize("dfa", [True, False])
+def test_literals_finds_every_literal_that_occurs(dfa):
+    # overlapping literals, one inside another, non-ASCII ones, and a text holding lone
+    # surrogates (undecodable octets kept by the bytes parser) and 4-byte characters
+    lits = ["from", "from:", "om:", "rom", "ящик", "送達", "x\udce9y", "zz", "mailer-daemon@"]
+    text = "From: MAILER-DAEMON@x".casefold() + " ящик переполнен 送達 x\udce9y \U0001f600 \udcff"
+    want = {i for i, x in enumerate(lits) if x in text}
+    assert want == {0, 1, 2, 3, 4, 5, 6, 8}
+    found = rules.Literals(lits, dfa=dfa)
+    assert found.found(text) == want
+    assert found.found("") == set()
+    plain = rules.Literals(lits, dfa=dfa)
+    plain._ac = None  # the fallback without the automaton
+    assert plain.found(text) == want
