@@ -10,9 +10,10 @@ It only takes input whose structure it reproduces exactly, and returns ``None`` 
 else, which the caller then hands to the stdlib parser: bare CR line endings, a header section
 holding an envelope ("From ") line, a field without name or a leading continuation line,
 an empty boundary parameter, adjacent delimiter lines (RFC 2046 §5.1.1), a delivery-status
-block (RFC 3464 §2.1) holding a non-field line or a Content-Type, nesting deeper than
+block (RFC 3464 §2.1) holding a Content-Type, nesting deeper than
 :data:`MAX_DEPTH`.  The defects it does reproduce are the feedparser's, in the same order:
-a header section ended by a non-field line, a multipart without boundary, start or close
+a header section (or a delivery-status block) ended by a non-field line, a multipart
+without boundary, start or close
 delimiter, a multipart with a transfer encoding.  ``tests/test_mime.py`` checks tree
 equality with the stdlib on every shared-corpus email, every sample and mutated (fuzzed)
 variants of them.
@@ -305,12 +306,18 @@ def _delivery_status(msg: Message, text: str, pos: int, end: int, crlf: bool) ->
         stop = m.start() if m else end
         headers, body, blank = _headers(text, pos, stop, crlf)
         block = _new_part(headers)
-        if body != stop or not blank:
-            raise _Decline
         for name, _ in block._headers:
             if name.lower() == "content-type":
                 raise _Decline
-        block._payload = ""
+        if blank:
+            if body != stop:
+                raise _Decline  # (cannot happen: stop is the first blank line)
+            block._payload = ""
+        else:
+            # a line that is no field (a stray continuation, a delimiter the multipart did
+            # not take) ends the block's fields; the lines up to the blank line are its body
+            block.defects.append(errors.MissingHeaderBodySeparatorDefect())
+            block._payload = text[body:stop]
         blocks.append(block)
         if m is None:
             break

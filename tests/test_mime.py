@@ -112,6 +112,26 @@ def test_delivery_status_blocks_by_hand():
     assert tree(mime.parse(data)) == tree(stdlib(data))
 
 
+def test_delivery_status_block_with_a_line_that_is_no_field():
+    # a Diagnostic-Code continued without leading white space (as some MTAs write it): the
+    # feedparser ends that block's fields at the stray line (MissingHeaderBodySeparator) and
+    # keeps the lines up to the blank line as the block's body
+    data = (b"Content-Type: multipart/report; boundary=x\n\n"
+            b"--x\nContent-Type: message/delivery-status\n\n"
+            b"Reporting-MTA: dns; mx.example.org\n\n"
+            b"Final-Recipient: rfc822; a@example.net\n"
+            b"Diagnostic-Code: smtp; 550-first line\n550 second line\nStatus: 5.0.0\n\n"
+            b"--x--\n")
+    m = mime.parse(data)
+    assert m is not None  # taken by the fast path
+    blocks = m.get_payload()[0].get_payload()
+    assert blocks[1].items() == [("Final-Recipient", "rfc822; a@example.net"),
+                                 ("Diagnostic-Code", "smtp; 550-first line")]
+    assert [type(d).__name__ for d in blocks[1].defects] == ["MissingHeaderBodySeparatorDefect"]
+    assert blocks[1].get_payload() == "550 second line\nStatus: 5.0.0"
+    assert tree(m) == tree(stdlib(data))
+
+
 def test_truncated_last_part_noted_as_defect():
     data = RFC2046[:RFC2046.index(b"--b1--")]  # the close delimiter never comes
     m = mime.parse(data)
