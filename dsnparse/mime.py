@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import re
 from email import errors
-from email.message import Message
+from email.message import Message, _unquotevalue
 from email.policy import compat32
 from email.utils import quote as _quote, unquote as _unquote
 
@@ -97,22 +97,38 @@ class Part(Message):
             ctype = self._ctype = super().get_content_type()
         return ctype
 
-    def _get_params_preserve(self, failobj, header):
+    def _params_of(self, header):
+        """The parsed parameters of ``header`` as a tuple (kept), or ``None`` when absent."""
         key = header.lower()
         cache = self._params
         if cache is not None and key in cache:
-            return list(cache[key])  # a fresh list, as the stdlib's (get_params returns it)
-        missing = object()
-        value = self.get(header, missing)
-        if value is missing:
-            return failobj
+            return cache[key]
+        value = self.get(header, _MISSING)
+        if value is _MISSING:
+            return None
         params = _plain_params(value) if type(value) is str else None
         if params is None:
-            params = super()._get_params_preserve(failobj, header)
+            params = super()._get_params_preserve(None, header)
         if cache is None:
             cache = self._params = {}
-        cache[key] = tuple(params)
+        params = cache[key] = tuple(params)
         return params
+
+    def _get_params_preserve(self, failobj, header):
+        params = self._params_of(header)
+        # a fresh list, as the stdlib's (get_params returns it)
+        return failobj if params is None else list(params)
+
+    def get_param(self, param, failobj=None, header="content-type", unquote=True):
+        # Message.get_param, reading the kept parameters
+        params = self._params_of(header)
+        if params is None:
+            return failobj
+        param = param.lower()
+        for k, v in params:
+            if k.lower() == param:
+                return _unquotevalue(v) if unquote else v
+        return failobj
 
     def set_raw(self, name, value):
         self._headers.append((name, value))
@@ -171,6 +187,7 @@ def _plain_params(value: str):
     return params
 
 
+_MISSING = object()
 _FRESH = Message().__dict__  # the attributes Message.__init__ sets, for _new_part
 
 
