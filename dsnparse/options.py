@@ -16,7 +16,8 @@ class Options:
         max_message_bytes: messages larger than this (bytes, default 25 MiB) are not loaded;
             sources report them with kind ``error`` and a clear message.
         pattern_timeout: seconds one rule pattern may run on one text before it is abandoned
-            and reported (the ``regex`` package's timeout).
+            and reported (the ``regex`` package's timeout); searches that
+            :mod:`dsnparse.backtrack` bounds to a million backtracking steps run without it.
     """
 
     rules: tuple = ()

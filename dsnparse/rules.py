@@ -8,7 +8,9 @@ with the id of a shipped one replaces it).  Adding a vendor is one YAML file and
 
 Every pattern is compiled with the ``regex`` package and run with a time limit
 (``Options.pattern_timeout``): a pattern that times out is reported once through ``logging``
-and counts as "no match", so a bad pattern cannot hang a run.
+and counts as "no match", so a bad pattern cannot hang a run.  A search whose backtracking
+is bounded by the pattern and the text's length (:mod:`dsnparse.backtrack`) runs without the
+timer on texts short enough for the bound to stay small.
 
 Validation happens at load: bad YAML, an unknown key, a wrong type or a pattern that does not
 compile raises :class:`~dsnparse.errors.RuleError` naming the file, the rule and the field.
