@@ -71,6 +71,10 @@ class Pattern:
     # backtracking is bounded (see dsnparse.backtrack); -1: always timed
     untimed: int = -1
     branch_untimed: Optional[tuple] = None
+    # the other literal sets every match requires one of (required_literal_groups, beyond
+    # ``needles``; at most _MAX_MORE), for the whole pattern and for each branch
+    more: tuple = ()
+    branch_more: Optional[tuple] = None
 
     @property
     def compiled(self):
@@ -81,7 +85,8 @@ class Pattern:
     def __getstate__(self):  # pickled without the compiled objects (see the pack cache)
         return {"source": self.source, "where": self.where, "needles": self.needles, "_cell": [],
                 "branches": self.branches, "_bcell": [], "untimed": self.untimed,
-                "branch_untimed": self.branch_untimed}
+                "branch_untimed": self.branch_untimed, "more": self.more,
+                "branch_more": self.branch_more}
 
     def search_branches(self, text: str, timeout: float, which):
         """``search`` run as the branches ``which`` (indices into :attr:`branches`) only: the
@@ -106,14 +111,25 @@ class Pattern:
         return best
 
     def may_match(self, folded: str) -> bool:
-        """``False`` when the pattern cannot match the case-folded text (a needle is missing)."""
+        """``False`` when the pattern cannot match the case-folded text: none of its
+        ``needles`` occurs, or none of one of its ``more`` literal sets."""
         needles = self.needles
         if needles is None:
             return True
         for n in needles:
             if n in folded:
-                return True
-        return False
+                break
+        else:
+            return False
+        return _all_groups(self.more, folded)
+
+    def branches_that_may_match(self, which, folded: str) -> list:
+        """The branches of ``which`` whose ``branch_more`` literal sets all occur in
+        ``folded`` (their ``needles`` are known to occur)."""
+        more = self.branch_more
+        if not more:
+            return which
+        return [j for j in which if j >= len(more) or _all_groups(more[j], folded)]
 
     # A search runs with the ``regex`` timeout unless the text is short enough for the
     # pattern's backtracking to be bounded (``untimed``): the timeout reads the process CPU
@@ -279,9 +295,37 @@ def _compile(path, source, rule, fieldname) -> Pattern:
     except regex.error as e:
         raise RuleError(path, f"pattern does not compile: {e}", rule, fieldname) from None
     branches = split_branches(source)
+    needles, more = _literal_sets(source)
     return Pattern(source, f"{path}: rule {rule!r}: field {fieldname!r}",
-                   required_literals(source), [compiled], branches, untimed=untimed_length(source),
-                   branch_untimed=tuple(untimed_length(b) for b, _ in branches) if branches else None)
+                   needles, [compiled], branches, untimed=untimed_length(source),
+                   branch_untimed=tuple(untimed_length(b) for b, _ in branches) if branches else None,
+                   more=more,
+                   branch_more=tuple(_literal_sets(b)[1] for b, _ in branches) if branches else None)
+
+
+_MAX_MORE = 4  # literal sets checked beyond a pattern's needles: the most selective ones
+
+
+def _all_groups(groups, folded: str) -> bool:
+    for g in groups:
+        for n in g:
+            if n in folded:
+                break
+        else:
+            return False
+    return True
+
+
+def _literal_sets(source: str) -> tuple:
+    """``(needles, more)``: :func:`required_literals` of ``source`` and up to
+    :data:`_MAX_MORE` of its other required literal sets, most selective first."""
+    groups = required_literal_groups(source)
+    if not groups:
+        return None, ()
+    best = _best(groups)
+    rest = sorted({frozenset(g) for g in groups if g != best},
+                  key=lambda g: (-min(map(len, g)), len(g), sorted(g)))
+    return best, tuple(rest[:_MAX_MORE])
 
 
 # Splitting pays when the alternation is long: the regex package tries every branch at every
@@ -668,7 +712,7 @@ def _load_listing(listing) -> tuple:
 # file (and of the data files that validation reads); patterns are compiled on first use.
 # DSNPARSE_CACHE=0 turns the cache off; DSNPARSE_CACHE_DIR moves it.
 
-_CACHE_VERSION = 10  # bump when Pack or Pattern change shape
+_CACHE_VERSION = 12  # bump when Pack or Pattern change shape
 
 
 def cache_dir() -> Optional[Path]:
@@ -1271,8 +1315,12 @@ def find_text_rule(diagnostic: str, packs: Iterable[Pack], timeout: float,
     if not diagnostic:
         return None
     index = _text_index(packs)
-    for i, branches in _grouped(index.entries(diagnostic.casefold())):
+    folded = diagnostic.casefold()
+    for i, branches in _grouped(index.entries(folded)):
         pack, rule = index.rules[i]
+        branches = _may_run(rule, branches, folded)
+        if branches is False:
+            continue
         m = _run_text_rule(rule, branches, diagnostic, timeout, status)
         if m:
             return pack, rule, m
@@ -1287,13 +1335,26 @@ def packs_with_matching_rule(diagnostic: str, packs: list, timeout: float,
         return []
     index = _text_index(packs)
     found: list = []
-    for i, branches in _grouped(index.entries(diagnostic.casefold())):
+    folded = diagnostic.casefold()
+    for i, branches in _grouped(index.entries(folded)):
         pack, rule = index.rules[i]
         if found and found[-1] is pack:
             continue  # rules are grouped by pack: this pack already matched
+        branches = _may_run(rule, branches, folded)
+        if branches is False:
+            continue
         if _run_text_rule(rule, branches, diagnostic, timeout, status):
             found.append(pack)
     return found
+
+
+def _may_run(rule: TextRule, branches, folded: str):
+    """The branches of a rule the index found (``None``: the whole pattern) that may still
+    match once the pattern's other required literal sets are checked, or ``False``."""
+    if branches is None:
+        return None if _all_groups(rule.pattern.more, folded) else False
+    branches = rule.pattern.branches_that_may_match(branches, folded)
+    return branches or False
 
 
 def _run_text_rule(rule: TextRule, branches, diagnostic: str, timeout: float,

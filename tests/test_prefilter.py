@@ -78,6 +78,41 @@ def test_prefilter_never_rejects_a_text_its_pattern_matches():
                 assert p.may_match(text.casefold()), (p.where, p.needles)
 
 
+def test_literal_sets_never_reject_a_text_a_rule_matches():
+    """Text rules are skipped when one of their required literal sets (``needles``, then
+    ``more``; per branch for split patterns) is absent: on every sample and corpus report
+    text, and on each of its lines (diagnostics are short), a rule or branch that matches
+    is never skipped."""
+    from dsnparse.engine import Context
+    from dsnparse.load import load
+    from dsnparse import rfc3464
+
+    rules_ = [t for pack in load_packs(()) for t in pack.text_rules]
+    assert any(t.pattern.more for t in rules_) and any(t.pattern.branch_more for t in rules_)
+    compiled = {src: rules._compile_source(src) for r in rules_ for src, _ in r.pattern.branches or ()}
+    checked = 0
+    for data in _texts():
+        try:
+            msg = load(data)
+        except dsnparse.InputError:
+            continue
+        text = Context(msg, rfc3464.scan(msg), Options(), None).text()
+        for t in [text] + [line for line in text.split("\n") if len(line) > 20][:15]:
+            folded = t.casefold()
+            for r in rules_:
+                pt = r.pattern
+                if pt.branches:
+                    for j, (src, needles) in enumerate(pt.branches):
+                        if compiled[src].search(t):
+                            checked += 1
+                            assert needles is None or any(n in folded for n in needles)
+                            assert pt.branches_that_may_match([j], folded) == [j], (pt.where, j)
+                elif pt.search(t, 1.0):
+                    checked += 1
+                    assert rules._may_run(r, None, folded) is None, (pt.where, pt.more)
+    assert checked > 100
+
+
 def test_shortcuts_give_the_verdicts_of_the_full_search():
     """With a trace (``dsnparse explain``) every pack is tried and a report's vendor is
     always looked for; without, the dispatch prefilter skips packs and the vendor is looked
