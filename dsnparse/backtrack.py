@@ -10,7 +10,8 @@ ambiguous unbounded repeats is bounded by the pattern and the length of the text
 :func:`untimed_length` works that bound out from the pattern's parse tree: a backtracking
 matcher at one start position explores a tree of choices in which
 
-- a character, class, anchor or back-reference is one step with one way through;
+- a character, anchor or back-reference is one step with one way through; a class is
+  ``1 + members // 8`` steps (the ``regex`` package tries its members in turn);
 - a sequence explores each element once per way through what precedes it;
 - an alternation explores each branch; its ways add up;
 - ``x{m,M}`` explores up to ``M`` iterations of ``x`` and ends after any of ``m``…``M``;
@@ -19,11 +20,13 @@ matcher at one start position explores a tree of choices in which
   through (otherwise the ways grow exponentially with ``n``);
 - a look-around is explored once and succeeds at most once (it never backtracks into).
 
-A search over ``n`` characters then takes at most ``(n + 1) * tree(n)`` steps.  The pattern
-may run without a timeout on texts up to the longest ``n`` whose bound is within
-:data:`BUDGET` steps (milliseconds of work at most).  Anything the analysis does not know —
-syntax only the ``regex`` package has, fuzzy matching, a repeat over several ways —
-gets ``-1``: always timed.
+A search over ``n`` characters then takes at most ``(n + 1) * tree(n)`` steps
+(:func:`steps`).  The pattern may run without a timeout on texts up to the longest ``n``
+whose bound is within :data:`BUDGET` steps (milliseconds of work at most), and never beyond
+:data:`MAX_LENGTH` characters.  Anything the analysis does not know — syntax only the
+``regex`` package has, fuzzy matching, comments and verbose mode, a repeat over several
+ways — gets ``-1``: always timed.  ``benchmarks/bench.py untimed`` runs every bounded
+shipped pattern on hostile texts of its limit length.
 """
 from __future__ import annotations
 
@@ -36,7 +39,10 @@ except ImportError:  # pragma: no cover - Python 3.10
     import sre_parse as _sre  # type: ignore[no-redef]
 
 BUDGET = 1_000_000  # backtracking steps a search may take without a timeout
-MAX_LENGTH = 1 << 20  # longest text length considered
+# Longest text a search may run on untimed, whatever the bound: a "step" is not always cheap
+# (an empty match still makes a match object; a class of thousands of characters is tried
+# member by member), and the timer's cost matters only on short texts anyway.
+MAX_LENGTH = 16_384
 
 _ATOMS = frozenset(getattr(_c, name) for name in (
     "LITERAL", "NOT_LITERAL", "IN", "ANY", "CATEGORY", "AT", "GROUPREF") if hasattr(_c, name))
@@ -47,6 +53,7 @@ _ATOMIC = getattr(_c, "ATOMIC_GROUP", None)
 # "{" that does not open a counted repeat: fuzzy matching ("{e<=1}") or named lists in the
 # regex package, or a literal brace; either way the stdlib parser would read it differently
 _ODD_BRACE = re.compile(r"\{(?!\d*(?:,\d*)?\})")
+_VERBOSE = re.compile(r"\(\?[a-zA-Z]*x")  # an inline flag group turning verbose mode on
 
 
 class _Unbounded(Exception):
@@ -101,6 +108,8 @@ def _seq(items, n: int):
 
 
 def _node(op, av, n: int):
+    if op is _c.IN:
+        return 1 + len(av) // 8, 1  # the regex package tries a class's members in turn
     if op in _ATOMS:
         return 1, 1
     if op is _c.SUBPATTERN:
@@ -140,6 +149,25 @@ def _steps(parsed, n: int) -> int:
     return (n + 1) * _seq(parsed, n)[0]
 
 
+def _syntax_known(source: str, flags: int) -> bool:
+    # comments (and verbose mode's "#" comments) hold text that is no syntax: the _unmerged
+    # scan would read a "[" there as a class and miss the alternations after it
+    return not (_ODD_BRACE.search(source) or "(?#" in source or flags & re.X
+                or _VERBOSE.search(source))
+
+
+def steps(source: str, n: int, flags: int = re.I | re.M):
+    """The bound on the backtracking steps of a search of ``source`` over ``n`` characters
+    (see the module docstring), or ``None`` when there is none (or it exceeds
+    :data:`BUDGET` on the way).  Never raises."""
+    if not _syntax_known(source, flags):
+        return None
+    try:
+        return _steps(_sre.parse(_unmerged(source), flags), n)
+    except (_Unbounded, re.error, RecursionError, OverflowError, TypeError, ValueError):
+        return None
+
+
 def untimed_length(source: str, flags: int = re.I | re.M) -> int:
     """The longest text (in characters) that ``source`` may search without a timeout.
 
@@ -148,11 +176,12 @@ def untimed_length(source: str, flags: int = re.I | re.M) -> int:
         flags: the ``re`` flags it is compiled with.
 
     Returns:
-        ``n >= 0``: a search over at most ``n`` characters takes at most :data:`BUDGET`
-        backtracking steps; ``-1``: no bound is known (always run it with a timeout).
+        ``0 <= n <= MAX_LENGTH``: a search over at most ``n`` characters takes at most
+        :data:`BUDGET` backtracking steps; ``-1``: no bound is known (always run it with a
+        timeout).
         Never raises.
     """
-    if _ODD_BRACE.search(source):
+    if not _syntax_known(source, flags):
         return -1
     try:
         parsed = _sre.parse(_unmerged(source), flags)
