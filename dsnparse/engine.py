@@ -51,9 +51,11 @@ class Context:
 
     def header_block(self) -> str:
         """The top-level header section as ``Name: value`` lines (for the prefilter; values
-        as written, folded or not); fields with RFC 2047 encoded words are added once more,
-        decoded."""
-        raw = "\n".join(f"{k}: {v}" for k, v in self.msg._headers)
+        as written, folded or not: the section's own text when the fast MIME path parsed
+        it); fields with RFC 2047 encoded words are added once more, decoded."""
+        raw = getattr(self.msg, "_header_text", None)  # as written (dsnparse.mime.parse)
+        if raw is None:
+            raw = "\n".join(f"{k}: {v}" for k, v in self.msg._headers)
         if "=?" in raw:
             raw += "\n" + "\n".join(f"{k}: {unfold(v)}" for k, v in self.msg._headers if "=?" in v)
         return raw

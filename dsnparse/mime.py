@@ -55,6 +55,10 @@ class Part(Message):
     to ``_headers`` or ``_payload`` directly, or through a shallow copy sharing them.
     """
 
+    # the header section as written (field lines, folded as they were), kept by parse() for
+    # the root message; None when the header list was built otherwise, or once it changes
+    _header_text = None
+
     def __init__(self, policy=compat32):
         super().__init__(policy)
         self._index = self._ctype = self._params = None
@@ -63,6 +67,7 @@ class Part(Message):
     def _changed(self):
         self._index = self._ctype = self._params = None
         self._texts = {}
+        self._header_text = None
 
     def set_payload(self, payload, charset=None):
         super().set_payload(payload, charset)
@@ -284,6 +289,8 @@ def _message(text: str, pos: int, end: int, default: str, depth: int, crlf: bool
     msg = _new_part(headers, default)
     if not blank:
         msg.defects.append(errors.MissingHeaderBodySeparatorDefect())
+    if depth == 0:
+        msg._header_text = text[pos:body]
     # the content type as Message.get_content_type() reads it from the first Content-Type
     # field (RFC 2045 §5.2: text/plain when it is not type/subtype), found in the text
     for name, value in headers:

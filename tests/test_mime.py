@@ -290,3 +290,13 @@ def test_kept_part_text_follows_changes_to_the_parts_inside():
     part_text(m)
     m.attach(mime.Part())
     assert part_text(m) == _part_text(m, 2_000_000)
+
+
+def test_root_keeps_its_header_section_as_written_until_changed():
+    data = b"Subject: a\n folded\nFrom:x@example.org\n\nbody\n"
+    m = mime.parse(data)
+    assert m._header_text == "Subject: a\n folded\nFrom:x@example.org\n\n"
+    m["X-New"] = "1"
+    assert m._header_text is None  # the prefilter then joins the header list
+    assert mime.parse(b"Content-Type: multipart/mixed; boundary=q\n\n--q\nA: b\n\nx\n--q--\n") \
+        .get_payload()[0]._header_text is None  # parts other than the root keep none
