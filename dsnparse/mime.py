@@ -10,7 +10,7 @@ It only takes input whose structure it reproduces exactly, and returns ``None`` 
 else, which the caller then hands to the stdlib parser: bare CR line endings, a header section
 holding an envelope ("From ") line, a field without name or a leading continuation line,
 an empty boundary parameter, adjacent delimiter lines (RFC 2046 §5.1.1), a delivery-status
-block (RFC 3464 §2.1) holding a Content-Type, nesting deeper than
+block (RFC 3464 §2.1) with a message or multipart Content-Type, nesting deeper than
 :data:`MAX_DEPTH`.  The defects it does reproduce are the feedparser's, in the same order:
 a header section (or a delivery-status block) ended by a non-field line, a multipart
 without boundary, start or close
@@ -332,7 +332,11 @@ def _delivery_status(msg: Message, text: str, pos: int, end: int, crlf: bool) ->
         block = _new_part(headers)
         for name, _ in block._headers:
             if name.lower() == "content-type":
-                raise _Decline
+                # the feedparser parses the block's body by its type: a message or multipart
+                # type nests (declined); any other type takes the lines to the blank line
+                if block.get_content_maintype() in ("message", "multipart"):
+                    raise _Decline
+                break
         if blank:
             if body != stop:
                 raise _Decline  # (cannot happen: stop is the first blank line)

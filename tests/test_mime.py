@@ -132,6 +132,24 @@ def test_delivery_status_block_with_a_line_that_is_no_field():
     assert tree(m) == tree(stdlib(data))
 
 
+@pytest.mark.parametrize("ctype, taken", [
+    (b"text/plain; charset=us-ascii", True),  # fields, then the lines to the blank line
+    (b"nonsense", True),  # no type/subtype: text/plain
+    (b"message/rfc822", False),  # the feedparser nests a message: declined
+    (b"multipart/mixed; boundary=z", False),
+])
+def test_delivery_status_block_with_a_content_type(ctype, taken):
+    # a returned header section that ended up among the blocks (a delimiter the multipart
+    # did not take): the feedparser reads each block by its own Content-Type
+    data = (b"Content-Type: multipart/report; boundary=x\n\n"
+            b"--x\nContent-Type: message/delivery-status\n\n"
+            b"Final-Recipient: rfc822; a@example.net\nStatus: 5.1.1\n\n"
+            b"Return-Path: <b@example.org>\nContent-Type: " + ctype + b"\nSubject: s\n\n"
+            b"body line\n--x--\n")
+    assert (mime.parse(data) is not None) is taken
+    assert tree(load(data)) == tree(stdlib(data))
+
+
 def test_truncated_last_part_noted_as_defect():
     data = RFC2046[:RFC2046.index(b"--b1--")]  # the close delimiter never comes
     m = mime.parse(data)
