@@ -16,10 +16,15 @@ __all__ = ["parse", "parse_path", "is_suppressed", "Report", "Verdict", "Dsnpars
 __version__ = "0.1.0"
 
 
+_engine_parse = None  # dsnparse.engine.parse, imported on the first call (start-up time)
+
+
 def parse(message, options=None):
     """Parse one message; see :func:`dsnparse.engine.parse`."""
-    from .engine import parse as _parse
-    return _parse(message, options)
+    global _engine_parse
+    if _engine_parse is None:
+        from .engine import parse as _engine_parse
+    return _engine_parse(message, options)
 
 
 def parse_path(path, options=None):
