@@ -60,6 +60,43 @@ class _Unbounded(Exception):
     pass
 
 
+def syntax_chars(source: str):
+    """``(index, character)`` of the characters of a pattern source that are syntax: neither
+    escaped (``\\|``) nor inside a character class (a class runs to the first ``]`` that is
+    not escaped and not its first member, as in ``[]|]`` or ``[^]|]``).  Comments and
+    verbose mode are not understood (see :func:`has_comments`).
+
+    Raises:
+        ValueError: a class that is never closed.
+    """
+    i, n = 0, len(source)
+    while i < n:
+        ch = source[i]
+        if ch == "\\":
+            i += 2
+            continue
+        if ch == "[":
+            j = i + 1
+            if source.startswith("^", j):
+                j += 1
+            if source.startswith("]", j):
+                j += 1
+            while j < n and source[j] != "]":
+                j += 2 if source[j] == "\\" else 1
+            if j >= n:
+                raise ValueError("unterminated character class")
+            i = j + 1
+            continue
+        yield i, ch
+        i += 1
+
+
+def has_comments(source: str, flags: int = 0) -> bool:
+    """``True`` when ``source`` may hold text that is no syntax: a ``(?#…)`` comment, or
+    verbose mode (``re.X`` or an inline ``x`` flag) with its ``#`` comments."""
+    return "(?#" in source or bool(flags & re.X) or bool(_VERBOSE.search(source))
+
+
 def _unmerged(source: str) -> str:
     """``source`` with an empty look-ahead ``(?=)`` before every ``|`` and ``)`` outside classes.
 
@@ -69,30 +106,13 @@ def _unmerged(source: str) -> str:
     there).  With the empty groups no alternative is a single character, so the parse tree
     keeps every branch as written (an empty non-capturing group would be dropped).  The
     look-aheads match nothing and add no ways."""
-    out = []
-    i, n = 0, len(source)
-    while i < n:
-        ch = source[i]
-        if ch == "\\":
-            out.append(source[i:i + 2])
-            i += 2
-            continue
-        if ch == "[":
-            # a class runs to the first "]" that is not escaped and not its first member
-            j = i + 1
-            if source.startswith("^", j):
-                j += 1
-            if source.startswith("]", j):
-                j += 1
-            while j < n and source[j] != "]":
-                j += 2 if source[j] == "\\" else 1
-            out.append(source[i:j + 1])
-            i = j + 1
-            continue
+    out, last = [], 0
+    for i, ch in syntax_chars(source):
         if ch in "|)":
+            out.append(source[last:i])
             out.append("(?=)")
-        out.append(ch)
-        i += 1
+            last = i
+    out.append(source[last:])
     return "".join(out)
 
 
@@ -152,8 +172,7 @@ def _steps(parsed, n: int) -> int:
 def _syntax_known(source: str, flags: int) -> bool:
     # comments (and verbose mode's "#" comments) hold text that is no syntax: the _unmerged
     # scan would read a "[" there as a class and miss the alternations after it
-    return not (_ODD_BRACE.search(source) or "(?#" in source or flags & re.X
-                or _VERBOSE.search(source))
+    return not (_ODD_BRACE.search(source) or has_comments(source, flags))
 
 
 def steps(source: str, n: int, flags: int = re.I | re.M):

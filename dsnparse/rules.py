@@ -26,7 +26,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Iterable, Optional
 
-from .backtrack import untimed_length
+from .backtrack import syntax_chars, untimed_length
 from .errors import RuleError
 from .resources import rules_dir
 
@@ -342,30 +342,20 @@ def split_branches(source: str) -> Optional[tuple]:
     if "(?P" in source or "[:" in source or re.search(r"\\[1-9gk]", source) \
             or _INLINE_FLAGS.search(source):
         return None
-    parts, depth, in_class, start, i, n = [], 0, False, 0, 0, len(source)
-    while i < n:
-        c = source[i]
-        if c == "\\":
-            i += 2
-            continue
-        if in_class:
-            in_class = c != "]"
-        elif c == "[":
-            in_class = True
-            if source.startswith("^", i + 1):
-                i += 1
-            if source.startswith("]", i + 1):
-                i += 1  # a literal "]" first in the class
-        elif c == "(":
-            depth += 1
-        elif c == ")":
-            depth -= 1
-        elif c == "|" and depth == 0:
-            parts.append(source[start:i])
-            start = i + 1
-        i += 1
+    parts, depth, start = [], 0, 0
+    try:
+        for i, c in syntax_chars(source):
+            if c == "(":
+                depth += 1
+            elif c == ")":
+                depth -= 1
+            elif c == "|" and depth == 0:
+                parts.append(source[start:i])
+                start = i + 1
+    except ValueError:  # an unterminated class
+        return None
     parts.append(source[start:])
-    if not _MIN_BRANCHES <= len(parts) < _BRANCHES - 1 or depth != 0 or in_class:
+    if not _MIN_BRANCHES <= len(parts) < _BRANCHES - 1 or depth != 0:
         return None
     branches = tuple((p, required_literals(p)) for p in parts)
     if all(needles is None for _, needles in branches):
