@@ -61,17 +61,13 @@ class Part(Message):
 
     def __init__(self, policy=compat32):
         super().__init__(policy)
-        self._index = self._ctype = self._params = None
-        self._texts = {}  # decoded body text by character limit (dsnparse.load.part_text)
+        self._changed()
 
     def _changed(self):
+        """Drop what has been kept (after a change, and as the initial state)."""
         self._index = self._ctype = self._params = None
-        self._texts = {}
+        self._texts = {}  # decoded body text by character limit (dsnparse.load.part_text)
         self._header_text = None
-
-    def set_payload(self, payload, charset=None):
-        super().set_payload(payload, charset)
-        self._changed()
 
     def _fields(self) -> dict:
         index = self._index
@@ -135,33 +131,26 @@ class Part(Message):
                 return _unquotevalue(v) if unquote else v
         return failobj
 
-    def set_raw(self, name, value):
-        self._headers.append((name, value))
-        self._changed()
 
-    def __setitem__(self, name, val):
-        super().__setitem__(name, val)
-        self._changed()
+def _dropping_caches(name: str):
+    """``Message.<name>``, then the part's kept reads dropped (see :class:`Part`)."""
+    method = getattr(Message, name)
 
-    def __delitem__(self, name):
-        super().__delitem__(name)
+    def changed(self, *args, **kwargs):
+        result = method(self, *args, **kwargs)
         self._changed()
+        return result
 
-    def add_header(self, _name, _value, **_params):
-        super().add_header(_name, _value, **_params)
-        self._changed()
+    changed.__name__ = changed.__qualname__ = name
+    changed.__doc__ = method.__doc__
+    return changed
 
-    def replace_header(self, _name, _value):
-        super().replace_header(_name, _value)
-        self._changed()
 
-    def set_default_type(self, ctype):
-        super().set_default_type(ctype)
-        self._changed()
-
-    def set_boundary(self, boundary):
-        super().set_boundary(boundary)
-        self._changed()
+# every Message method that changes the header section, the default type or the payload
+# (set_param, del_param, set_type and set_charset change headers through these)
+for _name in ("set_payload", "set_raw", "__setitem__", "__delitem__", "add_header",
+              "replace_header", "set_default_type", "set_boundary"):
+    setattr(Part, _name, _dropping_caches(_name))
 
 
 def _plain_params(value: str):
@@ -193,7 +182,7 @@ def _plain_params(value: str):
 
 
 _MISSING = object()
-_FRESH = Message().__dict__  # the attributes Message.__init__ sets, for _new_part
+_FRESH = Part().__dict__  # the attributes Part() sets, for _new_part
 
 
 def _new_part(headers: list, default: str = "text/plain") -> Part:
@@ -203,10 +192,9 @@ def _new_part(headers: list, default: str = "text/plain") -> Part:
     d = p.__dict__
     d.update(_FRESH)
     d["defects"] = []
+    d["_texts"] = {}
     d["_headers"] = headers
     d["_default_type"] = default
-    d["_index"] = d["_ctype"] = d["_params"] = None
-    d["_texts"] = {}
     return p
 
 
