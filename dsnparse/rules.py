@@ -96,13 +96,9 @@ class Pattern:
             self._bcell.extend(_compile_source(src) for src, _ in self.branches)
         best = None
         limits = self.branch_untimed or ()
-        n = len(text)
         for j in which:
             try:
-                if j < len(limits) and n <= limits[j]:
-                    m = self._bcell[j].search(text)
-                else:
-                    m = self._bcell[j].search(text, 0, None, None, False, timeout)
+                m = _search(self._bcell[j], text, limits[j] if j < len(limits) else -1, timeout)
             except TimeoutError:
                 _timed_out(self.where)
                 return None
@@ -131,32 +127,39 @@ class Pattern:
             return which
         return [j for j in which if j >= len(more) or _all_groups(more[j], folded)]
 
-    # A search runs with the ``regex`` timeout unless the text is short enough for the
-    # pattern's backtracking to be bounded (``untimed``): the timeout reads the process CPU
-    # clock twice, two system calls that cost more than a typical diagnostic's search.  The
-    # methods are called with positional arguments: ``search(string, pos, endpos,
-    # concurrent, partial, timeout)``, ``finditer(string, pos, endpos, overlapped,
-    # concurrent, partial, timeout)``; keyword parsing costs ~0.4 µs a call.
-
     def search(self, text: str, timeout: float):
         cell = self._cell
-        compiled = cell[0] if cell else self.compiled
-        if len(text) <= self.untimed:
-            return compiled.search(text)
         try:
-            return compiled.search(text, 0, None, None, False, timeout)
+            return _search(cell[0] if cell else self.compiled, text, self.untimed, timeout)
         except TimeoutError:
             _timed_out(self.where)
             return None
 
     def finditer(self, text: str, timeout: float):
-        if len(text) <= self.untimed:
-            return list(self.compiled.finditer(text))
         try:
+            if len(text) <= self.untimed:  # (see _search)
+                return list(self.compiled.finditer(text))
             return list(self.compiled.finditer(text, 0, None, False, None, False, timeout))
         except TimeoutError:
             _timed_out(self.where)
             return []
+
+
+def _search(compiled, text: str, untimed: int, timeout: float):
+    """``compiled.search(text)``, under the ``regex`` timeout unless ``text`` is at most
+    ``untimed`` characters long (the pattern's backtracking is then bounded, see
+    :mod:`dsnparse.backtrack`): the timeout reads the process CPU clock twice, two system
+    calls that cost more than a typical diagnostic's search.  The ``regex`` methods are called
+    with positional arguments — ``search(string, pos, endpos, concurrent, partial, timeout)``,
+    ``finditer(string, pos, endpos, overlapped, concurrent, partial, timeout)`` — as keyword
+    parsing costs ~0.4 µs a call.
+
+    Raises:
+        TimeoutError: the timed search ran out of time.
+    """
+    if len(text) <= untimed:
+        return compiled.search(text)
+    return compiled.search(text, 0, None, None, False, timeout)
 
 
 _REPORTED: set = set()
@@ -1304,13 +1307,7 @@ def find_text_rule(diagnostic: str, packs: Iterable[Pack], timeout: float,
     text are not run (see :class:`_TextIndex`)."""
     if not diagnostic:
         return None
-    index = _text_index(packs)
-    folded = diagnostic.casefold()
-    for i, branches in _grouped(index.entries(folded)):
-        pack, rule = index.rules[i]
-        branches = _may_run(rule, branches, folded)
-        if branches is False:
-            continue
+    for pack, rule, branches in _rules_that_may_match(diagnostic, packs):
         m = _run_text_rule(rule, branches, diagnostic, timeout, status)
         if m:
             return pack, rule, m
@@ -1323,19 +1320,26 @@ def packs_with_matching_rule(diagnostic: str, packs: list, timeout: float,
     the same ``if_status`` and prefilter logic as :func:`find_text_rule`."""
     if not diagnostic or not packs:
         return []
-    index = _text_index(packs)
     found: list = []
-    folded = diagnostic.casefold()
-    for i, branches in _grouped(index.entries(folded)):
-        pack, rule = index.rules[i]
+    for pack, rule, branches in _rules_that_may_match(diagnostic, packs):
         if found and found[-1] is pack:
             continue  # rules are grouped by pack: this pack already matched
-        branches = _may_run(rule, branches, folded)
-        if branches is False:
-            continue
         if _run_text_rule(rule, branches, diagnostic, timeout, status):
             found.append(pack)
     return found
+
+
+def _rules_that_may_match(diagnostic: str, packs):
+    """``(pack, rule, branches)`` in rule order for the text rules of ``packs`` whose
+    required literal sets all occur in ``diagnostic`` (see :class:`_TextIndex`);
+    ``branches``: the branches to run, or ``None`` for the whole pattern."""
+    index = _text_index(packs)
+    folded = diagnostic.casefold()
+    for i, branches in _grouped(index.entries(folded)):
+        pack, rule = index.rules[i]
+        branches = _may_run(rule, branches, folded)
+        if branches is not False:
+            yield pack, rule, branches
 
 
 def _may_run(rule: TextRule, branches, folded: str):
