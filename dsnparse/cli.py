@@ -71,14 +71,11 @@ def add_db_arguments(parser: argparse.ArgumentParser, record: bool = False) -> N
     the ledger command module.)  ``record=True`` (parse, imap): the commands record into the
     ledger only when ``--db`` is given.
     """
-    if record:
-        parser.add_argument("--db", metavar="FILE", default=argparse.SUPPRESS,
-                            help="also record every bounce in this ledger file (SQLite; see "
-                                 "`dsnparse suppressions`); nothing is recorded without it")
-    else:
-        parser.add_argument("--db", metavar="FILE", default=argparse.SUPPRESS,
-                            help="ledger file (SQLite); default $DSNPARSE_DB or "
-                                 "$XDG_DATA_HOME/dsnparse/ledger.sqlite3")
+    parser.add_argument("--db", metavar="FILE", default=argparse.SUPPRESS,
+                        help="also record every bounce in this ledger file (SQLite; see "
+                             "`dsnparse suppressions`); nothing is recorded without it" if record
+                        else "ledger file (SQLite); default $DSNPARSE_DB or "
+                             "$XDG_DATA_HOME/dsnparse/ledger.sqlite3")
     parser.add_argument("--policy", metavar="FILE", default=argparse.SUPPRESS,
                         help="suppression policy YAML merged over the shipped defaults "
                              "(default $DSNPARSE_POLICY)")

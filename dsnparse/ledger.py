@@ -127,6 +127,8 @@ def default_db_path(policy: Optional[Policy] = None) -> Path:
 
 _SIMPLE_ADDR = re.compile(r"^[^\s<>()\[\],;:\"@\\]+@[^\s<>()\[\],;:\"@\\]+$")
 _ANGLE = re.compile(r"<([^<>\s]+@[^<>\s]+)>")
+
+
 def _flanker(value: str) -> Optional[str]:
     """Parse an odd address with flanker (imported on first use); ``None`` when it can't."""
     from .addresses import flanker_address

@@ -326,8 +326,7 @@ def _literal_sets(source: str) -> tuple:
     if not groups:
         return None, ()
     best = _best(groups)
-    rest = sorted({frozenset(g) for g in groups if g != best},
-                  key=lambda g: (-min(map(len, g)), len(g), sorted(g)))
+    rest = sorted({frozenset(g) for g in groups if g != best}, key=_selectivity)
     return best, tuple(rest[:_MAX_MORE])
 
 
@@ -416,6 +415,12 @@ def _fold_safe(ch: str) -> bool:
     if ch.lower() == ch.upper():
         return ch.casefold() == ch and ch.isalpha()
     return "\u0400" <= ch <= "\u04ff" and len(ch.casefold()) == 1
+
+
+def _selectivity(group) -> tuple:
+    """Sort key of literal sets, most selective first: the longest shortest literal, then
+    the fewest literals (then the literals, for a stable order)."""
+    return -min(map(len, group)), len(group), sorted(group)
 
 
 def _best(groups: list) -> Optional[set]:
@@ -609,7 +614,7 @@ def _triggers(keywords, detect_any, detect_all) -> Optional[tuple]:
                 groups.extend(frozenset().union(*choice) for choice in itertools.product(*per))
             else:
                 groups.append(frozenset().union(*(_best(g) for g in per)))
-    groups = sorted(set(groups), key=lambda g: (-min(map(len, g)), len(g), sorted(g)))
+    groups = sorted(set(groups), key=_selectivity)
     return tuple(groups[:_MAX_GROUPS]) or None
 
 

@@ -61,8 +61,7 @@ def find_codes(text: Optional[str]) -> tuple[Optional[str], bool, Optional[str]]
     if m:
         return _norm(m.group(2)), True, m.group(1)
     e = _ENH.search(text)
-    status = f"{e.group(1)}.{int(e.group(2))}.{int(e.group(3))}" if e else None
-    return status, False, _lead_reply(text)
+    return (_norm(e.group(0)) if e else None), False, _lead_reply(text)
 
 
 # _REPLY_LEAD run as: each candidate code (as in _REPLY_LEAD), then its lead-in checked
@@ -75,18 +74,20 @@ _LEAD_WORDS = ("said", "reply", "replied", "error", "response", "returned")
 
 def _lead_reply(text: str) -> Optional[str]:
     for m in _CODE.finditer(text):
-        a = p = m.start()
-        while a > 0 and text[a - 1] in " \t":
-            a -= 1
+        a = _blanks_before(text, m.start())
         if _lead_in_ends(text, a):
             return m.group(0)
         if a > 0 and text[a - 1] in ":(":  # the optional "[:(]" between two blank runs
-            b = a - 1
-            while b > 0 and text[b - 1] in " \t":
-                b -= 1
-            if _lead_in_ends(text, b):
+            if _lead_in_ends(text, _blanks_before(text, a - 1)):
                 return m.group(0)
     return None
+
+
+def _blanks_before(text: str, i: int) -> int:
+    """Where the run of spaces and tabs that ends at ``i`` starts."""
+    while i > 0 and text[i - 1] in " \t":
+        i -= 1
+    return i
 
 
 def _lead_in_ends(text: str, e: int) -> bool:
