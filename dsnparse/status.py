@@ -11,9 +11,13 @@ import re
 from typing import Optional
 
 # Not preceded by a digit, dot or word char; not followed by ".digit" or a digit (IPs).
-_ENH = re.compile(r"(?<![\w.])([245])\.(\d{1,3})\.(\d{1,3})(?![\d]|\.\d)")
+# (The class digit is matched before the look-behind, which then covers it too: written
+# "(?<![\w.])([245])…" the pattern has no first character for the engine to skip to, and
+# each search tries the look-behind at every position, 2-3x slower on a long report.)
+_ENH = re.compile(r"([245])(?<![\w.][245])\.(\d{1,3})\.(\d{1,3})(?![\d]|\.\d)")
 # A reply code directly followed by an enhanced code: "550 5.1.1", "550-5.1.1", "550 #5.1.1".
-_REPLY_ENH = re.compile(r"(?<![\w.])([245][0-5]\d)[ -]+['\"#(]?([245]\.\d{1,3}\.\d{1,3})(?![\d]|\.\d)")
+_REPLY_ENH = re.compile(
+    r"([245](?<![\w.][245])[0-5]\d)[ -]+['\"#(]?([245]\.\d{1,3}\.\d{1,3})(?![\d]|\.\d)")
 # A reply code at the start of the text or after a typical lead-in, followed by text.
 _REPLY_LEAD = re.compile(
     r"(?:^|[\n;:>\]\)\"']|said|reply|replied|error|response|returned)[ \t]*[:(]?[ \t]*"

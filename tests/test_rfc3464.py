@@ -1,13 +1,22 @@
 """The RFC 3464 reader and status extraction, on small constructed inputs."""
 from __future__ import annotations
 
+import re
+
 import pytest
 
 import dsnparse
 from dsnparse import rfc3464
 from dsnparse.engine import decide_status
-from dsnparse.status import (_ENH, _REPLY_ENH, _REPLY_LEAD, find_reply_code, find_status,
-                             find_status_strength, more_specific)
+from dsnparse.status import (_REPLY_LEAD, find_reply_code, find_status, find_status_strength,
+                             more_specific)
+
+# RFC 3463 §2 codes as first written, look-behind first (the reference for the reordered,
+# faster patterns in dsnparse.status): not after a word character or a dot, not before a
+# digit or ".digit"; a reply code directly before one makes a pair (RFC 5321 §4.2).
+_ENH = re.compile(r"(?<![\w.])([245])\.(\d{1,3})\.(\d{1,3})(?![\d]|\.\d)")
+_REPLY_ENH = re.compile(
+    r"(?<![\w.])([245][0-5]\d)[ -]+['\"#(]?([245]\.\d{1,3}\.\d{1,3})(?![\d]|\.\d)")
 
 
 def dsn(ds_body: str, report_type="delivery-status", ds_type="message/delivery-status") -> bytes:
@@ -142,6 +151,25 @@ def test_status_block_as_text_plain():
     assert (r.verdicts[0].final_recipient, r.verdicts[0].code) == ("z@q.example", "512")
 
 
+@pytest.mark.parametrize("name, found", [
+    ("FINAL-RECIPIENT", True),   # field names are case-insensitive (RFC 5322 §1.2.2)
+    ("Final-Recipient", True),
+    ("F\u0131nal-Recipient", False),  # dotless i: no field name (RFC 5322 §2.2: ASCII)
+    ("Final Recipient", False),  # not the field
+])
+def test_status_block_as_text_plain_field_name_forms(name, found):
+    body = ("From: postmaster@x.example\nTo: s@y.example\nSubject: Undeliverable\n"
+            "Content-Type: text/plain; charset=utf-8\n\n"
+            "Your message could not be delivered.\n\n"
+            f"Reporting-MTA: dns; x.example\n\n{name}: rfc822; z@q.example\n"
+            "Action: failed\nStatus: 5.1.2\n")
+    ds = rfc3464.read(rfc3464.scan(dsnparse.engine.load(body.encode())))
+    assert (ds is not None and ds.format == "rfc3464-text") is found
+    if found:
+        assert ds.recipients[0]["action"] == "failed"
+        assert ds.recipients[0]["status"] == "5.1.2"
+
+
 def test_global_dsn_with_transfer_encoding():
     import base64
     ds = base64.b64encode("Reporting-MTA: dns; m\n\nFinal-Recipient: utf-8; ü@x.example\n"
@@ -207,7 +235,7 @@ def test_reply_code_search_equals_the_single_regex():
     rng = random.Random(11)
     tokens = ["550", "4.2.2", "5.1.1", "421", "2550", "5", "said", "Reply", "replied", "ERROR",
               "response", "returned", "x", ":", "(", " ", "  ", "\t", "\n", ";", ">", "]", ")",
-              "\"", "'", "-", ".", "0"]
+              "\"", "'", "-", ".", "0", "_", "é", "\u0665", "#"]
     for _ in range(30000):
         text = "".join(rng.choice(tokens) for _ in range(rng.randint(0, 12)))
         assert find_reply_code(text) == _reply_by_one_regex(text), repr(text)
