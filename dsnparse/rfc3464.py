@@ -271,6 +271,10 @@ def read(st: Structure) -> Optional[DeliveryStatus]:
             return ds
     for part in st.texts[:4]:
         text = part_text(part, REPORT_TEXT_LIMIT)
+        if text.isascii() and "final-recipient" not in text.lower():
+            # (the field the block needs; tested first as the multi-line searches below try
+            # every line; only for ASCII text, where re.I matches no other letters)
+            continue
         m = _INLINE_START.search(text)
         if not m or not re.search(r"^[ \t]*Final-Recipient[ \t]*:", text, re.I | re.M):
             continue
