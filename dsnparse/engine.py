@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import html
 import re
+import weakref
 from email.message import Message
 from typing import Optional
 
@@ -44,7 +45,10 @@ class Context:
         self._headers: dict = {}
         self._raw: Optional[dict] = None
         self._text: Optional[str] = None
-        self.folded = rules.Folded(self.header_block, self.text)
+        # (through a weak proxy: a Folded holding bound methods would make a reference cycle,
+        # and every message's tree would then wait for the cyclic garbage collector)
+        me = weakref.proxy(self)
+        self.folded = rules.Folded(lambda: me.header_block(), lambda: me.text())
         self.memo: dict = {}  # detection conditions already tested on this message
         self.candidates: Optional[list] = None  # indices of the packs that may apply
         self.vendor = _LAZY  # the vendor pack of a delivery-status report, once looked for
