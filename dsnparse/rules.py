@@ -92,13 +92,17 @@ class Pattern:
         """``search`` run as the branches ``which`` (indices into :attr:`branches`) only: the
         leftmost match among them, the first branch on a tie — what the whole alternation
         returns, when the other branches lack their required literals and cannot match."""
-        if not self._bcell:
-            self._bcell.extend(_compile_source(src) for src, _ in self.branches)
+        cells = self._bcell
+        if not cells:
+            cells.extend([None] * len(self.branches))  # each compiled on first use
         best = None
         limits = self.branch_untimed or ()
         for j in which:
+            compiled = cells[j]
+            if compiled is None:
+                compiled = cells[j] = _compile_source(self.branches[j][0])
             try:
-                m = _search(self._bcell[j], text, limits[j] if j < len(limits) else -1, timeout)
+                m = _search(compiled, text, limits[j] if j < len(limits) else -1, timeout)
             except TimeoutError:
                 _timed_out(self.where)
                 return None
