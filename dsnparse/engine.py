@@ -37,7 +37,11 @@ FAILED = "failed"
 
 
 class Context:
-    """What the steps share about one message: headers and report text, computed lazily."""
+    """What the steps share about one message: headers and report text, computed lazily.
+
+    ``folded`` (a :class:`rules.Folded`) reads the headers and text through a weak proxy of
+    the context, so that the two make no reference cycle: use it while the context is
+    alive (after that its first read raises ``ReferenceError``)."""
 
     def __init__(self, msg: Message, st: rfc3464.Structure, options: Options, trace):
         self.msg, self.st, self.options, self.trace = msg, st, options, trace
