@@ -1,6 +1,7 @@
 """The cheap pack prefilter (required literals, ``keywords``) and the pack cache."""
 from __future__ import annotations
 
+import os
 import pickle
 
 import pytest
@@ -254,12 +255,37 @@ def test_pack_cache_is_used_and_invalidated(tmp_path, monkeypatch):
         load_packs.cache_clear()
 
 
-def test_patterns_pickle_without_compiled_objects():
-    pack = load_pack(ROOT / "rules" / "mta" / "postfix.yaml", "mta/postfix")
-    data = pickle.dumps(pack)
-    back = pickle.loads(data)
-    c = back.detect_any[0].pattern
-    assert not c._cell and c.search("This is the mail system at host x", 1.0)
+def test_patterns_pickle_with_their_compiled_programs(monkeypatch):
+    # the pack cache keeps each pattern (and branch) as the regex package pickles it: its
+    # compiled program, loaded on first use without running the pattern parser again
+    pack = load_pack(ROOT / "rules" / "generic" / "unknown-mta.yaml", "generic/unknown-mta")
+    back = pickle.loads(pickle.dumps(pack))
+    split = next(r.pattern for r in pack.text_rules if r.pattern.branches)
+    from conftest import SAMPLES
+    texts = [p.read_bytes().decode("utf-8", "replace") for p in sorted(SAMPLES.rglob("*.eml"))]
+    texts += ["it was in the queue too long", "the message expired after 5 days in queue"]
+    expected = [(j, m and m.span()) for t in texts for j in range(len(split.branches))
+                for m in [split.search_branches(t, 1.0, [j])]]
+    text = "This is the mail system at host x.\nSorry: <a@b.example>: user unknown\n"
+    whole = pack.detect_all[0].pattern.compiled.search(text)
+    monkeypatch.setattr(rules, "_compile_source", lambda s: pytest.fail(f"compiled {s[:40]}"))
+    c = back.detect_all[0].pattern
+    assert not c._cell and c._code is not None
+    assert c.search(text, 1.0).span() == whole.span()
+    split_back = next(r.pattern for r in back.text_rules if r.pattern.branches)
+    assert len(split_back._bcode) == len(split.branches)
+    got = [(j, m and m.span()) for t in texts for j in range(len(split.branches))
+           for m in [split_back.search_branches(t, 1.0, [j])]]
+    assert got == expected and sum(1 for _, m in got if m) >= 4
+
+
+def test_a_damaged_compiled_program_is_compiled_again():
+    from dsnparse.rules import Pattern
+    good = Pattern("user unknown", "test").compiled
+    for code in (b"not a pickle", pickle.dumps(Pattern("other", "test").compiled), None):
+        p = Pattern("user unknown", "test", _code=code)
+        assert p.compiled.pattern == "user unknown" and p.compiled.flags == good.flags
+        assert p.search("550 User Unknown", 1.0).group(0) == "User Unknown"
 
 
 def test_dispatch_finds_every_pack_whose_trigger_occurs():
@@ -377,3 +403,25 @@ def test_split_branches_are_compiled_only_when_searched():
     assert [c is not None for c in pat._bcell] == [False, False, False, True, False]
     assert pat.search_branches("phrase number two", 1.0, [1, 3]).span() == (0, 17)
     assert [c is not None for c in pat._bcell] == [False, True, False, True, False]
+
+
+def test_pack_caches_beyond_the_kept_number_are_removed(tmp_path, monkeypatch):
+    monkeypatch.setenv("DSNPARSE_CACHE", "1")
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("DSNPARSE_CACHE_DIR", str(cache))
+    monkeypatch.setattr(rules, "CACHE_FILES_KEPT", 3)
+    load_packs.cache_clear()
+    try:
+        written = []
+        for i in range(5):
+            (tmp_path / f"set{i}").mkdir()
+            d = _pack(tmp_path / f"set{i}", VENDOR)
+            load_packs((str(d),))
+            new = set(cache.glob("packs-*.pickle")) - set(written)
+            written.extend(sorted(new))
+            os.utime(written[-1], ns=(i * 10**9, i * 10**9))  # written in this order
+        left = sorted(cache.glob("packs-*.pickle"))
+        assert len(written) == 5 and len(left) == 3
+        assert set(left) == set(written[-3:])  # the last three written are kept
+    finally:
+        load_packs.cache_clear()
