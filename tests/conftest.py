@@ -1,6 +1,9 @@
 """Shared test helpers: where the samples and the shared corpus are."""
 from __future__ import annotations
 
+import os
+import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -18,3 +21,21 @@ def need(path: Path) -> Path:
         pytest.skip(f"{path} is absent: the shared corpus is expected beside the project "
                     f"checkout (../shared); this test needs it")
     return path
+
+
+_CACHE_DIR = None
+
+
+def pytest_configure(config):
+    """The run's pack caches go to a temporary directory (removed at the end), not the
+    user's cache: tests load packs from hundreds of temporary rule directories."""
+    global _CACHE_DIR
+    if "DSNPARSE_CACHE_DIR" not in os.environ:
+        _CACHE_DIR = tempfile.mkdtemp(prefix="dsnparse-test-cache-")
+        os.environ["DSNPARSE_CACHE_DIR"] = _CACHE_DIR
+
+
+def pytest_unconfigure(config):
+    if _CACHE_DIR is not None:
+        os.environ.pop("DSNPARSE_CACHE_DIR", None)
+        shutil.rmtree(_CACHE_DIR, ignore_errors=True)
