@@ -22,6 +22,8 @@ import logging
 import os
 import pickle
 import re
+import sys
+import time
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -38,7 +40,6 @@ KINDS = ("bounce", "auto_reply", "complaint")
 # RFC 3464 §2.3.3 actions a recipient rule may state (a pack may describe a provider's own
 # delivery notification: ``delivered`` recipients make the report kind ``delivered``)
 RECIPIENT_ACTIONS = ("failed", "delayed", "delivered")
-_FLAGS = None  # set on first compile (regex imported lazily)
 
 
 def _regex():
@@ -47,23 +48,30 @@ def _regex():
     return regex
 
 
-def _compile_source(source: str):
-    """Compile a rule pattern (whole or one branch) with the flags every rule pattern has:
-    case-insensitive, ``^``/``$`` at line ends, ``regex`` version 0 (``re``-compatible)."""
+def _pattern_flags() -> int:
+    """The flags every rule pattern has: case-insensitive, ``^``/``$`` at line ends, ``regex``
+    version 0 (``re``-compatible).  Part of the pack cache's key."""
     regex = _regex()
-    return regex.compile(source, regex.I | regex.M | regex.V0)
+    return int(regex.I | regex.M | regex.V0)
+
+
+def _compile_source(source: str):
+    """Compile a rule pattern (whole or one branch) with :func:`_pattern_flags`."""
+    return _regex().compile(source, _pattern_flags())
 
 
 def _compiled_from(code: Optional[bytes], source: str):
     """The compiled pattern from the pack cache's pickle of it (``regex`` pickles a pattern
     as its compiled program, and loading it skips the pattern parser), or compiled from
-    ``source`` when there is none or it does not load."""
+    ``source`` when there is none or it is not a pattern of ``source``.  The ``regex``
+    package trusts a pickled program: the pack cache is checked whole when it is read (see
+    :func:`_cache_read`), and its key holds the ``regex`` version and the flags."""
     if code is not None:
         try:
             compiled = pickle.loads(code)
-            if compiled.pattern == source:
+            if isinstance(compiled, _regex().Pattern) and compiled.pattern == source:
                 return compiled
-        except Exception:  # noqa: BLE001 - a damaged cache: compile instead
+        except Exception:  # noqa: BLE001 - not a pickle of a pattern: compile instead
             pass
     return _compile_source(source)
 
@@ -128,8 +136,9 @@ class Pattern:
         for j in which:
             compiled = cells[j]
             if compiled is None:
-                compiled = cells[j] = _compiled_from(self._bcode[j] if self._bcode else None,
-                                                     self.branches[j][0])
+                bcode = self._bcode
+                compiled = cells[j] = _compiled_from(
+                    bcode[j] if bcode and j < len(bcode) else None, self.branches[j][0])
             try:
                 m = _search(compiled, text, limits[j] if j < len(limits) else -1, timeout)
             except TimeoutError:
@@ -746,7 +755,7 @@ def _load_listing(listing) -> tuple:
 # 32 most recent caches are kept.  DSNPARSE_CACHE=0 turns the cache off; DSNPARSE_CACHE_DIR
 # moves it.
 
-_CACHE_VERSION = 13  # bump when Pack or Pattern change shape
+_CACHE_VERSION = 14  # bump when Pack or Pattern change shape
 
 
 def cache_dir() -> Optional[Path]:
@@ -774,8 +783,9 @@ def _cache_key(listing) -> tuple:
             stats.append((str(p), st.st_mtime_ns, st.st_size))
         except OSError:
             stats.append((str(p), None, None))
-    # (the compiled patterns in the cache are the regex package's: its version is part too)
-    return (_CACHE_VERSION, __version__, _regex().__version__, tuple(stats))
+    # (the cache holds compiled programs: the regex version, the flags and Python's too)
+    return (_CACHE_VERSION, __version__, sys.version_info[:2], _regex().__version__,
+            _pattern_flags(), tuple(stats))
 
 
 def _cache_file(dirs) -> Optional[Path]:
@@ -788,24 +798,45 @@ def _cache_file(dirs) -> Optional[Path]:
     return d / f"packs-{h}.pickle"
 
 
-def _cache_read(dirs, key) -> Optional[tuple]:
-    import pickle
+def _digest(payload: bytes) -> bytes:
+    import hashlib
 
+    return hashlib.blake2b(payload, digest_size=16).digest()
+
+
+_TOUCH_AFTER = 3600  # seconds: a cache read this long after it was written is touched
+
+
+def _cache_read(dirs, key) -> Optional[tuple]:
+    """The cached packs, or ``None`` when the cache is missing, stale or damaged.
+
+    The packs are stored as one pickled payload with its BLAKE2b digest, checked before the
+    payload is unpickled: a damaged file (a flipped bit in a compiled program could crash or
+    hang the ``regex`` package, which trusts the programs it loads) is rebuilt instead."""
     f = _cache_file(dirs)
     if f is None:
         return None
     try:
         with open(f, "rb") as fh:
             obj = pickle.load(fh)
-        if isinstance(obj, dict) and obj.get("key") == key:
-            return obj["packs"]
+            written = os.fstat(fh.fileno()).st_mtime
+        if not (isinstance(obj, dict) and obj.get("key") == key):
+            return None
+        payload = obj.get("packs")
+        if not isinstance(payload, bytes) or _digest(payload) != obj.get("digest"):
+            return None
+        packs = pickle.loads(payload)
     except Exception:  # noqa: BLE001 - a missing, stale or unreadable cache: rebuild
         return None
-    return None
+    if time.time() - written > _TOUCH_AFTER:  # pruning keeps the most recently used ones
+        try:
+            os.utime(f)
+        except OSError:
+            pass
+    return packs
 
 
 def _cache_write(dirs, key, packs) -> None:
-    import pickle
     import tempfile
 
     f = _cache_file(dirs)
@@ -813,10 +844,12 @@ def _cache_write(dirs, key, packs) -> None:
         return
     tmp = None
     try:
+        payload = pickle.dumps(packs, pickle.HIGHEST_PROTOCOL)
         f.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=f.parent, prefix=".packs-")
         with os.fdopen(fd, "wb") as fh:
-            pickle.dump({"key": key, "packs": packs}, fh, protocol=pickle.HIGHEST_PROTOCOL)
+            pickle.dump({"key": key, "digest": _digest(payload), "packs": payload}, fh,
+                        protocol=pickle.HIGHEST_PROTOCOL)
         os.replace(tmp, f)
     except Exception:  # noqa: BLE001 - read-only home, full disk: run without a cache
         log.debug("pack cache not written", exc_info=True)
@@ -833,7 +866,8 @@ CACHE_FILES_KEPT = 32  # pack caches (one per combination of rules directories) 
 
 
 def _prune_cache(d: Path) -> None:
-    """Delete all but the :data:`CACHE_FILES_KEPT` most recently written pack caches of ``d``
+    """Delete all but the :data:`CACHE_FILES_KEPT` most recently written (or, within an hour,
+    read: :func:`_cache_read` touches them) pack caches of ``d``
     (each ``--rules`` directory set gets its own, about 0.5 MB; without this, runs over
     many temporary rule directories would fill the cache directory)."""
     try:

@@ -425,3 +425,61 @@ def test_pack_caches_beyond_the_kept_number_are_removed(tmp_path, monkeypatch):
         assert set(left) == set(written[-3:])  # the last three written are kept
     finally:
         load_packs.cache_clear()
+
+
+def test_a_damaged_pack_cache_is_rebuilt(tmp_path, monkeypatch):
+    # the cache is checked whole (a digest) before it is unpickled: a flipped bit in a compiled
+    # program would otherwise reach the regex package, which trusts the programs it loads
+    monkeypatch.setenv("DSNPARSE_CACHE", "1")
+    monkeypatch.setenv("DSNPARSE_CACHE_DIR", str(tmp_path / "cache"))
+    d = _pack(tmp_path, VENDOR)
+    load_packs.cache_clear()
+    try:
+        load_packs((str(d),))
+        (f,) = (tmp_path / "cache").glob("packs-*.pickle")
+        good = f.read_bytes()
+        real = rules.load_pack
+        for at in (len(good) // 3, len(good) // 2, len(good) - 40):
+            damaged = bytearray(good)
+            damaged[at] ^= 0x10
+            f.write_bytes(bytes(damaged))
+            load_packs.cache_clear()
+            calls = []
+            monkeypatch.setattr(rules, "load_pack", lambda *a, **k: calls.append(a) or real(*a, **k))
+            packs = load_packs((str(d),))
+            assert calls, at  # read as damaged: the packs were loaded again, and written
+            assert dsnparse.parse(MSG, Options(rules=(str(d),))).format == "vendor"
+            assert f.read_bytes() != bytes(damaged)
+            assert [p.id for p in packs][:1] == ["vendor"]
+    finally:
+        load_packs.cache_clear()
+
+
+def test_odd_compiled_programs_are_compiled_again():
+    import re as stdlib_re
+
+    from dsnparse.rules import Pattern, split_branches
+    source = "|".join(f"phrase number {w}" for w in ("one", "two", "three", "four", "five"))
+    branches = split_branches(source)
+    codes = tuple(pickle.dumps(rules._compile_source(b)) for b, _ in branches)
+    short = Pattern(source, "test", branches=branches, _bcode=codes[:2])  # fewer than branches
+    assert short.search_branches("Phrase Number Five", 1.0, [4]).group(0) == "Phrase Number Five"
+    stdlib = Pattern("user unknown", "test", _code=pickle.dumps(stdlib_re.compile("user unknown")))
+    assert stdlib.search("550 USER UNKNOWN", 1.0).group(0) == "USER UNKNOWN"
+
+
+def test_a_pack_cache_read_long_after_it_was_written_is_touched(tmp_path, monkeypatch):
+    # pruning keeps the most recently written files: a cache in use stays among them
+    monkeypatch.setenv("DSNPARSE_CACHE", "1")
+    monkeypatch.setenv("DSNPARSE_CACHE_DIR", str(tmp_path / "cache"))
+    d = _pack(tmp_path, VENDOR)
+    load_packs.cache_clear()
+    try:
+        load_packs((str(d),))
+        (f,) = (tmp_path / "cache").glob("packs-*.pickle")
+        os.utime(f, (1_000_000_000, 1_000_000_000))  # written in 2001
+        load_packs.cache_clear()
+        load_packs((str(d),))
+        assert f.stat().st_mtime > 1_000_000_000 + 3600
+    finally:
+        load_packs.cache_clear()
