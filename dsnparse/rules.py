@@ -1371,9 +1371,9 @@ _TEXT_INDEX: dict = {}
 
 
 def _text_index(packs) -> _TextIndex:
-    last = _LAST_INDEX[0]
-    if last is not None and last[0] is packs:  # the same (memoised) pack tuple as last time
-        return last[1]
+    hit = _BY_TUPLE.get(id(packs))
+    if hit is not None and hit[0] is packs:  # a (memoised) pack tuple seen before
+        return hit[1]
     if not isinstance(packs, (list, tuple)):
         packs = list(packs)
     # keyed by which packs, not by the list object: a stream of bounces names thousands of
@@ -1385,11 +1385,15 @@ def _text_index(packs) -> _TextIndex:
             _TEXT_INDEX.clear()
         index = _TEXT_INDEX[key] = _TextIndex(list(packs))
     if isinstance(packs, tuple):
-        _LAST_INDEX[0] = (packs, index)
+        if len(_BY_TUPLE) > 256:
+            _BY_TUPLE.clear()
+        _BY_TUPLE[id(packs)] = (packs, index)
     return index
 
 
-_LAST_INDEX: list = [None]  # (pack tuple, its index): the tuples come from memoised calls
+# id of a pack tuple -> (the tuple, its index): the tuples come from memoised calls (the
+# vendor packs of a pack set, the packs of a verdict), a few of which alternate per message
+_BY_TUPLE: dict = {}
 
 
 def find_text_rule(diagnostic: str, packs: Iterable[Pack], timeout: float,
