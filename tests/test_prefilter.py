@@ -230,29 +230,35 @@ def test_keywords_are_validated(tmp_path):
         load_pack(d / "vendor.yaml")
 
 
-def test_pack_cache_is_used_and_invalidated(tmp_path, monkeypatch):
+@pytest.fixture
+def pack_cache(tmp_path, monkeypatch):
+    """A pack cache of the test's own (``tmp_path/cache``); the loaded-packs memo is cleared
+    before and after the test."""
+    cache = tmp_path / "cache"
     monkeypatch.setenv("DSNPARSE_CACHE", "1")
-    monkeypatch.setenv("DSNPARSE_CACHE_DIR", str(tmp_path / "cache"))
-    d = _pack(tmp_path, VENDOR)
+    monkeypatch.setenv("DSNPARSE_CACHE_DIR", str(cache))
     load_packs.cache_clear()
-    try:
-        first = load_packs((str(d),))
-        files = list((tmp_path / "cache").glob("packs-*.pickle"))
-        assert len(files) == 1
-        load_packs.cache_clear()
-        calls = []
-        real = rules.load_pack
-        monkeypatch.setattr(rules, "load_pack", lambda *a, **k: calls.append(a) or real(*a, **k))
-        again = load_packs((str(d),))
-        assert not calls and [p.id for p in again] == [p.id for p in first]
-        assert dsnparse.parse(MSG, Options(rules=(str(d),))).format == "vendor"
-        # editing a pack invalidates the cache
-        load_packs.cache_clear()
-        (d / "vendor.yaml").write_text(VENDOR.replace("order: 100", "order: 101") + "\n")
-        changed = load_packs((str(d),))
-        assert calls and next(p for p in changed if p.id == "vendor").order == 101
-    finally:
-        load_packs.cache_clear()
+    yield cache
+    load_packs.cache_clear()
+
+
+def test_pack_cache_is_used_and_invalidated(tmp_path, monkeypatch, pack_cache):
+    d = _pack(tmp_path, VENDOR)
+    first = load_packs((str(d),))
+    files = list((tmp_path / "cache").glob("packs-*.pickle"))
+    assert len(files) == 1
+    load_packs.cache_clear()
+    calls = []
+    real = rules.load_pack
+    monkeypatch.setattr(rules, "load_pack", lambda *a, **k: calls.append(a) or real(*a, **k))
+    again = load_packs((str(d),))
+    assert not calls and [p.id for p in again] == [p.id for p in first]
+    assert dsnparse.parse(MSG, Options(rules=(str(d),))).format == "vendor"
+    # editing a pack invalidates the cache
+    load_packs.cache_clear()
+    (d / "vendor.yaml").write_text(VENDOR.replace("order: 100", "order: 101") + "\n")
+    changed = load_packs((str(d),))
+    assert calls and next(p for p in changed if p.id == "vendor").order == 101
 
 
 def test_patterns_pickle_with_their_compiled_programs(monkeypatch):
@@ -405,54 +411,42 @@ def test_split_branches_are_compiled_only_when_searched():
     assert [c is not None for c in pat._bcell] == [False, True, False, True, False]
 
 
-def test_pack_caches_beyond_the_kept_number_are_removed(tmp_path, monkeypatch):
-    monkeypatch.setenv("DSNPARSE_CACHE", "1")
-    cache = tmp_path / "cache"
-    monkeypatch.setenv("DSNPARSE_CACHE_DIR", str(cache))
+def test_pack_caches_beyond_the_kept_number_are_removed(tmp_path, monkeypatch, pack_cache):
     monkeypatch.setattr(rules, "CACHE_FILES_KEPT", 3)
-    load_packs.cache_clear()
-    try:
-        written = []
-        for i in range(5):
-            (tmp_path / f"set{i}").mkdir()
-            d = _pack(tmp_path / f"set{i}", VENDOR)
-            load_packs((str(d),))
-            new = set(cache.glob("packs-*.pickle")) - set(written)
-            written.extend(sorted(new))
-            os.utime(written[-1], ns=(i * 10**9, i * 10**9))  # written in this order
-        left = sorted(cache.glob("packs-*.pickle"))
-        assert len(written) == 5 and len(left) == 3
-        assert set(left) == set(written[-3:])  # the last three written are kept
-    finally:
-        load_packs.cache_clear()
+    cache = pack_cache
+    written = []
+    for i in range(5):
+        (tmp_path / f"set{i}").mkdir()
+        d = _pack(tmp_path / f"set{i}", VENDOR)
+        load_packs((str(d),))
+        new = set(cache.glob("packs-*.pickle")) - set(written)
+        written.extend(sorted(new))
+        os.utime(written[-1], ns=(i * 10**9, i * 10**9))  # written in this order
+    left = sorted(cache.glob("packs-*.pickle"))
+    assert len(written) == 5 and len(left) == 3
+    assert set(left) == set(written[-3:])  # the last three written are kept
 
 
-def test_a_damaged_pack_cache_is_rebuilt(tmp_path, monkeypatch):
+def test_a_damaged_pack_cache_is_rebuilt(tmp_path, monkeypatch, pack_cache):
     # the cache is checked whole (a digest) before it is unpickled: a flipped bit in a compiled
     # program would otherwise reach the regex package, which trusts the programs it loads
-    monkeypatch.setenv("DSNPARSE_CACHE", "1")
-    monkeypatch.setenv("DSNPARSE_CACHE_DIR", str(tmp_path / "cache"))
     d = _pack(tmp_path, VENDOR)
-    load_packs.cache_clear()
-    try:
-        load_packs((str(d),))
-        (f,) = (tmp_path / "cache").glob("packs-*.pickle")
-        good = f.read_bytes()
-        real = rules.load_pack
-        for at in (len(good) // 3, len(good) // 2, len(good) - 40):
-            damaged = bytearray(good)
-            damaged[at] ^= 0x10
-            f.write_bytes(bytes(damaged))
-            load_packs.cache_clear()
-            calls = []
-            monkeypatch.setattr(rules, "load_pack", lambda *a, **k: calls.append(a) or real(*a, **k))
-            packs = load_packs((str(d),))
-            assert calls, at  # read as damaged: the packs were loaded again, and written
-            assert dsnparse.parse(MSG, Options(rules=(str(d),))).format == "vendor"
-            assert f.read_bytes() != bytes(damaged)
-            assert [p.id for p in packs][:1] == ["vendor"]
-    finally:
+    load_packs((str(d),))
+    (f,) = (tmp_path / "cache").glob("packs-*.pickle")
+    good = f.read_bytes()
+    real = rules.load_pack
+    for at in (len(good) // 3, len(good) // 2, len(good) - 40):
+        damaged = bytearray(good)
+        damaged[at] ^= 0x10
+        f.write_bytes(bytes(damaged))
         load_packs.cache_clear()
+        calls = []
+        monkeypatch.setattr(rules, "load_pack", lambda *a, **k: calls.append(a) or real(*a, **k))
+        packs = load_packs((str(d),))
+        assert calls, at  # read as damaged: the packs were loaded again, and written
+        assert dsnparse.parse(MSG, Options(rules=(str(d),))).format == "vendor"
+        assert f.read_bytes() != bytes(damaged)
+        assert [p.id for p in packs][:1] == ["vendor"]
 
 
 def test_odd_compiled_programs_are_compiled_again():
@@ -468,18 +462,12 @@ def test_odd_compiled_programs_are_compiled_again():
     assert stdlib.search("550 USER UNKNOWN", 1.0).group(0) == "USER UNKNOWN"
 
 
-def test_a_pack_cache_read_long_after_it_was_written_is_touched(tmp_path, monkeypatch):
+def test_a_pack_cache_read_long_after_it_was_written_is_touched(tmp_path, pack_cache):
     # pruning keeps the most recently written files: a cache in use stays among them
-    monkeypatch.setenv("DSNPARSE_CACHE", "1")
-    monkeypatch.setenv("DSNPARSE_CACHE_DIR", str(tmp_path / "cache"))
     d = _pack(tmp_path, VENDOR)
+    load_packs((str(d),))
+    (f,) = (tmp_path / "cache").glob("packs-*.pickle")
+    os.utime(f, (1_000_000_000, 1_000_000_000))  # written in 2001
     load_packs.cache_clear()
-    try:
-        load_packs((str(d),))
-        (f,) = (tmp_path / "cache").glob("packs-*.pickle")
-        os.utime(f, (1_000_000_000, 1_000_000_000))  # written in 2001
-        load_packs.cache_clear()
-        load_packs((str(d),))
-        assert f.stat().st_mtime > 1_000_000_000 + 3600
-    finally:
-        load_packs.cache_clear()
+    load_packs((str(d),))
+    assert f.stat().st_mtime > 1_000_000_000 + 3600
