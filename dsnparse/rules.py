@@ -749,11 +749,12 @@ def _load_listing(listing) -> tuple:
 # Behind an MTA pipe the CLI runs once per message: reading and validating every pack (YAML
 # parsing, compiling every pattern) on each start would dominate.  Validated packs are kept
 # as a pickle in the user's cache directory, keyed by the path, mtime and size of every pack
-# file (and of the data files that validation reads) and by the regex package's version.
-# Each pattern and branch is kept with its compiled program as regex pickles it, loaded on
-# first use (~0.05 ms against ~0.2 ms to compile: start-up, and each --jobs worker).  The
-# 32 most recent caches are kept.  DSNPARSE_CACHE=0 turns the cache off; DSNPARSE_CACHE_DIR
-# moves it.
+# file (and of the data files that validation reads), the regex and Python versions and the
+# pattern flags.  Each pattern and branch is kept with its compiled program as regex pickles
+# it, loaded on first use (~0.05 ms against ~0.2 ms to compile: start-up, and each --jobs
+# worker); the file is checked whole (a digest) before it is unpickled.  The 32 most
+# recently written or used caches are kept.  DSNPARSE_CACHE=0 turns the cache off;
+# DSNPARSE_CACHE_DIR moves it.
 
 _CACHE_VERSION = 14  # bump when Pack or Pattern change shape
 
