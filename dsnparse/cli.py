@@ -137,6 +137,12 @@ def build_parser(argv=None) -> argparse.ArgumentParser:
     pe.add_argument("--json", action="store_true", help="print the figures as JSON")
     pe.add_argument("--rules", metavar="DIR", action="append", default=[],
                     help="extra rule-pack directory")
+    pe.add_argument("--leave-out", metavar="FAMILY", action="append", default=[],
+                    help="run without the packs written from this corpus family (their "
+                         "'written_from'; repeatable)")
+    pe.add_argument("--leave-one-out", action="store_true",
+                    help="measure every family with its own packs left out (the generic "
+                         "layer on formats it was not written from)")
     pe.set_defaults(func=cmd_eval)
 
     if _command_word(argv) in ("parse", "eval"):
@@ -256,11 +262,14 @@ def cmd_parse(args) -> int:
 def cmd_eval(args) -> int:
     import json
 
-    from .evaluate import format_table, evaluate
+    from .evaluate import format_table, evaluate, leave_one_out
 
     opts = _options(args)
+    if args.leave_out:
+        opts = opts.replace(leave_out=frozenset(args.leave_out))
+    run = leave_one_out if args.leave_one_out else evaluate
     for path in args.expectations:
-        result = evaluate(path, opts, only_dsn=args.only_dsn, families=args.family or None)
+        result = run(path, opts, only_dsn=args.only_dsn, families=args.family or None)
         if args.json:
             print(json.dumps({k: v.rates() | {"emails": v.emails} for k, v in result.items()}))
             continue

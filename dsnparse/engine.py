@@ -190,6 +190,8 @@ def parse(message, options: Optional[Options] = None, trace: Optional[list] = No
     """
     options = options or DEFAULT
     packs = rules.load_packs(tuple(options.rules))
+    if options.leave_out:
+        packs = rules.leave_out(packs, options.leave_out)
     msg = load(message)
     st = rfc3464.scan(msg)
     ctx = Context(msg, st, options, trace)

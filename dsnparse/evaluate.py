@@ -16,6 +16,12 @@ Figures, per family and in total:
   matches; ``exact`` only where the expectation is a real code, not a Sisimai ``X.0.9xx``
   pseudo-code, and both only where the expectation has a status.
 - ``reason``: recipients whose reason matches once underscores are removed.
+- ``address``: recipients (paired in order) whose expected ``address`` is the verdict's final
+  or original recipient, compared case-insensitively; only where the expectation names one.
+
+``options.leave_out`` (``dsnparse eval --leave-out FAMILY``) runs without the packs written
+from those families; :func:`leave_one_out` does that for every family in turn, each family
+measured with its own packs left out: what the generic layer does on formats it has not seen.
 
 A labelled file that is an mbox of several messages counts as one email whose verdicts are
 those of all its messages, in order (its expectation lists all their recipients).
@@ -54,11 +60,14 @@ class Tally:
     exact_ok: int = 0
     reason_n: int = 0
     reason_ok: int = 0
+    addr_n: int = 0
+    addr_ok: int = 0
+    left_out: Optional[int] = None  # packs left out for this family (leave_one_out only)
     misses: list = field(default_factory=list)
 
     def add(self, other: "Tally") -> None:
         for k, v in vars(other).items():
-            if isinstance(v, int):
+            if isinstance(v, int) and k != "left_out":
                 setattr(self, k, getattr(self, k) + v)
 
     def rates(self) -> dict:
@@ -71,6 +80,7 @@ class Tally:
             "status_class": r(self.class_ok, self.class_n),
             "status_exact": r(self.exact_ok, self.exact_n),
             "reason": r(self.reason_ok, self.reason_n),
+            "address": r(self.addr_ok, self.addr_n),
         }
 
 
@@ -153,6 +163,17 @@ def evaluate(expectations: Path, options: Options = DEFAULT, *, only_dsn: bool =
                         t.exact_ok += 1
                     else:
                         t.misses.append((exp["file"], f"status {got_status or '-'} != {want}"))
+            if e.get("address"):
+                t.addr_n += 1
+                wanted = {a.lower() for a in (e["address"], e.get("original_recipient"),
+                                              e.get("final_recipient")) if a}
+                got = {a.lower() for a in ((v.final_recipient, v.original_recipient) if v else ())
+                       if a}
+                if wanted & got:
+                    t.addr_ok += 1
+                else:
+                    t.misses.append((exp["file"], f"address {v.final_recipient if v else '-'} "
+                                                  f"!= {e['address']}"))
             if e.get("reason"):
                 t.reason_n += 1
                 got_r = norm_reason(v.reason if v else None)
@@ -166,6 +187,49 @@ def evaluate(expectations: Path, options: Options = DEFAULT, *, only_dsn: bool =
     result = dict(sorted(out.items()))
     result["TOTAL"] = total
     return result
+
+
+def leave_one_out(expectations: Path, options: Options = DEFAULT, *, only_dsn: bool = False,
+                  families: Optional[Iterable[str]] = None) -> dict:
+    """Every family of ``expectations`` measured with the packs written from it left out
+    (``Options.leave_out``); a family no pack was written from is measured as it is.
+
+    Returns:
+        ``{family: Tally}`` plus ``"TOTAL"``, as :func:`evaluate`; each tally's ``left_out``
+        attribute counts the packs that were left out for it.
+
+    Raises:
+        SourceError: as :func:`evaluate`.
+    """
+    from .rules import load_packs
+
+    packs = load_packs(tuple(options.rules))
+    own: dict = defaultdict(int)
+    for p in packs:
+        for f in p.written_from:
+            own[f] += 1
+    fams = set(families) if families else None
+    names = []
+    for line in Path(expectations).read_text(encoding="utf-8").splitlines():
+        if line.strip():
+            try:
+                exp = json.loads(line)
+            except ValueError:
+                continue  # evaluate() reports it
+            fam = exp.get("family") or exp.get("kind") or "all" if isinstance(exp, dict) else None
+            if fam and fam not in names and (fams is None or fam in fams):
+                names.append(fam)
+    out: dict = {}
+    total = Tally()
+    for fam in sorted(names):
+        opts = options.replace(leave_out=options.leave_out | {fam}) if own.get(fam) else options
+        t = evaluate(expectations, opts, only_dsn=only_dsn, families=[fam]).get(fam, Tally())
+        t.left_out = own.get(fam, 0)
+        out[fam] = t
+        total.add(t)
+    total.left_out = sum(own.get(f, 0) for f in names)
+    out["TOTAL"] = total
+    return out
 
 
 def _parse_file(path: Path, data: bytes, options: Options):
@@ -190,7 +254,11 @@ def _parse_file(path: Path, data: bytes, options: Options):
 
 def format_table(result: dict) -> str:
     """Render :func:`evaluate`'s result as a fixed-width table (percentages)."""
-    head = f"{'family':28} {'emails':>6} {'detect':>7} {'FP':>4} {'rcpts':>7} {'class':>7} {'exact':>7} {'reason':>7}"
+    addr = any(t.addr_n for t in result.values())
+    packs = any(t.left_out is not None for t in result.values())
+    head = (f"{'family':28} {'emails':>6} {'detect':>7} {'FP':>4} {'rcpts':>7} {'class':>7} "
+            f"{'exact':>7} {'reason':>7}" + (f" {'address':>7}" if addr else "")
+            + (f" {'packs out':>9}" if packs else ""))
     rows = [head, "-" * len(head)]
 
     def pct(x):
@@ -201,5 +269,6 @@ def format_table(result: dict) -> str:
             rows.append("-" * len(head))
         rows.append(f"{fam[:28]:28} {t.emails:6d} {pct(r['detected'])} {t.false_pos:4d} "
                     f"{pct(r['rcpt_count'])} {pct(r['status_class'])} {pct(r['status_exact'])} "
-                    f"{pct(r['reason'])}")
+                    f"{pct(r['reason'])}" + (f" {pct(r['address'])}" if addr else "")
+                    + (f" {t.left_out or 0:9d}" if packs else ""))
     return "\n".join(rows)

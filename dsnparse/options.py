@@ -18,11 +18,15 @@ class Options:
         pattern_timeout: seconds one rule pattern may run on one text before it is abandoned
             and reported (the ``regex`` package's timeout); searches that
             :mod:`dsnparse.backtrack` bounds to a million backtracking steps run without it.
+        leave_out: corpus family names (``frozenset`` of ``str``) whose packs are not used:
+            every pack whose ``written_from`` names one of them is left out (``dsnparse eval
+            --leave-out``, to measure the other rules on mail they were not written from).
     """
 
     rules: tuple = ()
     max_message_bytes: int = 25 * 1024 * 1024
     pattern_timeout: float = 0.25
+    leave_out: frozenset = frozenset()
 
     def replace(self, **changes) -> "Options":
         """Return a copy with ``changes`` applied."""

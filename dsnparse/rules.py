@@ -277,6 +277,8 @@ class Pack:
     exclude_notified: bool = False
     recipient_from_original: bool = False
     keywords: tuple = ()
+    # the labelled corpus families the pack was written from (``dsnparse eval --leave-out``)
+    written_from: tuple = ()
     # groups of case-folded literals; the pack can only recognise a message in whose header
     # section plus report text every group has a literal (None: no literal can be derived)
     triggers: Optional[tuple] = None
@@ -299,7 +301,7 @@ _TOP = {
     "report_start": list, "original_start": list, "recipients": list, "text_rules": list,
     "samples": list, "needs_recipient": bool, "feedback_type": str,
     "exclude_notified": bool, "recipient_from_original": bool,
-    "keywords": list,
+    "keywords": list, "written_from": list,
 }
 _DETECT = {"any": list, "all": list, "none": list}
 _COND = {"header": str, "body": str, "pattern": str}
@@ -614,6 +616,10 @@ def load_pack(path: Path, pack_id: Optional[str] = None) -> Pack:
         if not isinstance(k, str) or not k.strip():
             raise RuleError(path, "expected a non-empty string", "keywords", f"keywords[{i}]")
         keywords.append(k.casefold())
+    written_from = data.get("written_from", [])
+    for i, f in enumerate(written_from):
+        if not isinstance(f, str) or not f.strip():
+            raise RuleError(path, "expected a family name", "written_from", f"written_from[{i}]")
     return Pack(
         id=pid, path=str(path), order=data.get("order", 500), kind=kind,
         description=data.get("description", ""), mta=mta, detect_any=detect_any,
@@ -624,7 +630,7 @@ def load_pack(path: Path, pack_id: Optional[str] = None) -> Pack:
         feedback_type=data.get("feedback_type"),
         exclude_notified=data.get("exclude_notified", False),
         recipient_from_original=data.get("recipient_from_original", False),
-        keywords=tuple(keywords),
+        keywords=tuple(keywords), written_from=tuple(written_from),
         triggers=_triggers(tuple(keywords), detect_any, detect_all),
     )
 
@@ -728,6 +734,17 @@ def load_packs(extra_dirs: tuple = ()) -> tuple:
     return packs
 
 
+@lru_cache(maxsize=64)
+def leave_out(packs: tuple, families: frozenset) -> tuple:
+    """``packs`` without those written from any of ``families`` (their ``written_from``):
+    what the rest of the rules, the generic layer above all, do on mail of a format whose
+    own packs do not exist.  The same tuple for the same arguments (the dispatch and text
+    indexes are kept per pack tuple)."""
+    if not families:
+        return packs
+    return tuple(p for p in packs if not families.intersection(p.written_from))
+
+
 def _load_listing(listing) -> tuple:
     by_id: dict = {}
     rank: dict = {}  # pack id -> index of its directory (user directories first)
@@ -756,7 +773,7 @@ def _load_listing(listing) -> tuple:
 # recently written or used caches are kept.  DSNPARSE_CACHE=0 turns the cache off;
 # DSNPARSE_CACHE_DIR moves it.
 
-_CACHE_VERSION = 14  # bump when Pack or Pattern change shape
+_CACHE_VERSION = 15  # bump when Pack or Pattern change shape
 
 
 def cache_dir() -> Optional[Path]:

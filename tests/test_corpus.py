@@ -65,3 +65,34 @@ def test_sisimai_rule_pack_floors():
     assert r["status_exact"] >= 0.93, r
     assert r["reason"] >= 0.88, r
     assert total.false_pos == 0, [m for m in total.misses if "false positive" in m[1]]
+
+
+def test_leave_out_drops_the_packs_written_from_a_family():
+    """``Options.leave_out`` removes exactly the packs whose ``written_from`` names a family:
+    a Postfix sample is then decided without ``mta/postfix``."""
+    from conftest import SAMPLES
+    from dsnparse import parse
+    from dsnparse.options import Options
+    from dsnparse.rules import leave_out, load_packs
+
+    packs = load_packs()
+    kept = leave_out(packs, frozenset({"lhost-postfix"}))
+    assert [p.id for p in packs if p not in kept] == ["mta/postfix"]
+    assert leave_out(packs, frozenset({"lhost-postfix"})) is kept  # one tuple: indexes reused
+    sample = sorted((SAMPLES / "mta" / "postfix").glob("*.eml"))[0].read_bytes()
+    with_pack = parse(sample)
+    without = parse(sample, Options(leave_out=frozenset({"lhost-postfix"})))
+    assert any("mta/postfix" in (v.rule or "") for v in with_pack.verdicts)
+    assert not any("mta/postfix" in (v.rule or "") for v in without.verdicts)
+
+
+def test_leave_one_out_measures_each_family_without_its_packs():
+    from dsnparse.evaluate import evaluate, leave_one_out
+
+    exp = need(SISIMAI) / "expectations.jsonl"
+    loo = leave_one_out(exp, families=["lhost-postfix", "lhost-amavis"])
+    assert loo["lhost-postfix"].left_out == 1 and loo["lhost-amavis"].left_out == 0
+    # a family no pack was written from is measured as it is
+    plain = evaluate(exp, families=["lhost-amavis"])["lhost-amavis"]
+    assert loo["lhost-amavis"].rates() == plain.rates()
+    assert loo["TOTAL"].emails == loo["lhost-postfix"].emails + plain.emails
