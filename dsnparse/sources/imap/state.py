@@ -1,0 +1,124 @@
+"""The SQLite state file of the IMAP source: stored messages and output checkpoints."""
+from __future__ import annotations
+
+import fcntl
+import os
+import sqlite3
+import time
+from typing import TYPE_CHECKING, Iterable, Optional
+
+from ...errors import SourceError
+from .options import ImapOptions
+
+if TYPE_CHECKING:
+    from .process import _Done
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS messages(
+    server TEXT NOT NULL, user TEXT NOT NULL, folder TEXT NOT NULL,
+    uidvalidity INTEGER NOT NULL, uid INTEGER NOT NULL,
+    message_id TEXT, sha256 TEXT NOT NULL,
+    disposition TEXT NOT NULL,          -- bounce | other | error
+    filed INTEGER NOT NULL DEFAULT 0,   -- 1 once moved/flagged (or nothing to do)
+    alias_of INTEGER,                   -- rowid of the same message under an old UIDVALIDITY
+    stored_at REAL NOT NULL,
+    PRIMARY KEY(server, user, folder, uidvalidity, uid));
+CREATE INDEX IF NOT EXISTS messages_hash ON messages(server, user, folder, sha256);
+CREATE TABLE IF NOT EXISTS outputs(path TEXT PRIMARY KEY, size INTEGER NOT NULL);
+"""
+
+
+class StateDB:
+    """The SQLite state file: which messages have a stored result, and output checkpoints."""
+
+    def __init__(self, path: str, readonly: bool = False):
+        self.path = path
+        self.readonly = readonly
+        self._lock = None
+        if readonly:
+            if os.path.exists(path):
+                self.db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+            else:
+                self.db = sqlite3.connect(":memory:")
+                self.db.executescript(_SCHEMA)
+            return
+        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+        self._lock = open(path + ".lock", "a")
+        try:
+            fcntl.flock(self._lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            self._lock.close()
+            raise SourceError(f"state file {path} is in use by another dsnparse imap run")
+        self.db = sqlite3.connect(path, isolation_level=None)
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute("PRAGMA synchronous=FULL")
+        self.db.executescript(_SCHEMA)
+
+    def close(self):
+        self.db.close()
+        if self._lock:
+            self._lock.close()
+
+    def known(self, o: ImapOptions, uidvalidity: int) -> dict[int, tuple[str, int]]:
+        """UID → (disposition, filed) for the folder under this UIDVALIDITY."""
+        rows = self.db.execute(
+            "SELECT uid, disposition, filed FROM messages WHERE server=? AND user=? AND folder=?"
+            " AND uidvalidity=?", (o.server, o.user, o.folder, uidvalidity))
+        return {uid: (d, f) for uid, d, f in rows}
+
+    def has_other_uidvalidity(self, o: ImapOptions, uidvalidity: int) -> bool:
+        return self.db.execute(
+            "SELECT 1 FROM messages WHERE server=? AND user=? AND folder=? AND uidvalidity!=?"
+            " LIMIT 1", (o.server, o.user, o.folder, uidvalidity)).fetchone() is not None
+
+    def find_alias(self, o, uidvalidity, message_id, digest, claimed: set) -> Optional[tuple]:
+        """An unclaimed row of an older UIDVALIDITY for the same message, or ``None``."""
+        rows = self.db.execute(
+            "SELECT rowid, disposition FROM messages WHERE server=? AND user=? AND folder=?"
+            " AND sha256=? AND message_id IS ? AND uidvalidity!=? AND alias_of IS NULL"
+            " AND rowid NOT IN (SELECT alias_of FROM messages WHERE server=? AND user=?"
+            " AND folder=? AND uidvalidity=? AND alias_of IS NOT NULL) ORDER BY rowid",
+            (o.server, o.user, o.folder, digest, message_id, uidvalidity,
+             o.server, o.user, o.folder, uidvalidity))
+        for rowid, disposition in rows:
+            if rowid not in claimed:
+                return rowid, disposition
+        return None
+
+    def commit_batch(self, o, uidvalidity, done: list["_Done"], checkpoint):
+        now = time.time()
+        with self._tx():
+            self.db.executemany(
+                "INSERT INTO messages(server,user,folder,uidvalidity,uid,message_id,sha256,"
+                "disposition,filed,alias_of,stored_at) VALUES(?,?,?,?,?,?,?,?,?,?,?)",
+                [(o.server, o.user, o.folder, uidvalidity, d.uid, d.message_id, d.sha256,
+                  d.disposition, 0, d.alias_of, now) for d in done])
+            if checkpoint:
+                self.db.execute("INSERT OR REPLACE INTO outputs(path,size) VALUES(?,?)",
+                                checkpoint)
+
+    def mark_filed(self, o, uidvalidity, uids: Iterable[int]):
+        with self._tx():
+            self.db.executemany(
+                "UPDATE messages SET filed=1 WHERE server=? AND user=? AND folder=?"
+                " AND uidvalidity=? AND uid=?",
+                [(o.server, o.user, o.folder, uidvalidity, u) for u in uids])
+
+    def checkpoints(self) -> dict[str, int]:
+        return dict(self.db.execute("SELECT path, size FROM outputs"))
+
+    def set_checkpoint(self, path: str, size: int):
+        with self._tx():
+            self.db.execute("INSERT OR REPLACE INTO outputs(path,size) VALUES(?,?)",
+                            (path, size))
+
+    def _tx(self):
+        db = self.db
+
+        class _T:
+            def __enter__(self_):
+                db.execute("BEGIN IMMEDIATE")
+
+            def __exit__(self_, et, ev, tb):
+                db.execute("ROLLBACK" if et else "COMMIT")
+        return _T()
