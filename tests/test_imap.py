@@ -495,3 +495,66 @@ def test_imap_db_records_bounces_in_the_ledger(server, box, work):
         assert not led.is_suppressed("bob@full.example")                # one soft bounce
         assert led.count_events() == 4                                 # alice, bob, carol, dave (delay)
     assert count(box["client"], box["done"]) == 2
+
+
+# --------------------------------------------------------------------------- issue 18
+
+def recreate(c, folder) -> int:
+    """Delete and re-create ``folder`` (Dovecot gives it a new UIDVALIDITY); return the old."""
+    c.select_folder("INBOX")
+    old = c.folder_status(folder, [b"UIDVALIDITY"])[b"UIDVALIDITY"]
+    c.delete_folder(folder)
+    c.create_folder(folder)
+    assert c.folder_status(folder, [b"UIDVALIDITY"])[b"UIDVALIDITY"] != old
+    return old
+
+
+def assert_once_per_file(records, by_source: dict[str, Path], files):
+    """Each file has exactly one contiguous group of records, under whichever URL."""
+    groups, last = [], None
+    for r in records:
+        if r["source"] != last:
+            groups.append(by_source[r["source"]])
+            last = r["source"]
+    per_file = Counter(groups)
+    assert set(per_file) == set(files), "messages missing from or foreign to the output"
+    assert [f.name for f, n in per_file.items() if n > 1] == []
+
+
+def test_uidvalidity_change_then_interrupted_runs_give_one_record_each(server, box, work):
+    """Issue 18 finding 2: rematching must go on after the first batch under the new
+    UIDVALIDITY, through --limit, kills between and inside batches, until the folder is done."""
+    c = box["client"]
+    files = small_set(24)
+    old_uids = append(c, box["folder"], files[:16])
+    out = work / "o.jsonl"
+    args = ["--folder", box["folder"], "--flag-only", "--state", str(work / "s.db"), "-o",
+            str(out), "--batch-size", "5", "--no-progress"]
+    assert run_cli(server, args).returncode == 0
+    old_v = recreate(c, box["folder"])
+    new_uids = append(c, box["folder"], files)          # the same 16 and 8 new ones
+    new_v = c.folder_status(box["folder"], [b"UIDVALIDITY"])[b"UIDVALIDITY"]
+    o = server.options(folder=box["folder"])
+    by_source = {**{o.source(old_v, u): f for u, f in old_uids.items()},
+                 **{o.source(new_v, u): f for u, f in new_uids.items()}}
+
+    assert run_cli(server, args + ["--limit", "3"]).returncode == 0
+    for kill in ["4:filed", "3:written", "7:committed", "2:parsed"]:
+        p = run_cli(server, args, DSNPARSE_IMAP_TEST_KILL=kill)
+        assert p.returncode == -signal.SIGKILL, (kill, p.stderr)
+    p = run_cli(server, args)
+    assert p.returncode == 0, p.stderr
+    records = read_records(out)
+    assert_once_per_file(records, by_source, files)
+    # only the 8 new messages were parsed under the new UIDVALIDITY
+    assert {by_source[r["source"]] for r in records if f"UIDVALIDITY={new_v}/" in r["source"]
+            } == set(files[16:])
+    # every bounce is filed (flagged) in the re-created folder, known or new
+    kind = {by_source[r["source"]]: r["kind"] for r in records}
+    c.select_folder(box["folder"], readonly=True)
+    assert {new_uids[u] for u in c.search("FLAGGED")} == {
+        f for f in files if kind[f] in ("bounce", "delay")}
+    # the folder is now reconciled: a rerun reads nothing and writes nothing
+    p = run_cli(server, args)
+    assert p.returncode == 0 and "read 0," in p.stderr, p.stderr
+    assert read_records(out) == records

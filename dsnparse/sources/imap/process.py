@@ -66,7 +66,7 @@ class _Run:
         self.o, self.out, self.state, self.summary = o, out, state, summary
         self.on_stored, self.progress, self.stop, self.parse = on_stored, progress, stop, parse
         self.kill = _KillHook()
-        self.count = 0          # messages parsed in this process, for the kill hook
+        self.count = 0          # messages handled in this process, for the kill hook
         self.folders_ready = False
 
     # one pass over the folder ----------------------------------------------------------
@@ -87,15 +87,20 @@ class _Run:
             criteria.append("UNSEEN")
         uids = sorted(client.search(criteria or "ALL"))
         known = self.state.known(o, uidvalidity)
-        rematch = not known and self.state.has_other_uidvalidity(o, uidvalidity)
+        # after a UIDVALIDITY change, match every message not known by UID against the old
+        # rows until one pass has seen the whole folder (a run cut short by --limit, a kill
+        # or a dropped connection must not make the rest be parsed and written again)
+        rematch = self.state.needs_rematch(o, uidvalidity)
         if rematch:
-            log.warning("%s: UIDVALIDITY is now %d; matching messages on Message-ID and "
-                        "content hash", o.folder, uidvalidity)
+            (log.info if known else log.warning)(
+                "%s: UIDVALIDITY is now %d; matching messages on Message-ID and content hash",
+                o.folder, uidvalidity)
+        whole = not criteria
         unfiled = [u for u in uids if u in known and not known[u][1]]
         todo = [u for u in uids if u not in known]
         self.summary.skipped += len(uids) - len(unfiled) - len(todo)
-        if o.limit is not None:
-            todo = todo[:o.limit]
+        if o.limit is not None and len(todo) > o.limit:
+            todo, whole = todo[:o.limit], False
         if unfiled and not o.dry_run:
             log.info("filing %d messages stored by an earlier run", len(unfiled))
             self.file(client, uidvalidity, [(u, known[u][0]) for u in unfiled])
@@ -126,6 +131,8 @@ class _Run:
                 self.kill("filed", self.count)
         if self.stop.is_set() and done_n < total:
             self.summary.complete = False
+        elif rematch and whole and not o.dry_run:
+            self.state.mark_reconciled(o, uidvalidity)
 
     def handle(self, uid, uidvalidity, raw: bytes, rematch: bool, claimed: set) -> _Done:
         o = self.o
@@ -137,6 +144,8 @@ class _Run:
             if hit:
                 claimed.add(hit[0])
                 log.info("%s is a message stored before the UIDVALIDITY change", source)
+                self.count += 1
+                self.kill("parsed", self.count)
                 return _Done(uid, mid, digest, hit[1], alias_of=hit[0])
         self.summary.read += 1
         crashed = False

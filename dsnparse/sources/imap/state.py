@@ -24,6 +24,13 @@ CREATE TABLE IF NOT EXISTS messages(
     stored_at REAL NOT NULL,
     PRIMARY KEY(server, user, folder, uidvalidity, uid));
 CREATE INDEX IF NOT EXISTS messages_hash ON messages(server, user, folder, sha256);
+CREATE INDEX IF NOT EXISTS messages_alias ON messages(alias_of);
+-- a folder under a new UIDVALIDITY is "reconciled" once one pass has seen every message in
+-- it; until then each message not known by UID is matched against the old rows
+CREATE TABLE IF NOT EXISTS folders(
+    server TEXT NOT NULL, user TEXT NOT NULL, folder TEXT NOT NULL,
+    uidvalidity INTEGER NOT NULL, reconciled INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY(server, user, folder, uidvalidity));
 CREATE TABLE IF NOT EXISTS outputs(path TEXT PRIMARY KEY, size INTEGER NOT NULL);
 """
 
@@ -71,13 +78,37 @@ class StateDB:
             "SELECT 1 FROM messages WHERE server=? AND user=? AND folder=? AND uidvalidity!=?"
             " LIMIT 1", (o.server, o.user, o.folder, uidvalidity)).fetchone() is not None
 
+    def needs_rematch(self, o: ImapOptions, uidvalidity: int) -> bool:
+        """True while the folder has rows under another UIDVALIDITY and no pass has yet seen
+        every message under this one (:meth:`mark_reconciled`)."""
+        if not self.has_other_uidvalidity(o, uidvalidity):
+            return False
+        try:
+            row = self.db.execute(
+                "SELECT reconciled FROM folders WHERE server=? AND user=? AND folder=?"
+                " AND uidvalidity=?", (o.server, o.user, o.folder, uidvalidity)).fetchone()
+        except sqlite3.OperationalError:        # a read-only state file of an older version
+            row = None
+        return not (row and row[0])
+
+    def mark_reconciled(self, o: ImapOptions, uidvalidity: int) -> None:
+        with self._tx():
+            self.db.execute("INSERT OR REPLACE INTO folders(server,user,folder,uidvalidity,"
+                            "reconciled) VALUES(?,?,?,?,1)",
+                            (o.server, o.user, o.folder, uidvalidity))
+
     def find_alias(self, o, uidvalidity, message_id, digest, claimed: set) -> Optional[tuple]:
-        """An unclaimed row of an older UIDVALIDITY for the same message, or ``None``."""
+        """An unclaimed row of an older UIDVALIDITY for the same message, or ``None``.
+
+        Claimed means: a row under ``uidvalidity`` already points at it (``alias_of``), or
+        its rowid is in ``claimed`` (matched earlier in this pass, not yet committed).
+        """
         rows = self.db.execute(
-            "SELECT rowid, disposition FROM messages WHERE server=? AND user=? AND folder=?"
-            " AND sha256=? AND message_id IS ? AND uidvalidity!=? AND alias_of IS NULL"
-            " AND rowid NOT IN (SELECT alias_of FROM messages WHERE server=? AND user=?"
-            " AND folder=? AND uidvalidity=? AND alias_of IS NOT NULL) ORDER BY rowid",
+            "SELECT m.rowid, m.disposition FROM messages m WHERE m.server=? AND m.user=?"
+            " AND m.folder=? AND m.sha256=? AND m.message_id IS ? AND m.uidvalidity!=?"
+            " AND m.alias_of IS NULL AND NOT EXISTS (SELECT 1 FROM messages a"
+            " WHERE a.alias_of=m.rowid AND a.server=? AND a.user=? AND a.folder=?"
+            " AND a.uidvalidity=?) ORDER BY m.rowid",
             (o.server, o.user, o.folder, digest, message_id, uidvalidity,
              o.server, o.user, o.folder, uidvalidity))
         for rowid, disposition in rows:
