@@ -558,3 +558,126 @@ def test_uidvalidity_change_then_interrupted_runs_give_one_record_each(server, b
     p = run_cli(server, args)
     assert p.returncode == 0 and "read 0," in p.stderr, p.stderr
     assert read_records(out) == records
+
+
+@pytest.fixture
+def tiny_disk():
+    """A 2 MiB tmpfs of its own (needs root / CAP_SYS_ADMIN, else the test is skipped)."""
+    d = Path(tempfile.mkdtemp(prefix="dsnimap-tmpfs-"))
+    p = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m,mode=0755", "tmpfs", str(d)],
+                       capture_output=True, text=True)
+    if p.returncode:
+        d.rmdir()
+        pytest.skip(f"cannot mount a tmpfs for the full-disk tests: {p.stderr.strip()} "
+                    "(needs root or CAP_SYS_ADMIN)")
+    yield d
+    if subprocess.run(["umount", str(d)], capture_output=True).returncode:
+        subprocess.run(["umount", "-l", str(d)], capture_output=True)   # still open: detach
+    d.rmdir()
+
+
+def fill_up(directory: Path) -> Path:
+    """Write a file in ``directory`` until its file system says ENOSPC; return the file."""
+    import errno
+    filler = directory / "filler"
+    with open(filler, "ab", buffering=0) as f:
+        for size in (65536, 4096, 256, 1):
+            try:
+                while True:
+                    f.write(b"x" * size)
+            except OSError as e:
+                assert e.errno == errno.ENOSPC
+    return filler
+
+
+def complete_lines(path: Path) -> list[dict]:
+    """The records of the complete lines (a writer may be mid-line while we read)."""
+    text = path.read_text() if path.exists() else ""
+    return [json.loads(line) for line in text.splitlines(keepends=True) if line.endswith("\n")]
+
+
+def assert_filed_iff_stored(c, box, uids, records):
+    """A message has left the source folder exactly when its record is in the output."""
+    stored = {uid_of(r) for r in records}
+    c.select_folder(box["folder"], readonly=True)
+    left = set(c.search("ALL"))
+    c.close_folder()                # STATUS below is not meant for the selected folder
+    assert stored == set(uids) - left
+    assert count(c, box["done"]) + count(c, box["other"]) == len(stored)
+
+
+@pytest.mark.parametrize("state_on_full_disk", [False, True])
+def test_full_disk_one_shot_stops_with_exit_1_and_nothing_lost(server, box, work, tiny_disk,
+                                                               state_on_full_disk):
+    """Issue 18 finding 3: ENOSPC is not a lost connection.  The output goes back to its
+    last committed record (no partial line), only stored messages are moved, exit 1; a rerun
+    with room again finishes with exactly one record per message."""
+    c = box["client"]
+    uids = append(c, box["folder"], small_set(24))
+    out = tiny_disk / "o.jsonl"
+    state = (tiny_disk if state_on_full_disk else work) / "s.db"
+    o = server.options(folder=box["folder"], processed_folder=box["done"],
+                       other_folder=box["other"], state_path=str(state), batch_size=5)
+    filler, calls = [], []
+    # output on the full disk: fill it once the first batch is stored (a later batch cannot
+    # be written); state there too: fill it while the second batch is being stored (its
+    # records are written, its state commit fails, so they must be taken back)
+    fill_at = 6 if state_on_full_disk else 1
+
+    def on_stored(report, source):
+        calls.append(source)
+        if len(calls) == fill_at:
+            filler.append(fill_up(tiny_disk))
+    summary = imapsource.run(o, str(out), on_stored=on_stored)
+    assert summary.exit_status == 1 and not summary.complete and summary.io_error
+    assert "No space left on device" in summary.io_error or "full" in summary.io_error
+    text = out.read_text()
+    assert text.endswith("\n")
+    records = read_records(out)                     # every line is a whole record
+    assert 0 < len({r["source"] for r in records}) < len(uids)
+    assert_once(records, {uid_of(r) for r in records})
+    assert_filed_iff_stored(c, box, uids, records)
+
+    filler[0].unlink()
+    assert imapsource.run(o, str(out)).exit_status == 0
+    assert_once(read_records(out), uids)
+    assert count(c, box["folder"]) == 0
+
+
+def test_full_disk_watch_backs_off_without_duplicates(server, box, work, tiny_disk, caplog):
+    """In --watch a full disk makes the run wait and retry the batch (not reconnect and
+    re-process on top of a partial record); once there is room it finishes exactly once."""
+    import logging
+    caplog.set_level(logging.WARNING, logger="dsnparse.imap")
+    c = box["client"]
+    uids = append(c, box["folder"], small_set(20))
+    out = tiny_disk / "o.jsonl"
+    o = server.options(folder=box["folder"], processed_folder=box["done"],
+                       other_folder=box["other"], state_path=str(work / "s.db"),
+                       batch_size=4, watch=True, max_backoff=0.5, idle_timeout=5, timeout=10)
+    filler, stop, result = [], threading.Event(), {}
+
+    def on_stored(report, source):
+        if not filler:
+            filler.append(fill_up(tiny_disk))
+    t = threading.Thread(target=lambda: result.update(
+        s=imapsource.run(o, str(out), stop=stop, on_stored=on_stored)))
+    t.start()
+    try:
+        assert wait_for(lambda: caplog.text.count("nothing of that batch was filed") >= 3)
+        records = complete_lines(out)
+        assert_once(records, {uid_of(r) for r in records})
+        assert "connection to" not in caplog.text           # not taken for a network error
+        c2 = server.client()
+        assert_filed_iff_stored(c2, box, uids, records)
+        c2.logout()
+        filler[0].unlink()
+        assert wait_for(lambda: len({r["source"] for r in complete_lines(out)}) == len(uids))
+    finally:
+        stop.set()
+        t.join(30)
+    assert not t.is_alive()
+    assert result["s"].exit_status == 0
+    assert_once(read_records(out), uids)
+    assert "writing works again" in caplog.text
+    assert count(c, box["folder"]) == 0

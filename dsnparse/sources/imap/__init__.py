@@ -79,20 +79,20 @@ from __future__ import annotations
 
 import threading
 from typing import Callable, Optional
-from urllib.parse import quote
 
 from ...errors import SourceError
 from ...model import Report
 from ...options import Options
 from .client import _close, _network_errors, connect
 from .options import (BOUNCE_KINDS, KILL_POINTS, SECURITY, ImapConnectionLost, ImapLoginError,
-                      ImapOptions, Summary, default_state_path, log)
+                      ImapOptions, LocalIOError, Summary, default_state_path, log)
 from .outfile import _Output, _reconcile_outputs, _tail_is_ours  # noqa: F401 (tests)
 from .process import _Run
 from .state import StateDB
 
 __all__ = ["run", "connect", "ImapOptions", "Summary", "StateDB", "ImapLoginError",
-           "ImapConnectionLost", "default_state_path", "BOUNCE_KINDS", "KILL_POINTS", "SECURITY"]
+           "ImapConnectionLost", "LocalIOError", "default_state_path", "BOUNCE_KINDS",
+           "KILL_POINTS", "SECURITY"]
 
 
 def run(options: ImapOptions, output: Optional[str] = None, fmt: str = "jsonl", *,
@@ -134,7 +134,7 @@ def run(options: ImapOptions, output: Optional[str] = None, fmt: str = "jsonl", 
     stop = stop or threading.Event()
     o = options
     state = StateDB(o.state_path or default_state_path(), readonly=o.dry_run)
-    prefix = f"imap://{quote(o.user, safe='')}@"
+    prefix = o.source_prefix()
     summary = Summary()
     out = None
     try:
@@ -150,7 +150,7 @@ def run(options: ImapOptions, output: Optional[str] = None, fmt: str = "jsonl", 
 
 def _loop(r: _Run, o: ImapOptions, summary: Summary, stop: threading.Event) -> None:
     net = _network_errors()
-    backoff, first = 1.0, True
+    backoff, io_backoff, first = 1.0, 1.0, True
     while not stop.is_set():
         try:
             client = connect(o)
@@ -170,7 +170,28 @@ def _loop(r: _Run, o: ImapOptions, summary: Summary, stop: threading.Event) -> N
             log.info("connected to %s as %s", o.server, o.user)
             backoff = 1.0
             while True:
-                r.pass_once(client)
+                try:
+                    r.pass_once(client)
+                except LocalIOError as e:
+                    # a full disk or a broken file is not a lost connection: the output is
+                    # already back at its last committed record and nothing of the batch
+                    # was filed; stop (one-shot) or wait and retry the pass (watch)
+                    summary.complete, summary.io_error = False, str(e)
+                    if not o.watch:
+                        log.error("%s; stopping: nothing of that batch was filed, a rerun "
+                                  "finishes the work", e)
+                        return
+                    log.error("%s; nothing of that batch was filed; retrying in %.0f s", e,
+                              io_backoff)
+                    stop.wait(io_backoff)
+                    io_backoff = min(io_backoff * 2, o.max_backoff)
+                    if stop.is_set():
+                        return
+                    continue
+                if summary.io_error:            # recovered: the pass finished its work
+                    log.warning("writing works again after: %s", summary.io_error)
+                    summary.complete, summary.io_error = True, None
+                io_backoff = 1.0
                 if not o.watch or stop.is_set():
                     return
                 r.wait(client)

@@ -33,6 +33,15 @@ class ImapConnectionLost(SourceError):
     """The connection dropped in the middle of a run."""
 
 
+class LocalIOError(SourceError):
+    """Writing the output or the state file failed on this machine (ENOSPC, EIO, EACCES…).
+
+    Not a network error: the run does not reconnect and re-process.  When it is raised the
+    output file has already been truncated back to its last committed checkpoint (a partial
+    record is never left behind) and nothing of the failed batch has been filed.
+    """
+
+
 @dataclass(frozen=True)
 class ImapOptions:
     """Everything :func:`run` needs to know.  Immutable; derive with ``dataclasses.replace``.
@@ -86,6 +95,10 @@ class ImapOptions:
     def server(self) -> str:
         return f"{self.host}:{self.real_port}"
 
+    def source_prefix(self) -> str:
+        """``imap://user@host/FOLDER;UIDVALIDITY=``: what every record's source starts with."""
+        return self.source(0, 0).rsplit(";UIDVALIDITY=", 1)[0] + ";UIDVALIDITY="
+
     def source(self, uidvalidity: int, uid: int) -> str:
         """The RFC 5092 IMAP URL of one message."""
         default = 993 if self.security == "ssl" else 143
@@ -108,6 +121,7 @@ class Summary:
     skipped: int = 0
     errors: int = 0
     complete: bool = True
+    io_error: Optional[str] = None      # the last local I/O error (LocalIOError), if any
 
     @property
     def exit_status(self) -> int:
@@ -116,7 +130,8 @@ class Summary:
     def line(self) -> str:
         return (f"read {self.read}, bounces {self.bounces} (hard {self.hard}, soft {self.soft}), "
                 f"other {self.other}, moved {self.moved}, flagged {self.flagged}, "
-                f"errors {self.errors}" + ("" if self.complete else ", incomplete"))
+                f"errors {self.errors}" + ("" if self.complete else ", incomplete")
+                + (f" (local I/O error: {self.io_error})" if self.io_error else ""))
 
 
 def default_state_path() -> str:

@@ -13,7 +13,7 @@ from typing import Any, Optional
 
 from ...model import Report
 from .client import ImapConnectionLost, _move, _text
-from .options import BOUNCE_KINDS, KILL_POINTS, ImapOptions, Summary, log
+from .options import BOUNCE_KINDS, KILL_POINTS, ImapOptions, LocalIOError, Summary, log
 from .outfile import _Output
 from .state import StateDB
 
@@ -156,7 +156,7 @@ class _Run:
             report = Report(kind="error", error=f"parser crashed: {type(e).__name__}: {e}")
             crashed = True
             self.summary.errors += 1
-        self.out.writer.write(report.records(source))
+        self.out.write(report.records(source))
         if report.kind in BOUNCE_KINDS:
             disposition = "bounce"
             self.summary.bounces += 1
@@ -175,14 +175,22 @@ class _Run:
 
     def store(self, uidvalidity, batch: list[_Done]) -> None:
         """Make the batch durable: fsync output, on_stored, commit state."""
-        self.out.writer.flush(durable=True)
+        self.out.flush()                        # LocalIOError: truncated back, nothing filed
         self.kill("written", self.count)
         if self.on_stored:
             for d in batch:
                 if d.report is not None:
                     self.on_stored(d.report, d.source)
         if not self.o.dry_run and batch:
-            self.state.commit_batch(self.o, uidvalidity, batch, self.out.checkpoint())
+            checkpoint = self.out.checkpoint()
+            try:
+                self.state.commit_batch(self.o, uidvalidity, batch, checkpoint)
+            except LocalIOError as e:           # the state file cannot be written
+                if self.out.fd is None:
+                    raise
+                self.out.rollback(e)
+            if checkpoint:
+                self.out.committed = checkpoint[1]
         self.kill("committed", self.count)
 
     def file(self, client, uidvalidity, items: list[tuple[int, str]]) -> None:

@@ -5,10 +5,11 @@ import fcntl
 import os
 import sqlite3
 import time
+import uuid
 from typing import TYPE_CHECKING, Iterable, Optional
 
 from ...errors import SourceError
-from .options import ImapOptions
+from .options import ImapOptions, LocalIOError
 
 if TYPE_CHECKING:
     from .process import _Done
@@ -32,6 +33,9 @@ CREATE TABLE IF NOT EXISTS folders(
     uidvalidity INTEGER NOT NULL, reconciled INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY(server, user, folder, uidvalidity));
 CREATE TABLE IF NOT EXISTS outputs(path TEXT PRIMARY KEY, size INTEGER NOT NULL);
+-- the RFC 5092 URL prefixes (imap://user@host/FOLDER;UIDVALIDITY=) this state file writes
+CREATE TABLE IF NOT EXISTS sources(prefix TEXT PRIMARY KEY);
+CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
 
 
@@ -42,6 +46,7 @@ class StateDB:
         self.path = path
         self.readonly = readonly
         self._lock = None
+        self.id: Optional[str] = None       # random, made once per state file (output owner)
         if readonly:
             if os.path.exists(path):
                 self.db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
@@ -56,10 +61,17 @@ class StateDB:
         except OSError:
             self._lock.close()
             raise SourceError(f"state file {path} is in use by another dsnparse imap run")
-        self.db = sqlite3.connect(path, isolation_level=None)
-        self.db.execute("PRAGMA journal_mode=WAL")
-        self.db.execute("PRAGMA synchronous=FULL")
-        self.db.executescript(_SCHEMA)
+        try:
+            self.db = sqlite3.connect(path, isolation_level=None)
+            self.db.execute("PRAGMA journal_mode=WAL")
+            self.db.execute("PRAGMA synchronous=FULL")
+            self.db.executescript(_SCHEMA)
+            self.db.execute("INSERT OR IGNORE INTO meta(key, value) VALUES('id', ?)",
+                            (uuid.uuid4().hex,))
+            self.id = self.db.execute("SELECT value FROM meta WHERE key='id'").fetchone()[0]
+        except sqlite3.Error as e:
+            self._lock.close()
+            raise SourceError(f"cannot open the state file {path}: {e}") from e
 
     def close(self):
         self.db.close()
@@ -143,13 +155,45 @@ class StateDB:
             self.db.execute("INSERT OR REPLACE INTO outputs(path,size) VALUES(?,?)",
                             (path, size))
 
+    def drop_checkpoint(self, path: str):
+        with self._tx():
+            self.db.execute("DELETE FROM outputs WHERE path=?", (path,))
+
+    def add_source_prefix(self, prefix: str):
+        """Register the URL prefix of this run's records (see :meth:`source_prefixes`)."""
+        with self._tx():
+            self.db.execute("INSERT OR IGNORE INTO sources(prefix) VALUES(?)", (prefix,))
+
+    def source_prefixes(self) -> tuple[str, ...]:
+        """The ``imap://user@host/FOLDER;UIDVALIDITY=`` prefixes this state file wrote."""
+        try:
+            return tuple(p for p, in self.db.execute("SELECT prefix FROM sources"))
+        except sqlite3.OperationalError:        # a read-only state file of an older version
+            return ()
+
     def _tx(self):
-        db = self.db
+        """A write transaction; a failing SQLite write (disk full, I/O error, read-only
+        file) is rolled back and raised as :class:`LocalIOError`."""
+        db, path = self.db, self.path
 
         class _T:
             def __enter__(self_):
-                db.execute("BEGIN IMMEDIATE")
+                try:
+                    db.execute("BEGIN IMMEDIATE")
+                except sqlite3.Error as e:
+                    raise LocalIOError(f"state file {path}: {e}") from e
 
             def __exit__(self_, et, ev, tb):
-                db.execute("ROLLBACK" if et else "COMMIT")
+                try:
+                    db.execute("ROLLBACK" if et else "COMMIT")
+                except sqlite3.Error as e:
+                    if db.in_transaction:
+                        try:
+                            db.execute("ROLLBACK")
+                        except sqlite3.Error:
+                            pass
+                    if et is None:
+                        raise LocalIOError(f"state file {path}: {e}") from e
+                if et is not None and issubclass(et, sqlite3.Error):
+                    raise LocalIOError(f"state file {path}: {ev}") from ev
         return _T()
