@@ -6,6 +6,7 @@ the ``DSNPARSE_IMAP_TEST_KILL=N:POINT`` hook of :mod:`dsnparse.sources.imap`.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -681,3 +682,58 @@ def test_full_disk_watch_backs_off_without_duplicates(server, box, work, tiny_di
     assert_once(read_records(out), uids)
     assert "writing works again" in caplog.text
     assert count(c, box["folder"]) == 0
+
+
+@pytest.fixture(scope="module")
+def server_without_move():
+    try:
+        srv = Server.start_without(b"MOVE")
+    except Unavailable as e:
+        if os.environ.get("DSNPARSE_REQUIRE_IMAP"):
+            pytest.fail(f"test IMAP server without MOVE required but unavailable: {e}")
+        pytest.skip(f"test IMAP server without MOVE unavailable: {e}")
+    yield srv
+    srv.close()
+
+
+@pytest.mark.parametrize("kills", [["3:copied"], ["2:copied", "7:copied", "4:filed"]])
+def test_copy_expunge_fallback_killed_between_copy_and_expunge_copies_once(
+        server_without_move, work, kills):
+    """Issue 18 finding 6: without MOVE a kill between UID COPY and UID EXPUNGE must not
+    leave a second copy in the target folder on the rerun (the target is checked first)."""
+    server = server_without_move
+    c = server.client()
+    assert b"MOVE" not in c.capabilities() and b"UIDPLUS" in c.capabilities()
+    box = {"folder": "t" + uuid.uuid4().hex[:10]}
+    box.update(done=box["folder"] + "-done", other=box["folder"] + "-other")
+    c.create_folder(box["folder"])
+    files = small_set(16)
+    files.append(files[0])                      # two identical messages: two copies wanted
+    uids = append(c, box["folder"], files)
+    c.select_folder(box["folder"], readonly=True)
+    digest = {u: hashlib.sha256(d[b"BODY[]"]).hexdigest()          # as the server stores it
+              for u, d in c.fetch(list(uids), ["BODY.PEEK[]"]).items()}
+    c.close_folder()
+    out = work / "o.jsonl"
+    args = ["--folder", box["folder"], "--processed-folder", box["done"], "--other-folder",
+            box["other"], "--state", str(work / "s.db"), "-o", str(out), "--batch-size", "4",
+            "--no-progress"]
+    for k in kills:
+        p = run_cli(server, args, DSNPARSE_IMAP_TEST_KILL=k)
+        assert p.returncode == -signal.SIGKILL, (k, p.stderr)
+    p = run_cli(server, args)
+    assert p.returncode == 0, p.stderr
+    records = read_records(out)
+    assert_once(records, uids)
+    kind = {uid_of(r): r["kind"] for r in records}
+    bounces = [u for u in uids if kind[u] in ("bounce", "delay")]
+    assert count(c, box["folder"]) == 0
+    assert count(c, box["done"]) == len(bounces)
+    assert count(c, box["other"]) == len(uids) - len(bounces)
+    # the target holds each message exactly as often as the source did
+    c.select_folder(box["done"], readonly=True)
+    got = Counter(hashlib.sha256(d[b"BODY[]"]).hexdigest()
+                  for d in c.fetch(c.search("ALL"), ["BODY.PEEK[]"]).values())
+    want = Counter(digest[u] for u in bounces)
+    assert got == want
+    c.logout()

@@ -14,7 +14,7 @@ log = logging.getLogger("dsnparse.imap")
 
 BOUNCE_KINDS = ("bounce", "delay")
 SECURITY = ("ssl", "starttls", "plain")
-KILL_POINTS = ("parsed", "written", "committed", "filed")
+KILL_POINTS = ("parsed", "written", "committed", "copied", "filed")
 
 
 class ImapLoginError(SourceError):

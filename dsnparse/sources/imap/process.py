@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any, Optional
 
 from ...model import Report
-from .client import ImapConnectionLost, _move, _text
+from .client import ImapConnectionLost, _has_move, _move, _text
 from .options import BOUNCE_KINDS, KILL_POINTS, ImapOptions, LocalIOError, Summary, log
 from .outfile import _Output
 from .state import StateDB
@@ -103,7 +103,9 @@ class _Run:
             todo, whole = todo[:o.limit], False
         if unfiled and not o.dry_run:
             log.info("filing %d messages stored by an earlier run", len(unfiled))
-            self.file(client, uidvalidity, [(u, known[u][0]) for u in unfiled])
+            recheck = (None if _has_move(client) else
+                       self.state.digests(o, uidvalidity, unfiled))
+            self.file(client, uidvalidity, [(u, known[u][0]) for u in unfiled], recheck)
         total, done_n = len(todo), 0
         if self.progress:
             self.progress(0, total)
@@ -127,7 +129,9 @@ class _Run:
                     self.progress(done_n, total)
             self.store(uidvalidity, batch)
             if not o.dry_run:
-                self.file(client, uidvalidity, [(d.uid, d.disposition) for d in batch])
+                self.file(client, uidvalidity, [(d.uid, d.disposition) for d in batch],
+                          {d.uid: (d.message_id, d.sha256) for d in batch
+                           if d.alias_of is not None})
                 self.kill("filed", self.count)
         if self.stop.is_set() and done_n < total:
             self.summary.complete = False
@@ -193,7 +197,11 @@ class _Run:
                 self.out.committed = checkpoint[1]
         self.kill("committed", self.count)
 
-    def file(self, client, uidvalidity, items: list[tuple[int, str]]) -> None:
+    def file(self, client, uidvalidity, items: list[tuple[int, str]],
+             recheck: Optional[dict[int, tuple[Optional[str], str]]] = None) -> None:
+        """Move or flag stored messages.  ``recheck`` maps the UIDs whose filing may have
+        begun before (an earlier run, an old UIDVALIDITY) to (Message-ID, SHA-256): without
+        MOVE, a copy already in the target folder is not made again."""
         o = self.o
         targets: dict[Optional[str], list[int]] = {}
         for uid, disposition in items:
@@ -209,7 +217,9 @@ class _Run:
                 client.add_flags(uids, [o.flag], silent=True)
                 self.summary.flagged += len(uids)
             elif target:
-                _move(client, uids, target)
+                _move(client, uids, target, o.folder, readonly=o.dry_run,
+                      recheck={u: recheck[u] for u in uids if u in recheck} if recheck else None,
+                      on_copied=lambda: self.kill("copied", self.count))
                 self.summary.moved += len(uids)
             self.state.mark_filed(o, uidvalidity, uids)
 

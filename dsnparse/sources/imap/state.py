@@ -128,6 +128,19 @@ class StateDB:
                 return rowid, disposition
         return None
 
+    def digests(self, o: ImapOptions, uidvalidity: int, uids: Iterable[int]
+                ) -> dict[int, tuple[Optional[str], str]]:
+        """UID → (Message-ID, SHA-256) of stored messages of the folder."""
+        out = {}
+        for uid in uids:
+            row = self.db.execute(
+                "SELECT message_id, sha256 FROM messages WHERE server=? AND user=? AND folder=?"
+                " AND uidvalidity=? AND uid=?", (o.server, o.user, o.folder, uidvalidity, uid)
+            ).fetchone()
+            if row:
+                out[uid] = (row[0], row[1])
+        return out
+
     def commit_batch(self, o, uidvalidity, done: list["_Done"], checkpoint):
         now = time.time()
         with self._tx():
