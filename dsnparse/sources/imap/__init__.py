@@ -41,10 +41,23 @@ checkpoint and those messages are simply processed again.  The result: each mess
 exactly one record, whatever the point of interruption.  Alternatives rejected: scanning
 the tail and adopting whatever records it holds cannot tell whether *all* records of a
 multi-recipient message made it; storing records inside the state transaction and replaying
-them doubles every write.  Before truncating, the tail is checked to hold only records of
-this account (a foreign line makes the run stop with an error rather than cut someone
-else's data), so the output file should be dedicated to ``dsnparse imap``.  A reader that
-follows the file live (``tail -f``) may see an uncommitted batch that is later retracted.
+them doubles every write.  Before truncating, the tail is checked to hold only records whose
+source starts with an ``imap://user@host/FOLDER;UIDVALIDITY=`` prefix this state file has
+written (server, user and folder; a foreign line makes the run stop with an error rather
+than cut someone else's data), so the output file should be dedicated to ``dsnparse imap``.
+An output file belongs to one state file: ``OUTPUT.owner`` holds the owner's random id, and
+a run with another state file refuses that output (exit 2) instead of truncating the other's
+records; an output taken over by another state file is forgotten, never truncated.  A
+reader that follows the file live (``tail -f``) may see an uncommitted batch that is later
+retracted.
+
+Local I/O errors are not network errors.  A batch's records are rendered in memory and
+written with ``os.write`` + ``fsync``; if that or the state commit fails (ENOSPC, EIO,
+EACCES, EDQUOT, SQLite "disk full"), the output is truncated back to the last committed
+offset at once (no partial record stays to be glued to a later one), nothing of the batch is
+filed, and :class:`LocalIOError` ends the pass: a one-shot run stops (exit status 1, a rerun
+finishes); ``watch`` keeps the connection, waits (exponential backoff up to
+``max_backoff``) and retries the pass from the committed state.
 
 On stdout (a pipe) there is nothing to truncate: a kill between the flush and the commit
 can repeat that batch there (at least once).  Use an output file for exactly once.
@@ -55,12 +68,19 @@ is a stable key for de-duplication.  If it raises, the batch is not committed an
 stops with an error; the next run retries the batch.
 
 Filing is idempotent: a message committed but not yet filed (kill between commit and MOVE)
-is filed by the next run without being parsed or written again.
+is filed by the next run without being parsed or written again.  Without MOVE, a kill
+between UID COPY and UID EXPUNGE leaves the message in both folders; before copying such a
+message again (or one matched after a UIDVALIDITY change) the target folder is searched
+(size, Message-ID, then SHA-256 of the bytes) and an existing copy is reused: the message
+is only expunged from the source.
 
-UIDVALIDITY changes: when the folder's UIDVALIDITY has no rows yet but the folder has rows
-under another one, every message not known by UID is matched on (Message-ID, SHA-256)
-against unclaimed rows of the old UIDVALIDITY.  A match gets a new row that points at the
-old one (``alias_of``), is filed if it is still in the folder, and gets no second record.
+UIDVALIDITY changes: while the folder has rows under another UIDVALIDITY and no pass has
+yet seen every message under the current one, every message not known by UID is matched on
+(Message-ID, SHA-256) against unclaimed rows of the older UIDVALIDITYs.  A match gets a new
+row that points at the old one (``alias_of``), is filed if it is still in the folder, and
+gets no second record.  Matching goes on across runs cut short (``limit``, a kill, a lost
+connection, a full disk) and ends once a whole pass (no ``since``/``unseen``/``limit`` cut,
+not stopped) is done: the folder is then marked reconciled in the state file.
 
 A process-wide ``flock`` on ``STATE.lock`` keeps two runs from sharing a state file.
 
@@ -71,9 +91,10 @@ dropped connection is re-opened with exponential backoff.  ``stop`` (a
 message: the current message is finished, its batch is stored and filed, and the run ends.
 
 Test hook (for crash tests only): ``DSNPARSE_IMAP_TEST_KILL=N:POINT`` makes the process
-SIGKILL itself when the N-th message of the run reaches POINT: ``parsed`` (records written
-to the buffer, not flushed), ``written`` (batch fsynced, state not committed),
-``committed`` (state committed, not filed) or ``filed`` (batch filed).
+SIGKILL itself when the N-th message of the run (parsed, or matched after a UIDVALIDITY
+change) reaches POINT: ``parsed`` (records rendered in memory, not written), ``written``
+(batch fsynced, state not committed), ``committed`` (state committed, not filed),
+``copied`` (without MOVE: UID COPY done, not yet expunged) or ``filed`` (batch filed).
 """
 from __future__ import annotations
 
@@ -118,7 +139,12 @@ def run(options: ImapOptions, output: Optional[str] = None, fmt: str = "jsonl", 
 
     Raises:
         ImapLoginError: connecting, TLS or LOGIN failed at the start (nothing was changed).
-        SourceError: the state file is locked or the output file cannot be reconciled.
+        SourceError: the state file is locked or cannot be opened, the output file cannot
+            be opened, belongs to another state file, or cannot be reconciled.
+
+    A local I/O error during the run (:class:`LocalIOError`) is not raised: it ends the run
+    with ``summary.complete`` false and ``summary.io_error`` set (one-shot), or is retried
+    after a back-off (``watch``).
     """
     if fmt not in ("jsonl", "csv"):
         raise ValueError(f"format must be jsonl or csv, not {fmt!r}")
