@@ -737,3 +737,28 @@ def test_copy_expunge_fallback_killed_between_copy_and_expunge_copies_once(
     want = Counter(digest[u] for u in bounces)
     assert got == want
     c.logout()
+
+
+def test_two_state_files_cannot_share_one_output(server, box, work):
+    """Issue 18 finding 6: a second state file on the same output is refused (exit 2,
+    nothing changed) instead of truncating the first one's records later."""
+    c = box["client"]
+    uids = append(c, box["folder"], small_set(6))
+    out = work / "o.jsonl"
+    common = ["--flag-only", "-o", str(out), "--batch-size", "2", "--no-progress"]
+    p = run_cli(server, ["--folder", box["folder"], "--state", str(work / "a.db"), *common],
+                DSNPARSE_IMAP_TEST_KILL="3:written")      # leaves an uncommitted tail
+    assert p.returncode == -signal.SIGKILL
+    before = out.read_bytes()
+    other = box["folder"] + "-b"
+    c.create_folder(other)
+    append(c, other, small_set(4))
+    p = run_cli(server, ["--folder", other, "--state", str(work / "b.db"), *common])
+    assert p.returncode == 2 and "belongs to the dsnparse imap state file" in p.stderr
+    assert out.read_bytes() == before
+    c.select_folder(other, readonly=True)
+    assert c.search("FLAGGED") == []
+    c.close_folder()
+    p = run_cli(server, ["--folder", box["folder"], "--state", str(work / "a.db"), *common])
+    assert p.returncode == 0, p.stderr
+    assert_once(read_records(out), uids)
