@@ -109,3 +109,19 @@ def test_an_output_taken_over_by_another_state_file_is_forgotten_not_truncated()
     _reconcile_outputs(state, (PREFIX,), None)
     assert out.read_text() == rec(1) + rec(2)
     assert str(out) not in state.checkpoints()
+
+
+def test_discard_drops_pending_and_uncommitted_records():
+    """A pass that starts again (after a lost connection) must not write the records of
+    the cut batch a second time: pending ones are dropped, written ones truncated."""
+    from dsnparse.sources.imap import _Output
+    state, out = setup()
+    o = ImapOptions(host="h", user="u")
+    w = _Output(str(out), "jsonl", state, o.source_prefix(), False)
+    w.write([{"source": "imap://u@h/INBOX;UIDVALIDITY=1/;UID=2"}])
+    with out.open("a") as f:
+        f.write(rec(3))                             # written, never committed
+    w.discard()
+    w.flush()
+    assert out.read_text() == rec(1)
+    w.close()

@@ -90,6 +90,21 @@ class _Output:
         except OSError as e:
             self.rollback(e)
 
+    def discard(self) -> None:
+        """Drop records not yet committed (a pass starting again after an error): the
+        pending ones in memory and, for a file, any bytes after the last commit."""
+        if self.fd is None:
+            return
+        self.buf.seek(0)
+        self.buf.truncate()
+        try:
+            if self.size() > self.committed:
+                os.ftruncate(self.fd, self.committed)
+                os.fsync(self.fd)
+        except OSError as e:
+            raise LocalIOError(f"cannot truncate {self.path} back to {self.committed} bytes: "
+                               f"{e}") from e
+
     def rollback(self, cause: BaseException) -> None:
         """Truncate the file to the last committed batch; raise :class:`LocalIOError`."""
         self.buf.seek(0)

@@ -72,6 +72,9 @@ class _Run:
     # one pass over the folder ----------------------------------------------------------
     def pass_once(self, client) -> None:
         o = self.o
+        # records of a batch cut short by an error (a lost connection) were never committed:
+        # drop them, their messages are handled again below
+        self.out.discard()
         sel = client.select_folder(o.folder, readonly=o.dry_run)
         uidvalidity = int(sel[b"UIDVALIDITY"])
         if not o.dry_run and not self.folders_ready:
