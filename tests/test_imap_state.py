@@ -125,3 +125,27 @@ def test_discard_drops_pending_and_uncommitted_records():
     w.flush()
     assert out.read_text() == rec(1)
     w.close()
+
+
+def test_rematch_goes_on_until_the_folder_is_reconciled():
+    """Issue 18 finding 2, at the state-file level: rows stored under UIDVALIDITY 1 are
+    matched under 2 even after some rows exist under 2, each old row once, until a whole
+    pass marks the folder reconciled."""
+    from dsnparse.sources.imap.process import _Done
+    state, _ = setup()
+    o = ImapOptions(host="h", user="u")
+    old = [_Done(uid, f"<m{uid}@x>", f"{uid:064x}", "bounce") for uid in (1, 2, 3)]
+    state.commit_batch(o, 1, old, None)
+    assert not state.needs_rematch(o, 1)
+    assert state.needs_rematch(o, 2)
+    hit = state.find_alias(o, 2, "<m1@x>", f"{1:064x}", set())
+    assert hit is not None and hit[1] == "bounce"
+    state.commit_batch(o, 2, [_Done(10, "<m1@x>", f"{1:064x}", "bounce", alias_of=hit[0])],
+                       None)
+    assert state.needs_rematch(o, 2)                 # rows under 2 now, still matching
+    assert state.find_alias(o, 2, "<m1@x>", f"{1:064x}", set()) is None      # claimed
+    assert state.find_alias(o, 2, "<m2@x>", f"{2:064x}", set()) is not None
+    assert state.find_alias(o, 2, "<m2@x>", f"{9:064x}", set()) is None      # other bytes
+    state.mark_reconciled(o, 2)
+    assert not state.needs_rematch(o, 2)
+    assert state.needs_rematch(o, 3)                 # a later change starts again

@@ -124,7 +124,7 @@ def _copied(client, folder: str, source_folder: str, readonly: bool,
             if size is None:
                 continue                # gone from the source folder meanwhile
             criteria: list = ["LARGER", size - 1, "SMALLER", size + 1]
-            if mid and mid.isascii():
+            if mid and mid.isascii() and len(mid) <= 998:     # RFC 5322 §2.1.1 line limit
                 criteria += ["HEADER", "Message-ID", mid]
             candidates = [c for c in client.search(criteria) if c not in used][:20]
             if not candidates:
