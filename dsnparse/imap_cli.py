@@ -2,8 +2,9 @@
 
 ``register(subparsers)`` adds the command to the main CLI's argparse subparsers; the
 handler is stored as ``func`` on the parsed namespace and returns the exit status:
-0 all done, 1 some messages failed or the run was cut short (the rest is done; rerun),
-2 usage, login or TLS failure (nothing was changed on the server).
+0 all done, 1 some messages failed or the run was cut short (a lost connection, a full disk
+or another local I/O error; the rest is done; rerun), 2 usage, login or TLS failure, or an
+output file owned by another state file (nothing was changed on the server).
 
 Run on its own with ``python -m dsnparse.imap_cli [options]`` (same options).
 
@@ -76,7 +77,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="read and report only: change nothing on the server or in the state")
     g = p.add_argument_group("output and state")
     g.add_argument("-o", "--output", metavar="FILE",
-                   help="append records to FILE (default stdout; a file gives exactly once)")
+                   help="append records to FILE (default stdout; a file gives exactly once; "
+                   "it belongs to one state file, recorded in FILE.owner)")
     g.add_argument("--format", choices=("jsonl", "csv"), help="output format (jsonl)")
     g.add_argument("--state", metavar="FILE", help="state file (default "
                    "$XDG_DATA_HOME/dsnparse/imap-state.sqlite3)")

@@ -13,6 +13,7 @@ import socket
 import ssl
 import subprocess
 import tempfile
+import time
 from pathlib import Path
 
 SHARED = Path(__file__).parents[1].parent / "shared"
@@ -57,6 +58,47 @@ class Server:
             raise Unavailable(f"start-dovecot.sh failed: {e} {detail[-500:]}") from e
         env = dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
         return cls(env, d, owned=True)
+
+    @classmethod
+    def start_without(cls, capability: bytes) -> "Server":
+        """A new instance of our own whose post-login CAPABILITY lacks ``capability`` (e.g.
+        ``b"MOVE"``, to test the COPY + EXPUNGE fallback): started by start-dovecot.sh, then
+        restarted with ``imap_capability`` (a Dovecot setting) listing the others."""
+        if os.environ.get("IMAP_HOST"):
+            raise Unavailable("IMAP_HOST is set: cannot start a reconfigured server of our own")
+        srv = cls.start()
+        try:
+            c = srv.client()
+            caps = [x.decode() for x in c.capabilities() if x != capability]
+            c.logout()
+            srv.stop()
+            with open(os.path.join(srv.dir, "dovecot.conf"), "a") as f:
+                f.write(f"protocol imap {{\n  imap_capability = {' '.join(caps)}\n}}\n")
+            # the daemon keeps its std fds: a file, not a pipe we would wait on forever
+            with open(os.path.join(srv.dir, "log", "restart.log"), "ab") as log:
+                subprocess.run(["/usr/sbin/dovecot", "-c",
+                                os.path.join(srv.dir, "dovecot.conf")], check=True,
+                               stdin=subprocess.DEVNULL, stdout=log, stderr=log, timeout=60)
+            deadline = time.monotonic() + 60
+            while True:
+                try:
+                    c = srv.client()
+                    break
+                except (OSError, ssl.SSLError):
+                    if time.monotonic() > deadline:
+                        raise
+                    time.sleep(0.2)
+            got = c.capabilities()
+            c.logout()
+            if capability in got:
+                raise Unavailable(f"imap_capability did not remove {capability!r}: {got}")
+        except (OSError, subprocess.SubprocessError) as e:
+            srv.close()
+            raise Unavailable(f"cannot restart Dovecot without {capability!r}: {e}") from e
+        except BaseException:
+            srv.close()
+            raise
+        return srv
 
     # stop/start the same instance (same DIR, same ports) for the reconnect tests
     def stop(self):

@@ -6,6 +6,7 @@ the ``DSNPARSE_IMAP_TEST_KILL=N:POINT`` hook of :mod:`dsnparse.sources.imap`.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -495,3 +496,269 @@ def test_imap_db_records_bounces_in_the_ledger(server, box, work):
         assert not led.is_suppressed("bob@full.example")                # one soft bounce
         assert led.count_events() == 4                                 # alice, bob, carol, dave (delay)
     assert count(box["client"], box["done"]) == 2
+
+
+# --------------------------------------------------------------------------- issue 18
+
+def recreate(c, folder) -> int:
+    """Delete and re-create ``folder`` (Dovecot gives it a new UIDVALIDITY); return the old."""
+    c.select_folder("INBOX")
+    old = c.folder_status(folder, [b"UIDVALIDITY"])[b"UIDVALIDITY"]
+    c.delete_folder(folder)
+    c.create_folder(folder)
+    assert c.folder_status(folder, [b"UIDVALIDITY"])[b"UIDVALIDITY"] != old
+    return old
+
+
+def assert_once_per_file(records, by_source: dict[str, Path], files):
+    """Each file has exactly one contiguous group of records, under whichever URL."""
+    groups, last = [], None
+    for r in records:
+        if r["source"] != last:
+            groups.append(by_source[r["source"]])
+            last = r["source"]
+    per_file = Counter(groups)
+    assert set(per_file) == set(files), "messages missing from or foreign to the output"
+    assert [f.name for f, n in per_file.items() if n > 1] == []
+
+
+def test_uidvalidity_change_then_interrupted_runs_give_one_record_each(server, box, work):
+    """Issue 18 finding 2: rematching must go on after the first batch under the new
+    UIDVALIDITY, through --limit, kills between and inside batches, until the folder is done."""
+    c = box["client"]
+    files = small_set(24)
+    old_uids = append(c, box["folder"], files[:16])
+    out = work / "o.jsonl"
+    args = ["--folder", box["folder"], "--flag-only", "--state", str(work / "s.db"), "-o",
+            str(out), "--batch-size", "5", "--no-progress"]
+    assert run_cli(server, args).returncode == 0
+    old_v = recreate(c, box["folder"])
+    new_uids = append(c, box["folder"], files)          # the same 16 and 8 new ones
+    new_v = c.folder_status(box["folder"], [b"UIDVALIDITY"])[b"UIDVALIDITY"]
+    o = server.options(folder=box["folder"])
+    by_source = {**{o.source(old_v, u): f for u, f in old_uids.items()},
+                 **{o.source(new_v, u): f for u, f in new_uids.items()}}
+
+    assert run_cli(server, args + ["--limit", "3"]).returncode == 0
+    for kill in ["4:filed", "3:written", "7:committed", "2:parsed"]:
+        p = run_cli(server, args, DSNPARSE_IMAP_TEST_KILL=kill)
+        assert p.returncode == -signal.SIGKILL, (kill, p.stderr)
+    p = run_cli(server, args)
+    assert p.returncode == 0, p.stderr
+    records = read_records(out)
+    assert_once_per_file(records, by_source, files)
+    # only the 8 new messages were parsed under the new UIDVALIDITY
+    assert {by_source[r["source"]] for r in records if f"UIDVALIDITY={new_v}/" in r["source"]
+            } == set(files[16:])
+    # every bounce is filed (flagged) in the re-created folder, known or new
+    kind = {by_source[r["source"]]: r["kind"] for r in records}
+    c.select_folder(box["folder"], readonly=True)
+    assert {new_uids[u] for u in c.search("FLAGGED")} == {
+        f for f in files if kind[f] in ("bounce", "delay")}
+    # the folder is now reconciled: a rerun reads nothing and writes nothing
+    p = run_cli(server, args)
+    assert p.returncode == 0 and "read 0," in p.stderr, p.stderr
+    assert read_records(out) == records
+
+
+@pytest.fixture
+def tiny_disk():
+    """A 2 MiB tmpfs of its own (needs root / CAP_SYS_ADMIN, else the test is skipped)."""
+    d = Path(tempfile.mkdtemp(prefix="dsnimap-tmpfs-"))
+    p = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m,mode=0755", "tmpfs", str(d)],
+                       capture_output=True, text=True)
+    if p.returncode:
+        d.rmdir()
+        pytest.skip(f"cannot mount a tmpfs for the full-disk tests: {p.stderr.strip()} "
+                    "(needs root or CAP_SYS_ADMIN)")
+    yield d
+    if subprocess.run(["umount", str(d)], capture_output=True).returncode:
+        subprocess.run(["umount", "-l", str(d)], capture_output=True)   # still open: detach
+    d.rmdir()
+
+
+def fill_up(directory: Path) -> Path:
+    """Write a file in ``directory`` until its file system says ENOSPC; return the file."""
+    import errno
+    filler = directory / "filler"
+    with open(filler, "ab", buffering=0) as f:
+        for size in (65536, 4096, 256, 1):
+            try:
+                while True:
+                    f.write(b"x" * size)
+            except OSError as e:
+                assert e.errno == errno.ENOSPC
+    return filler
+
+
+def complete_lines(path: Path) -> list[dict]:
+    """The records of the complete lines (a writer may be mid-line while we read)."""
+    text = path.read_text() if path.exists() else ""
+    return [json.loads(line) for line in text.splitlines(keepends=True) if line.endswith("\n")]
+
+
+def assert_filed_iff_stored(c, box, uids, records):
+    """A message has left the source folder exactly when its record is in the output."""
+    stored = {uid_of(r) for r in records}
+    c.select_folder(box["folder"], readonly=True)
+    left = set(c.search("ALL"))
+    c.close_folder()                # STATUS below is not meant for the selected folder
+    assert stored == set(uids) - left
+    assert count(c, box["done"]) + count(c, box["other"]) == len(stored)
+
+
+@pytest.mark.parametrize("state_on_full_disk", [False, True])
+def test_full_disk_one_shot_stops_with_exit_1_and_nothing_lost(server, box, work, tiny_disk,
+                                                               state_on_full_disk):
+    """Issue 18 finding 3: ENOSPC is not a lost connection.  The output goes back to its
+    last committed record (no partial line), only stored messages are moved, exit 1; a rerun
+    with room again finishes with exactly one record per message."""
+    c = box["client"]
+    uids = append(c, box["folder"], small_set(24))
+    out = tiny_disk / "o.jsonl"
+    state = (tiny_disk if state_on_full_disk else work) / "s.db"
+    o = server.options(folder=box["folder"], processed_folder=box["done"],
+                       other_folder=box["other"], state_path=str(state), batch_size=5)
+    filler, calls = [], []
+    # output on the full disk: fill it once the first batch is stored (a later batch cannot
+    # be written); state there too: fill it while the second batch is being stored (its
+    # records are written, its state commit fails, so they must be taken back)
+    fill_at = 6 if state_on_full_disk else 1
+
+    def on_stored(report, source):
+        calls.append(source)
+        if len(calls) == fill_at:
+            filler.append(fill_up(tiny_disk))
+    summary = imapsource.run(o, str(out), on_stored=on_stored)
+    assert summary.exit_status == 1 and not summary.complete and summary.io_error
+    assert "No space left on device" in summary.io_error or "full" in summary.io_error
+    text = out.read_text()
+    assert text.endswith("\n")
+    records = read_records(out)                     # every line is a whole record
+    assert 0 < len({r["source"] for r in records}) < len(uids)
+    assert_once(records, {uid_of(r) for r in records})
+    assert_filed_iff_stored(c, box, uids, records)
+
+    filler[0].unlink()
+    assert imapsource.run(o, str(out)).exit_status == 0
+    assert_once(read_records(out), uids)
+    assert count(c, box["folder"]) == 0
+
+
+def test_full_disk_watch_backs_off_without_duplicates(server, box, work, tiny_disk, caplog):
+    """In --watch a full disk makes the run wait and retry the batch (not reconnect and
+    re-process on top of a partial record); once there is room it finishes exactly once."""
+    import logging
+    caplog.set_level(logging.WARNING, logger="dsnparse.imap")
+    c = box["client"]
+    uids = append(c, box["folder"], small_set(20))
+    out = tiny_disk / "o.jsonl"
+    o = server.options(folder=box["folder"], processed_folder=box["done"],
+                       other_folder=box["other"], state_path=str(work / "s.db"),
+                       batch_size=4, watch=True, max_backoff=0.5, idle_timeout=5, timeout=10)
+    filler, stop, result = [], threading.Event(), {}
+
+    def on_stored(report, source):
+        if not filler:
+            filler.append(fill_up(tiny_disk))
+    t = threading.Thread(target=lambda: result.update(
+        s=imapsource.run(o, str(out), stop=stop, on_stored=on_stored)))
+    t.start()
+    try:
+        assert wait_for(lambda: caplog.text.count("nothing of that batch was filed") >= 3)
+        records = complete_lines(out)
+        assert_once(records, {uid_of(r) for r in records})
+        assert "connection to" not in caplog.text           # not taken for a network error
+        c2 = server.client()
+        assert_filed_iff_stored(c2, box, uids, records)
+        c2.logout()
+        filler[0].unlink()
+        assert wait_for(lambda: len({r["source"] for r in complete_lines(out)}) == len(uids))
+    finally:
+        stop.set()
+        t.join(30)
+    assert not t.is_alive()
+    assert result["s"].exit_status == 0
+    assert_once(read_records(out), uids)
+    assert "writing works again" in caplog.text
+    assert count(c, box["folder"]) == 0
+
+
+@pytest.fixture(scope="module")
+def server_without_move():
+    try:
+        srv = Server.start_without(b"MOVE")
+    except Unavailable as e:
+        if os.environ.get("DSNPARSE_REQUIRE_IMAP"):
+            pytest.fail(f"test IMAP server without MOVE required but unavailable: {e}")
+        pytest.skip(f"test IMAP server without MOVE unavailable: {e}")
+    yield srv
+    srv.close()
+
+
+@pytest.mark.parametrize("kills", [["3:copied"], ["2:copied", "7:copied", "4:filed"]])
+def test_copy_expunge_fallback_killed_between_copy_and_expunge_copies_once(
+        server_without_move, work, kills):
+    """Issue 18 finding 6: without MOVE a kill between UID COPY and UID EXPUNGE must not
+    leave a second copy in the target folder on the rerun (the target is checked first)."""
+    server = server_without_move
+    c = server.client()
+    assert b"MOVE" not in c.capabilities() and b"UIDPLUS" in c.capabilities()
+    box = {"folder": "t" + uuid.uuid4().hex[:10]}
+    box.update(done=box["folder"] + "-done", other=box["folder"] + "-other")
+    c.create_folder(box["folder"])
+    files = small_set(16)
+    files.append(files[0])                      # two identical messages: two copies wanted
+    uids = append(c, box["folder"], files)
+    c.select_folder(box["folder"], readonly=True)
+    digest = {u: hashlib.sha256(d[b"BODY[]"]).hexdigest()          # as the server stores it
+              for u, d in c.fetch(list(uids), ["BODY.PEEK[]"]).items()}
+    c.close_folder()
+    out = work / "o.jsonl"
+    args = ["--folder", box["folder"], "--processed-folder", box["done"], "--other-folder",
+            box["other"], "--state", str(work / "s.db"), "-o", str(out), "--batch-size", "4",
+            "--no-progress"]
+    for k in kills:
+        p = run_cli(server, args, DSNPARSE_IMAP_TEST_KILL=k)
+        assert p.returncode == -signal.SIGKILL, (k, p.stderr)
+    p = run_cli(server, args)
+    assert p.returncode == 0, p.stderr
+    records = read_records(out)
+    assert_once(records, uids)
+    kind = {uid_of(r): r["kind"] for r in records}
+    bounces = [u for u in uids if kind[u] in ("bounce", "delay")]
+    assert count(c, box["folder"]) == 0
+    assert count(c, box["done"]) == len(bounces)
+    assert count(c, box["other"]) == len(uids) - len(bounces)
+    # the target holds each message exactly as often as the source did
+    c.select_folder(box["done"], readonly=True)
+    got = Counter(hashlib.sha256(d[b"BODY[]"]).hexdigest()
+                  for d in c.fetch(c.search("ALL"), ["BODY.PEEK[]"]).values())
+    want = Counter(digest[u] for u in bounces)
+    assert got == want
+    c.logout()
+
+
+def test_two_state_files_cannot_share_one_output(server, box, work):
+    """Issue 18 finding 6: a second state file on the same output is refused (exit 2,
+    nothing changed) instead of truncating the first one's records later."""
+    c = box["client"]
+    uids = append(c, box["folder"], small_set(6))
+    out = work / "o.jsonl"
+    common = ["--flag-only", "-o", str(out), "--batch-size", "2", "--no-progress"]
+    p = run_cli(server, ["--folder", box["folder"], "--state", str(work / "a.db"), *common],
+                DSNPARSE_IMAP_TEST_KILL="3:written")      # leaves an uncommitted tail
+    assert p.returncode == -signal.SIGKILL
+    before = out.read_bytes()
+    other = box["folder"] + "-b"
+    c.create_folder(other)
+    append(c, other, small_set(4))
+    p = run_cli(server, ["--folder", other, "--state", str(work / "b.db"), *common])
+    assert p.returncode == 2 and "belongs to the dsnparse imap state file" in p.stderr
+    assert out.read_bytes() == before
+    c.select_folder(other, readonly=True)
+    assert c.search("FLAGGED") == []
+    c.close_folder()
+    p = run_cli(server, ["--folder", box["folder"], "--state", str(work / "a.db"), *common])
+    assert p.returncode == 0, p.stderr
+    assert_once(read_records(out), uids)
