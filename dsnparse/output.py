@@ -63,8 +63,8 @@ class CsvWriter(_Writer):
             self._w.writerow({k: ("" if v is None else v) for k, v in r.items()})
 
 
-TABLE_COLUMNS = ("source", "kind", "final_recipient", "status", "code", "bounce_type", "reason",
-                 "rule")
+TABLE_COLUMNS = ("source", "kind", "final_recipient", "status", "code", "bounce_type", "fault",
+                 "reason", "rule")
 
 
 # C0/C1 controls (ESC, BEL, CR, …) from a hostile bounce would drive the terminal the table
@@ -75,7 +75,7 @@ _CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
 class TableWriter(_Writer):
     """A fixed-width table for people: one line per record, long cells shortened."""
 
-    widths = (28, 10, 32, 8, 4, 4, 16, 24)
+    widths = (28, 10, 32, 8, 4, 4, 9, 16, 24)
 
     def __init__(self, stream, header: bool = True):
         super().__init__(stream)
