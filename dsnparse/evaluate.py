@@ -16,6 +16,12 @@ Figures, per family and in total:
   matches; ``exact`` only where the expectation is a real code, not a Sisimai ``X.0.9xx``
   pseudo-code, and both only where the expectation has a status.
 - ``reason``: recipients whose reason matches once underscores are removed.
+- ``suppress``: recipients labelled with ``hardbounce`` (complaints, auto-replies and
+  delivery reports left out: expected reason ``feedback``, ``vacation`` or ``delivered``)
+  where "the ledger suppresses the address after this one bounce" (the verdict as the one
+  event of a fresh address, under the shipped policy ``rules/policy.yaml``) equals the
+  label.  Sisimai calls a bounce hard when the address is dead (user unknown, host unknown,
+  moved, not accepting mail permanently), which is the question the ledger must answer.
 
 A labelled file that is an mbox of several messages counts as one email whose verdicts are
 those of all its messages, in order (its expectation lists all their recipients).
@@ -54,6 +60,8 @@ class Tally:
     exact_ok: int = 0
     reason_n: int = 0
     reason_ok: int = 0
+    suppress_n: int = 0
+    suppress_ok: int = 0
     misses: list = field(default_factory=list)
 
     def add(self, other: "Tally") -> None:
@@ -71,6 +79,7 @@ class Tally:
             "status_class": r(self.class_ok, self.class_n),
             "status_exact": r(self.exact_ok, self.exact_n),
             "reason": r(self.reason_ok, self.reason_n),
+            "suppress": r(self.suppress_ok, self.suppress_n),
         }
 
 
@@ -102,6 +111,7 @@ def evaluate(expectations: Path, options: Options = DEFAULT, *, only_dsn: bool =
         raise SourceError(f"{expectations}: {e.strerror or e}") from e
     fams = set(families) if families else None
     out: dict = defaultdict(Tally)
+    judge = _OneBounce()
     for n, line in enumerate(lines, 1):
         if not line.strip():
             continue
@@ -153,6 +163,17 @@ def evaluate(expectations: Path, options: Options = DEFAULT, *, only_dsn: bool =
                         t.exact_ok += 1
                     else:
                         t.misses.append((exp["file"], f"status {got_status or '-'} != {want}"))
+            if isinstance(e.get("hardbounce"), bool) and \
+                    norm_reason(e.get("reason")) not in NOT_FAILURES:
+                t.suppress_n += 1
+                got_s = judge(kind, v)
+                if got_s == e["hardbounce"]:
+                    t.suppress_ok += 1
+                else:
+                    t.misses.append((exp["file"], f"suppress {got_s} != hardbounce "
+                                     f"{e['hardbounce']} (reason {v.reason if v else '-'}, "
+                                     f"status {v.status if v else '-'}, fault "
+                                     f"{v.fault if v else '-'} by {v.fault_rule if v else '-'})"))
             if e.get("reason"):
                 t.reason_n += 1
                 got_r = norm_reason(v.reason if v else None)
@@ -166,6 +187,36 @@ def evaluate(expectations: Path, options: Options = DEFAULT, *, only_dsn: bool =
     result = dict(sorted(out.items()))
     result["TOTAL"] = total
     return result
+
+
+NOT_FAILURES = {"feedback", "vacation", "delivered"}
+
+
+class _OneBounce:
+    """``judge(kind, verdict) -> bool``: does the shipped policy suppress a fresh address
+    after this one verdict (recorded as the ledger records it)?"""
+
+    def __init__(self):
+        from .policy import load_policy
+
+        self.policy = load_policy(_shipped_policy())
+
+    def __call__(self, kind: str, v) -> bool:
+        from .ledger import _event_kind
+        from .policy import Event, decide
+
+        ek = _event_kind(kind, v.action) if v is not None else None
+        if ek is None:
+            return False
+        e = Event("rcpt@eval.invalid", 0.0, ek, 1, v.action, v.code, v.bounce_type, v.status,
+                  v.reason, v.feedback_type, fault=v.fault)
+        return decide([e], self.policy).suppressed
+
+
+def _shipped_policy():
+    from .policy import policy_path
+
+    return policy_path()  # the defaults, whatever $DSNPARSE_POLICY says
 
 
 def _parse_file(path: Path, data: bytes, options: Options):
@@ -190,7 +241,8 @@ def _parse_file(path: Path, data: bytes, options: Options):
 
 def format_table(result: dict) -> str:
     """Render :func:`evaluate`'s result as a fixed-width table (percentages)."""
-    head = f"{'family':28} {'emails':>6} {'detect':>7} {'FP':>4} {'rcpts':>7} {'class':>7} {'exact':>7} {'reason':>7}"
+    head = (f"{'family':28} {'emails':>6} {'detect':>7} {'FP':>4} {'rcpts':>7} {'class':>7} "
+            f"{'exact':>7} {'reason':>7} {'suppress':>8}")
     rows = [head, "-" * len(head)]
 
     def pct(x):
@@ -201,5 +253,5 @@ def format_table(result: dict) -> str:
             rows.append("-" * len(head))
         rows.append(f"{fam[:28]:28} {t.emails:6d} {pct(r['detected'])} {t.false_pos:4d} "
                     f"{pct(r['rcpt_count'])} {pct(r['status_class'])} {pct(r['status_exact'])} "
-                    f"{pct(r['reason'])}")
+                    f"{pct(r['reason'])}  {pct(r['suppress'])}")
     return "\n".join(rows)
