@@ -131,7 +131,8 @@ def fault_of(reason: Optional[str], status: Optional[str], code: Optional[str] =
         return by_reason, "reason:" + reason
     if status:
         parts = status.split(".")
-        if len(parts) == 3:
+        if len(parts) == 3 and parts[0] in ("4", "5") and status.isascii() \
+                and parts[1].isdigit() and parts[2].isdigit():
             table = load_status_faults()
             key = f"X.{parts[1]}.{parts[2]}"
             hit = table.get(key)
