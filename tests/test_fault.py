@@ -196,3 +196,33 @@ def test_sisimai_one_bounce_suppress_floor():
     total = evaluate(need(SISIMAI) / "expectations.jsonl")["TOTAL"]
     assert total.suppress_n >= 400
     assert total.rates()["suppress"] >= 0.92, total.rates()
+
+
+def test_eval_suppress_figure_on_own_labelled_mail(tmp_path, capsys):
+    """The `suppress` column: one bounce suppresses a fresh address == the hardbounce label."""
+    from dsnparse.evaluate import evaluate
+
+    files = {
+        "dead.eml": (_dsn("5.1.1", "550 5.1.1 user unknown", rcpt="a@x.example"), True),
+        "dmarc.eml": (_dsn("5.7.26", DMARC, rcpt="b@x.example"), False),
+        # labelled hard but only a full mailbox: one disagreement
+        "full.eml": (_dsn("5.2.2", "552 5.2.2 mailbox full", rcpt="c@x.example"), True),
+        "ok.eml": (_dsn("2.0.0", "250 ok", rcpt="d@x.example", action="delivered"), False),
+    }
+    lines = []
+    for name, (data, hard) in files.items():
+        (tmp_path / name).write_bytes(data)
+        reason = "delivered" if name == "ok.eml" else "x"
+        lines.append(json.dumps({"file": name, "bounce": True, "family": "own", "recipients": [
+            {"status": "", "reason": reason, "hardbounce": hard}]}))
+    exp = tmp_path / "expectations.jsonl"
+    exp.write_text("\n".join(lines) + "\n")
+    result = evaluate(exp)
+    total = result["TOTAL"]
+    assert (total.suppress_n, total.suppress_ok) == (3, 2)    # the delivery report left out
+    assert [m for m in result["own"].misses if m[1].startswith("suppress")] == [
+        ("full.eml", "suppress False != hardbounce True (reason mailbox_full, status 5.2.2, "
+                     "fault mailbox by reason:mailbox_full)")]
+    assert main(["eval", str(exp)]) == 0
+    out = capsys.readouterr().out
+    assert "suppress" in out.splitlines()[1] and "66.7%" in out.splitlines()[-1]
