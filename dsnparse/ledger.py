@@ -59,6 +59,7 @@ from typing import (IO, Any, Callable, Iterable, Iterator, Mapping, Optional, Se
                     Union)
 
 from .errors import DsnparseError
+from .model import FAULTS
 from .policy import Decision, Event, Policy, decide, iso, load_policy
 
 SCHEMA_VERSION = 2
@@ -552,7 +553,8 @@ class Ledger:
             ``True`` when stored, ``False`` for a duplicate key.
 
         Raises:
-            ValueError: no address, an unknown kind or field, or a bad ``at``.
+            ValueError: no address, an unknown kind or field, a ``fault`` not in
+                :data:`dsnparse.model.FAULTS`, or a bad ``at``.
             LedgerError: the database cannot be written.
         """
         addr = normalize_address(address)
@@ -565,6 +567,9 @@ class Ledger:
         bad = set(fields) - allowed
         if bad:
             raise ValueError(f"unknown event field(s): {', '.join(sorted(bad))}")
+        if fields.get("fault") is not None and fields["fault"] not in FAULTS:
+            raise ValueError(f"unknown fault {fields['fault']!r} (expected one of "
+                             f"{', '.join(FAULTS)})")
         if key is None:
             mid = _clean_mid(fields.get("message_id"))
             key = event_key("mid:" + mid if mid else "uuid:" + uuid.uuid4().hex, addr)

@@ -75,6 +75,8 @@ class Override:
         for key, patterns in self.match:
             if key == "domain":
                 value = event.address.rpartition("@")[2]
+            elif key == "fault":
+                value = event_fault(event)   # also for events stored without one
             else:
                 value = getattr(event, key)
             if value is None:

@@ -186,3 +186,16 @@ def test_old_schema_ledger_is_migrated_and_keeps_working(tmp_path):
         assert led.count_events() == 3
     with Ledger(db) as led:   # opening again: nothing to migrate
         assert led.conn.execute("PRAGMA user_version").fetchone()[0] == 2
+
+
+def test_override_by_fault_matches_events_stored_without_one(tmp_path):
+    pol = _policy(tmp_path, "overrides:\n  - {fault: recipient, treat_as: soft}\n")
+    old = Event("a@example.org", T0, "bounce", 1, "failed", "511", "hard", "5.1.1",
+                "user_unknown")          # no fault: a schema-1 event
+    d = decide([old], pol)
+    assert not d.suppressed and d.soft_count == 1
+
+
+def test_record_event_refuses_an_unknown_fault(led):
+    with pytest.raises(ValueError, match="unknown fault"):
+        led.record_event("a@example.org", "bounce", fault="adress", status="5.1.1")
