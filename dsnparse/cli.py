@@ -128,8 +128,9 @@ def build_parser(argv=None) -> argparse.ArgumentParser:
         "eval", help="measure accuracy on a labelled corpus (expectations JSON Lines)",
         description="Run the parser over every email of an expectations file and print, per "
                     "family and in total: bounces detected, false positives, recipient-count "
-                    "match, status class match, exact status match (real codes only) and reason "
-                    "match.",
+                    "match, status class match, exact status match (real codes only), reason "
+                    "match, and suppress: where one bounce suppressing a fresh address (the "
+                    "shipped ledger policy) agrees with the hardbounce label.",
     )
     pe.add_argument("expectations", nargs="+", metavar="EXPECTATIONS.jsonl")
     pe.add_argument("--only-dsn", action="store_true",
