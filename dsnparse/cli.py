@@ -44,6 +44,8 @@ def _positive_int(text: str) -> int:
 #: help lists them; ``dsnparse parse`` and ``eval`` only see a light placeholder parser.
 _PLUGIN_COMMANDS = (
     ("suppressions", "dsnparse.ledger_cli", "the ledger's list of addresses not to mail"),
+    ("senders", "dsnparse.senders", "sender- and message-side rejections per receiving "
+                                    "domain"),
     ("imap", "dsnparse.imap_cli", "process a bounce mailbox over IMAP"),
     ("rules", "dsnparse.rules_cli", "work with rule packs (rules check)"),
     ("explain", "dsnparse.rules_cli", "show how one message was parsed (packs tried, rules "
@@ -126,8 +128,9 @@ def build_parser(argv=None) -> argparse.ArgumentParser:
         "eval", help="measure accuracy on a labelled corpus (expectations JSON Lines)",
         description="Run the parser over every email of an expectations file and print, per "
                     "family and in total: bounces detected, false positives, recipient-count "
-                    "match, status class match, exact status match (real codes only) and reason "
-                    "match.",
+                    "match, status class match, exact status match (real codes only), reason "
+                    "match, and suppress: where one bounce suppressing a fresh address (the "
+                    "shipped ledger policy) agrees with the hardbounce label.",
     )
     pe.add_argument("expectations", nargs="+", metavar="EXPECTATIONS.jsonl")
     pe.add_argument("--only-dsn", action="store_true",

@@ -17,6 +17,8 @@
    Text rules (vendor packs keyed on the MTA first, shared packs last) give the reason.
 5. :func:`dsnparse.codes.classify` maps the status onto the bounce-code table (911 when
    nothing gives a status).
+6. :func:`dsnparse.fault.fault_of` says whose fault a failure is (recipient, mailbox,
+   sender, message, network, unknown) from the reason and the status.
 """
 from __future__ import annotations
 
@@ -27,6 +29,7 @@ from email.message import Message
 from typing import Optional
 
 from . import codes, reasons, rfc3464, rules
+from .fault import fault_of
 from .load import header as get_header
 from .load import REPORT_TEXT_LIMIT, load, part_text, unfold
 from .model import Report, Verdict
@@ -470,9 +473,12 @@ def build_verdict(ctx, packs, matched, *, recipient, action, field_status, diagn
         # RFC 3464 §2.3.3: "failed" with a transient status and no stated cause means the
         # MTA gave up retrying: the message expired in its queue
         reason = "expired"
+    reason = reason or c.reason
+    fault, fault_rule = fault_of(reason, c.status, c.code, action)
     if ctx.trace is not None:  # (the text is only built for a trace)
         ctx.note(f"{recipient}: status {c.status} ({c.status_source}), reply {reply}, "
-                 f"code {c.code} {c.bounce_type}, reason {reason or c.reason}")
+                 f"code {c.code} {c.bounce_type}, reason {reason}, "
+                 f"fault {fault or '-'}" + (f" ({fault_rule})" if fault_rule else ""))
     return Verdict(
         final_recipient=recipient,
         original_recipient=original_recipient,
@@ -483,12 +489,14 @@ def build_verdict(ctx, packs, matched, *, recipient, action, field_status, diagn
         code=c.code,
         bounce_type=c.bounce_type,
         description=c.description,
-        reason=reason or c.reason,
+        reason=reason,
         diagnostic_code=diagnostic,
         remote_mta=remote_mta,
         reporting_mta=reporting_mta,
         last_attempt_date=last_attempt_date,
         rule=decided_by,
+        fault=fault,
+        fault_rule=fault_rule,
     )
 
 

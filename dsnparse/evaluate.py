@@ -19,6 +19,13 @@ Figures, per family and in total:
 - ``address``: recipients (paired in order) whose expected ``address`` is the verdict's final
   or original recipient, compared case-insensitively; only where the expectation names one.
 
+- ``suppress``: recipients labelled with ``hardbounce`` (complaints, auto-replies and
+  delivery reports left out: expected reason ``feedback``, ``vacation`` or ``delivered``)
+  where "the ledger suppresses the address after this one bounce" (the verdict as the one
+  event of a fresh address, under the shipped policy ``rules/policy.yaml``) equals the
+  label.  Sisimai calls a bounce hard when the address is dead (user unknown, host unknown,
+  moved, not accepting mail permanently), which is the question the ledger must answer.
+
 ``options.leave_out`` (``dsnparse eval --leave-out FAMILY``) runs without the packs written
 from those families; :func:`leave_one_out` does that for every family in turn, each family
 measured with its own packs left out: what the generic layer does on formats it has not seen.
@@ -63,6 +70,8 @@ class Tally:
     addr_n: int = 0
     addr_ok: int = 0
     left_out: Optional[int] = None  # packs left out for this family (leave_one_out only)
+    suppress_n: int = 0
+    suppress_ok: int = 0
     misses: list = field(default_factory=list)
 
     def add(self, other: "Tally") -> None:
@@ -81,6 +90,7 @@ class Tally:
             "status_exact": r(self.exact_ok, self.exact_n),
             "reason": r(self.reason_ok, self.reason_n),
             "address": r(self.addr_ok, self.addr_n),
+            "suppress": r(self.suppress_ok, self.suppress_n),
         }
 
 
@@ -112,6 +122,7 @@ def evaluate(expectations: Path, options: Options = DEFAULT, *, only_dsn: bool =
         raise SourceError(f"{expectations}: {e.strerror or e}") from e
     fams = set(families) if families else None
     out: dict = defaultdict(Tally)
+    judge = _OneBounce()
     for n, line in enumerate(lines, 1):
         if not line.strip():
             continue
@@ -174,6 +185,17 @@ def evaluate(expectations: Path, options: Options = DEFAULT, *, only_dsn: bool =
                 else:
                     t.misses.append((exp["file"], f"address {v.final_recipient if v else '-'} "
                                                   f"!= {e['address']}"))
+            if isinstance(e.get("hardbounce"), bool) and \
+                    norm_reason(e.get("reason")) not in NOT_FAILURES:
+                t.suppress_n += 1
+                got_s = judge(kind, v)
+                if got_s == e["hardbounce"]:
+                    t.suppress_ok += 1
+                else:
+                    t.misses.append((exp["file"], f"suppress {got_s} != hardbounce "
+                                     f"{e['hardbounce']} (reason {v.reason if v else '-'}, "
+                                     f"status {v.status if v else '-'}, fault "
+                                     f"{v.fault if v else '-'} by {v.fault_rule if v else '-'})"))
             if e.get("reason"):
                 t.reason_n += 1
                 got_r = norm_reason(v.reason if v else None)
@@ -232,6 +254,36 @@ def leave_one_out(expectations: Path, options: Options = DEFAULT, *, only_dsn: b
     return out
 
 
+NOT_FAILURES = {"feedback", "vacation", "delivered"}
+
+
+class _OneBounce:
+    """``judge(kind, verdict) -> bool``: does the shipped policy suppress a fresh address
+    after this one verdict (recorded as the ledger records it)?"""
+
+    def __init__(self):
+        from .policy import load_policy
+
+        self.policy = load_policy(_shipped_policy())
+
+    def __call__(self, kind: str, v) -> bool:
+        from .ledger import _event_kind
+        from .policy import Event, decide
+
+        ek = _event_kind(kind, v.action) if v is not None else None
+        if ek is None:
+            return False
+        e = Event("rcpt@eval.invalid", 0.0, ek, 1, v.action, v.code, v.bounce_type, v.status,
+                  v.reason, v.feedback_type, fault=v.fault)
+        return decide([e], self.policy).suppressed
+
+
+def _shipped_policy():
+    from .policy import policy_path
+
+    return policy_path()  # the defaults, whatever $DSNPARSE_POLICY says
+
+
 def _parse_file(path: Path, data: bytes, options: Options):
     """``(kind, verdicts)`` of one labelled file.  A file that is an mbox of several messages
     (its expectation lists the recipients of all of them) gives the verdicts of every message
@@ -257,7 +309,7 @@ def format_table(result: dict) -> str:
     addr = any(t.addr_n for t in result.values())
     packs = any(t.left_out is not None for t in result.values())
     head = (f"{'family':28} {'emails':>6} {'detect':>7} {'FP':>4} {'rcpts':>7} {'class':>7} "
-            f"{'exact':>7} {'reason':>7}" + (f" {'address':>7}" if addr else "")
+            f"{'exact':>7} {'reason':>7} {'suppress':>8}" + (f" {'address':>7}" if addr else "")
             + (f" {'packs out':>9}" if packs else ""))
     rows = [head, "-" * len(head)]
 
@@ -269,6 +321,7 @@ def format_table(result: dict) -> str:
             rows.append("-" * len(head))
         rows.append(f"{fam[:28]:28} {t.emails:6d} {pct(r['detected'])} {t.false_pos:4d} "
                     f"{pct(r['rcpt_count'])} {pct(r['status_class'])} {pct(r['status_exact'])} "
-                    f"{pct(r['reason'])}" + (f" {pct(r['address'])}" if addr else "")
+                    f"{pct(r['reason'])}  {pct(r['suppress'])}"
+                    + (f" {pct(r['address'])}" if addr else "")
                     + (f" {t.left_out or 0:9d}" if packs else ""))
     return "\n".join(rows)

@@ -59,9 +59,10 @@ from typing import (IO, Any, Callable, Iterable, Iterator, Mapping, Optional, Se
                     Union)
 
 from .errors import DsnparseError
+from .model import FAULTS
 from .policy import Decision, Event, Policy, decide, iso, load_policy
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 """Current schema version (``PRAGMA user_version`` of a ledger file)."""
 
 # MIGRATIONS[n] brings a ledger from version n-1 to n.  Never edit a shipped migration;
@@ -92,11 +93,20 @@ MIGRATIONS: dict[int, Sequence[str]] = {
         "CREATE INDEX addresses_suppressed_since ON addresses(suppressed, since)",
         "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT) WITHOUT ROWID",
     ),
+    # 2: each event keeps the verdict's fault, diagnostic and remote MTA (`dsnparse
+    # senders`); older events keep NULL there and get their fault from reason and status.
+    2: (
+        "ALTER TABLE events ADD COLUMN fault TEXT",
+        "ALTER TABLE events ADD COLUMN diagnostic_code TEXT",
+        "ALTER TABLE events ADD COLUMN remote_mta TEXT",
+        "CREATE INDEX events_kind_at ON events(kind, at)",
+    ),
 }
 
 EVENT_COLUMNS = ("id", "event_key", "address", "at", "kind", "action", "code", "bounce_type",
                  "status", "reason", "feedback_type", "reporting_mta", "message_id", "source",
-                 "original_message_id", "campaign", "note", "recorded_at")
+                 "original_message_id", "campaign", "note", "recorded_at", "fault",
+                 "diagnostic_code", "remote_mta")
 EXPORT_FIELDS = ("email", "reason", "basis", "since", "code", "status", "tags")
 """Columns of :meth:`Ledger.export` (``email`` first, as mailing tools expect)."""
 
@@ -536,13 +546,15 @@ class Ledger:
                 is given, else a fresh unique key.
             **fields: any of ``action``, ``code``, ``bounce_type``, ``status``, ``reason``,
                 ``feedback_type``, ``reporting_mta``, ``message_id``, ``source``,
-                ``original_message_id``, ``campaign``, ``note``.
+                ``original_message_id``, ``campaign``, ``note``, ``fault``,
+                ``diagnostic_code``, ``remote_mta``.
 
         Returns:
             ``True`` when stored, ``False`` for a duplicate key.
 
         Raises:
-            ValueError: no address, an unknown kind or field, or a bad ``at``.
+            ValueError: no address, an unknown kind or field, a ``fault`` not in
+                :data:`dsnparse.model.FAULTS`, or a bad ``at``.
             LedgerError: the database cannot be written.
         """
         addr = normalize_address(address)
@@ -555,6 +567,9 @@ class Ledger:
         bad = set(fields) - allowed
         if bad:
             raise ValueError(f"unknown event field(s): {', '.join(sorted(bad))}")
+        if fields.get("fault") is not None and fields["fault"] not in FAULTS:
+            raise ValueError(f"unknown fault {fields['fault']!r} (expected one of "
+                             f"{', '.join(FAULTS)})")
         if key is None:
             mid = _clean_mid(fields.get("message_id"))
             key = event_key("mid:" + mid if mid else "uuid:" + uuid.uuid4().hex, addr)
@@ -579,7 +594,8 @@ class Ledger:
             "reporting_mta": rec.get("reporting_mta"),
             "message_id": _clean_mid(rec.get("message_id")), "source": rec.get("source"),
             "original_message_id": _clean_mid(orig_mid), "campaign": campaign, "note": None,
-            "recorded_at": None,
+            "recorded_at": None, "fault": rec.get("fault"),
+            "diagnostic_code": rec.get("diagnostic_code"), "remote_mta": rec.get("remote_mta"),
         }
 
     def _store(self, rows: list[dict]) -> int:

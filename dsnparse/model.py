@@ -24,6 +24,21 @@ Kinds of message (``Report.kind``)
 ``reply_code``       inferred from a bare SMTP reply code by its RFC 5321 §4.2 meaning.
 ``rule``             set by a text rule of a rule pack (``rule`` names which).
 ``none``             nothing gave a status; the verdict is code 911 (hard).
+
+``fault`` values (whose problem a failure is: is the address itself dead?)
+--------------------------------------------------------------------------
+``recipient``  the address does not exist or is invalid, has moved, its domain does not
+               exist or takes no mail (RFC 3463 X.1.1, X.1.2, X.1.6, X.1.10, X.4.4…).
+``mailbox``    the mailbox exists but cannot take mail now: full, disabled, suspended,
+               refusing by its own filter (X.2.x).
+``sender``     the sending side: reputation, blocklists, SPF/DKIM/DMARC, PTR, rate limits,
+               relaying denied, a site policy against the sender (X.7.x, X.5.x).
+``message``    this message: content, spam, virus, size, format, headers (X.6.x, X.3.4).
+``network``    DNS, connections, timeouts, expired queue, loops, system errors (X.4.x, X.3.x).
+``unknown``    no evidence (every code 911, reason ``undefined``, status X.0.x).
+``None``       not a failure: delivery notices, complaints, auto-replies.
+Decided by :mod:`dsnparse.fault` from data (``rules/reasons.yaml``, ``rules/faults.yaml``);
+``fault_rule`` says which entry decided.
 """
 from __future__ import annotations
 
@@ -32,6 +47,11 @@ from typing import Any, Optional
 
 KINDS = ("bounce", "delay", "delivered", "auto_reply", "complaint", "not_bounce", "error")
 STATUS_SOURCES = ("status_field", "diagnostic_text", "reply_code", "rule", "none")
+FAULTS = ("recipient", "mailbox", "sender", "message", "network", "unknown")
+"""Values of :attr:`Verdict.fault` (whose problem a failure is; ``rules/reasons.yaml``)."""
+NON_FAILURE_REASONS = ("delivered", "feedback", "vacation")
+"""Reasons the engine gives to verdicts that are not failures (success notices, complaints,
+auto-replies): the only reasons whose ``fault`` may be ``null``."""
 
 
 @dataclass(frozen=True)
@@ -59,6 +79,12 @@ class Verdict:
         last_attempt_date: RFC 3464 ``Last-Attempt-Date`` as written.
         rule: id of the rule that decided (``rfc3464``, ``mta/postfix#recipient``…).
         feedback_type: ARF ``Feedback-Type`` (RFC 5965 §3.1) for complaints, else ``None``.
+        fault: one of :data:`FAULTS` for a failed or delayed recipient (see the module
+            docstring); ``None`` for delivery notices, complaints and auto-replies.  Separate
+            from ``bounce_type``, which keeps the code table's hard/soft.
+        fault_rule: what decided ``fault``: ``"code:911"``, ``"reason:<name>"`` (its entry in
+            ``rules/reasons.yaml``), ``"status:X.S.D"`` or ``"status:X.S"`` (a row of
+            ``rules/faults.yaml``); ``None`` when ``fault`` is.
     """
 
     final_recipient: Optional[str] = None
@@ -77,6 +103,8 @@ class Verdict:
     last_attempt_date: Optional[str] = None
     rule: Optional[str] = None
     feedback_type: Optional[str] = None
+    fault: Optional[str] = None
+    fault_rule: Optional[str] = None
 
     def to_dict(self) -> dict[str, Any]:
         """Return the verdict as a plain ``dict`` (field name → ``str`` or ``None``)."""

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import os
 import re
-from typing import IO, Iterable
+from typing import IO, Iterable, Optional, Sequence
 
 from .model import RECORD_FIELDS
 
@@ -47,13 +47,14 @@ class JsonlWriter(_Writer):
 
 
 class CsvWriter(_Writer):
-    """RFC 4180 CSV with a header row of :data:`RECORD_FIELDS`; ``None`` is an empty cell."""
+    """RFC 4180 CSV with a header row of ``fields`` (default :data:`RECORD_FIELDS`; other
+    commands' tables, e.g. ``dsnparse senders``, pass their own); ``None`` is an empty cell."""
 
-    def __init__(self, stream, header: bool = True):
+    def __init__(self, stream, header: bool = True, fields: Sequence[str] = RECORD_FIELDS):
         import csv
 
         super().__init__(stream)
-        self._w = csv.DictWriter(stream, fieldnames=RECORD_FIELDS, extrasaction="ignore",
+        self._w = csv.DictWriter(stream, fieldnames=list(fields), extrasaction="ignore",
                                  lineterminator="\n")
         if header:
             self._w.writeheader()
@@ -63,8 +64,8 @@ class CsvWriter(_Writer):
             self._w.writerow({k: ("" if v is None else v) for k, v in r.items()})
 
 
-TABLE_COLUMNS = ("source", "kind", "final_recipient", "status", "code", "bounce_type", "reason",
-                 "rule")
+TABLE_COLUMNS = ("source", "kind", "final_recipient", "status", "code", "bounce_type", "fault",
+                 "reason", "rule")
 
 
 # C0/C1 controls (ESC, BEL, CR, …) from a hostile bounce would drive the terminal the table
@@ -73,14 +74,21 @@ _CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
 
 
 class TableWriter(_Writer):
-    """A fixed-width table for people: one line per record, long cells shortened."""
+    """A fixed-width table for people: one line per record, long cells shortened.
 
-    widths = (28, 10, 32, 8, 4, 4, 16, 24)
+    ``columns`` and ``widths`` (characters) default to the verdict table's."""
 
-    def __init__(self, stream, header: bool = True):
+    widths: Sequence[int] = (28, 10, 32, 8, 4, 4, 9, 16, 24)
+    columns: Sequence[str] = TABLE_COLUMNS
+
+    def __init__(self, stream, header: bool = True, columns: Optional[Sequence[str]] = None,
+                 widths: Optional[Sequence[int]] = None):
         super().__init__(stream)
+        if columns is not None:
+            self.columns = tuple(columns)
+            self.widths = tuple(widths) if widths is not None else (16,) * len(self.columns)
         if header:
-            self._line(TABLE_COLUMNS)
+            self._line(self.columns)
 
     def _line(self, cells):
         out = []
@@ -93,7 +101,7 @@ class TableWriter(_Writer):
 
     def write(self, records):
         for r in records:
-            self._line([r.get(c) for c in TABLE_COLUMNS])
+            self._line([r.get(c) for c in self.columns])
 
 
 def make_writer(fmt: str, stream: IO[str], header: bool = True) -> _Writer:

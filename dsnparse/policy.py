@@ -30,9 +30,20 @@ with ``delivered``/``relayed``/``expanded`` is a ``delivered`` event, whatever t
 its report)."""
 
 TREATMENTS = ("hard", "soft", "ignore")
-MATCH_KEYS = ("code", "status", "reason", "domain")
+MATCH_KEYS = ("code", "status", "reason", "domain", "fault")
 _TOP_KEYS = {"version", "ledger", "hard", "soft", "complaint", "code_911", "delivered",
-             "overrides"}
+             "fault", "overrides"}
+_FAULT_KEYS = ("permanent", "transient", "tag")
+
+DEFAULT_FAULT_RULES: tuple[tuple[str, str, str, Optional[str]], ...] = (
+    ("recipient", "hard", "soft", None),
+    ("mailbox", "soft", "soft", None),
+    ("sender", "ignore", "ignore", None),
+    ("message", "ignore", "ignore", None),
+    ("network", "ignore", "ignore", None),
+    ("unknown", "soft", "soft", "review_unknown"),
+)
+"""``(fault, permanent, transient, tag)`` as in the shipped ``rules/policy.yaml``."""
 
 
 def policy_path() -> Path:
@@ -64,6 +75,8 @@ class Override:
         for key, patterns in self.match:
             if key == "domain":
                 value = event.address.rpartition("@")[2]
+            elif key == "fault":
+                value = event_fault(event)   # also for events stored without one
             else:
                 value = getattr(event, key)
             if value is None:
@@ -90,6 +103,9 @@ class Policy:
         code_911_tag: tag put on suppressions involving code 911 (``str`` or ``None``).
         delivered_resets: whether a delivery notice resets the soft count (``bool``).
         delivered_actions: RFC 3464 actions (``str``, lower-case) that count as delivered.
+        fault_rules: ``(fault, permanent, transient, tag)`` per value of
+            :data:`dsnparse.model.FAULTS` (the ``fault`` section): how a bounce counts by
+            its fault and by the class of its status (5 permanent, 4 transient).
         overrides: tuple of :class:`Override`, first match wins.
         source: the file(s) the policy was read from (``str``), for messages.
     """
@@ -106,8 +122,16 @@ class Policy:
     code_911_tag: Optional[str] = "review_911"
     delivered_resets: bool = True
     delivered_actions: tuple[str, ...] = ("delivered",)
+    fault_rules: tuple[tuple[str, str, str, Optional[str]], ...] = DEFAULT_FAULT_RULES
     overrides: tuple[Override, ...] = ()
     source: str = field(default="", compare=False)
+
+    def fault_rule(self, fault: str) -> Optional[tuple[str, str, str, Optional[str]]]:
+        """The ``(fault, permanent, transient, tag)`` entry of ``fault`` or ``None``."""
+        for entry in self.fault_rules:
+            if entry[0] == fault:
+                return entry
+        return None
 
     @property
     def fingerprint(self) -> str:
@@ -118,6 +142,7 @@ class Policy:
             "complaint": [self.complaint_suppress, self.complaint_reason],
             "911": [self.code_911_treat_as, self.code_911_tag],
             "delivered": [self.delivered_resets, list(self.delivered_actions)],
+            "fault": [list(f) for f in self.fault_rules],
             "overrides": [[list(map(list, o.match)), o.treat_as, o.tag, o.reason]
                           for o in self.overrides],
         }
@@ -141,6 +166,11 @@ class Event:
             campaign/list id (see ``ledger.campaign_headers``).
         event_key: the deduplication key (``str``); ``note``: operator's note.
         recorded_at: when the ledger stored the event, epoch seconds (``float`` or ``None``).
+        fault: the verdict's fault (:data:`dsnparse.model.FAULTS`) or ``None`` (an event
+            recorded before ledger schema 2, or without one: then derived from ``reason``,
+            ``status`` and ``code`` by :func:`dsnparse.fault.fault_of` when deciding).
+        diagnostic_code, remote_mta: from the verdict (``str`` or ``None``), for
+            ``dsnparse senders``.
     """
 
     address: str
@@ -161,6 +191,9 @@ class Event:
     event_key: str = ""
     note: Optional[str] = None
     recorded_at: Optional[float] = None
+    fault: Optional[str] = None
+    diagnostic_code: Optional[str] = None
+    remote_mta: Optional[str] = None
 
     def to_dict(self) -> dict[str, Any]:
         """Return the event as a plain ``dict`` (``at`` also as ISO 8601 ``at_iso``)."""
@@ -218,6 +251,14 @@ def _classify(e: Event, p: Policy) -> tuple[str, list[str], Optional[str]]:
         treat = p.code_911_treat_as
         if p.code_911_tag:
             tags.append(p.code_911_tag)
+    else:
+        fault = event_fault(e)
+        rule = p.fault_rule(fault) if fault else None
+        if rule is not None:
+            permanent = (e.status[:1] == "5") if e.status else e.bounce_type != "soft"
+            treat = rule[1] if permanent else rule[2]
+            if rule[3]:
+                tags.append(rule[3])
     for ov in p.overrides:
         if ov.matches(e):
             treat = ov.treat_as
@@ -227,6 +268,19 @@ def _classify(e: Event, p: Policy) -> tuple[str, list[str], Optional[str]]:
                 reason = ov.reason
             break
     return treat, tags, reason
+
+
+def event_fault(e: Event) -> Optional[str]:
+    """The fault of a bounce event: its own, else the one its reason, status and code give
+    (:func:`dsnparse.fault.fault_of`; events of ledgers older than schema 2, events recorded
+    without one).  ``None`` when nothing gives one (an event with only a ``bounce_type``):
+    the event then counts by its ``bounce_type`` as before faults existed."""
+    if e.fault:
+        return e.fault
+    from .fault import fault_of
+
+    fault, rule = fault_of(e.reason, e.status, e.code)
+    return None if rule == "none" else fault
 
 
 def _original_key(e: Event) -> str:
@@ -407,6 +461,7 @@ def _build(d: dict, src: str) -> Policy:
             raise RuleError(src, f"needs one of {', '.join(MATCH_KEYS)}", rule=rid)
         overrides.append(Override(tuple(match), treat(o.get("treat_as"), "treat_as", rid),
                                   o.get("tag"), o.get("set_reason"), i))
+    fault_rules = _fault_rules(d.get("fault"), src, treat)
     count = num("soft", "count", soft.get("count", 3), 1)
     if int(count) != count:
         raise RuleError(src, "must be an integer", field="soft.count")
@@ -424,6 +479,36 @@ def _build(d: dict, src: str) -> Policy:
         code_911_tag=c911.get("tag", "review_911"),
         delivered_resets=bool(dlv.get("resets_soft_count", True)),
         delivered_actions=tuple(str(a).lower() for a in actions),
+        fault_rules=fault_rules,
         overrides=tuple(overrides),
         source=src,
     )
+
+
+def _fault_rules(sec: Any, src: str, treat) -> tuple:
+    """The ``fault`` section: ``{fault: {permanent, transient, tag?}}`` for every fault."""
+    from .model import FAULTS
+
+    if not isinstance(sec, dict):
+        raise RuleError(src, "must be a mapping of fault to {permanent, transient}",
+                        field="fault")
+    unknown = set(sec) - set(FAULTS)
+    if unknown:
+        raise RuleError(src, f"unknown fault (allowed: {', '.join(FAULTS)})",
+                        field=f"fault.{sorted(map(str, unknown))[0]}")
+    out = []
+    for f in FAULTS:
+        entry = sec.get(f)
+        if not isinstance(entry, dict):
+            raise RuleError(src, "must be a mapping with permanent and transient",
+                            field=f"fault.{f}")
+        extra = set(entry) - set(_FAULT_KEYS)
+        if extra:
+            raise RuleError(src, f"unknown key (allowed: {', '.join(_FAULT_KEYS)})",
+                            field=f"fault.{f}.{sorted(map(str, extra))[0]}")
+        tag = entry.get("tag")
+        if tag is not None and (not isinstance(tag, str) or not tag.strip()):
+            raise RuleError(src, "must be a non-empty string or null", field=f"fault.{f}.tag")
+        out.append((f, treat(entry.get("permanent"), f"fault.{f}.permanent"),
+                    treat(entry.get("transient"), f"fault.{f}.transient"), tag))
+    return tuple(out)

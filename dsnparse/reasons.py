@@ -2,7 +2,9 @@
 
 Each entry has a one-line ``definition``, a ``default_status`` (the RFC 3463 code that best
 expresses the reason, or ``null``) and ``infer_status`` (whether that code may stand in for a
-missing status once a text rule has recognised the reason; see the file's header comment).
+missing status once a text rule has recognised the reason; see the file's header comment) and
+a ``fault`` (whose problem the failure is, :data:`dsnparse.model.FAULTS`; ``null`` only for the
+reasons of non-failures, :data:`dsnparse.model.NON_FAILURE_REASONS`).
 
 :func:`load_reasons` loads and validates the file (a malformed entry raises
 :class:`~dsnparse.errors.RuleError` naming the file and the entry); :func:`inferred_status`
@@ -15,10 +17,11 @@ from pathlib import Path
 from typing import Optional, Union
 
 from .errors import RuleError
+from .model import FAULTS, NON_FAILURE_REASONS
 
 __all__ = ["Reason", "load_reasons", "inferred_status"]
 
-_FIELDS = {"definition": True, "default_status": True, "infer_status": False}
+_FIELDS = {"definition": True, "default_status": True, "infer_status": False, "fault": True}
 
 
 @dataclass(frozen=True)
@@ -29,6 +32,7 @@ class Reason:
     definition: str
     default_status: Optional[str]
     infer_status: bool = False
+    fault: Optional[str] = None
 
 
 _default: Optional[dict] = None
@@ -54,7 +58,9 @@ def load_reasons(path: Union[str, Path, None] = None) -> dict:
         RuleError: unreadable file, bad YAML, a name that is not a lower-case identifier, an
             unknown or missing field, an empty definition, a default status that is not an
             enhanced status code (class 2, 4 or 5), ``infer_status`` that is not a boolean or
-            is true without a default status.
+            is true without a default status, a missing ``fault`` or one that is not in
+            :data:`dsnparse.model.FAULTS` (``null`` is allowed only for the reasons of
+            :data:`dsnparse.model.NON_FAILURE_REASONS`).
     """
     global _default
     if path is None:
@@ -100,7 +106,14 @@ def _load(path: Path) -> dict:
         if infer and (status is None or status[0] not in "45"):
             raise RuleError(path, "infer_status needs a failure default_status (class 4 or 5)",
                             rule=name, field="infer_status")
-        out[name] = Reason(name, definition.strip(), status, infer)
+        fault = entry["fault"]
+        if fault is None and name not in NON_FAILURE_REASONS:
+            raise RuleError(path, f"fault must be one of {', '.join(FAULTS)} (null only for "
+                                  f"{', '.join(NON_FAILURE_REASONS)})", rule=name, field="fault")
+        if fault is not None and fault not in FAULTS:
+            raise RuleError(path, f"fault must be one of {', '.join(FAULTS)}, got {fault!r}",
+                            rule=name, field="fault")
+        out[name] = Reason(name, definition.strip(), status, infer, fault)
     return out
 
 

@@ -35,7 +35,7 @@ from .resources import rules_dir
 
 log = logging.getLogger("dsnparse.rules")
 
-DATA_FILES = {"codes.yaml", "reasons.yaml", "policy.yaml"}
+DATA_FILES = {"codes.yaml", "reasons.yaml", "policy.yaml", "faults.yaml"}
 KINDS = ("bounce", "auto_reply", "complaint")
 # RFC 3464 §2.3.3 actions a recipient rule may state (a pack may describe a provider's own
 # delivery notification: ``delivered`` recipients make the report kind ``delivered``)
@@ -692,7 +692,7 @@ def pack_files(directory: Path) -> Iterable[tuple[str, Path]]:
     """Yield ``(pack id, path)`` for every ``*.yaml`` pack under ``directory``.
 
     The id is the path relative to ``directory`` without ``.yaml`` (``mta/postfix``), unless
-    the file sets ``id``.  The top-level data files (codes, reasons, policy) are not packs.
+    the file sets ``id``.  The top-level data files (codes, reasons, policy, faults) are not packs.
     """
     directory = Path(directory)
     for root, dirs, files in os.walk(directory):

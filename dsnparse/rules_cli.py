@@ -238,6 +238,8 @@ def cmd_explain(args) -> int:
         bits = [f"status {v.status or '-'} ({v.status_source or '-'})",
                 f"reply {v.reply_code or '-'}", f"code {v.code or '-'} {v.bounce_type or ''}".rstrip(),
                 f"reason {v.reason or '-'}", f"rule {v.rule or '-'}"]
+        if v.fault:
+            bits.insert(4, f"fault {v.fault} ({v.fault_rule or '-'})")
         if v.feedback_type:
             bits.insert(0, f"feedback-type {v.feedback_type}")
         print(f"  {v.final_recipient or '(no recipient)'}: action {v.action or '-'}, " + ", ".join(bits))

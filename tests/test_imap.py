@@ -492,7 +492,9 @@ def test_imap_db_records_bounces_in_the_ledger(server, box, work):
     from dsnparse.ledger import Ledger
     with Ledger(db) as led:
         assert led.is_suppressed("alice.nobody@receiver.example")      # 5.1.1, hard
-        assert led.is_suppressed("carol@closed.example")               # 5.7.1, hard
+        # 5.7.1 "delivery not authorized": hard in the code table, but the sender's fault
+        assert not led.is_suppressed("carol@closed.example")
+        assert [e.fault for e in led.events("carol@closed.example")] == ["sender"]
         assert not led.is_suppressed("bob@full.example")                # one soft bounce
         assert led.count_events() == 4                                 # alice, bob, carol, dave (delay)
     assert count(box["client"], box["done"]) == 2

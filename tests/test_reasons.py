@@ -57,15 +57,42 @@ def test_inferred_class_follows_reply_code_and_action():
     assert inferred_status("system_full", None, "failed") == "5.3.1"
 
 
+def test_null_fault_is_allowed_for_non_failures(tmp_path):
+    p = tmp_path / "reasons.yaml"
+    p.write_text("vacation: {definition: x, default_status: null, fault: null}\n"
+                 "user_unknown: {definition: y, default_status: 5.1.1, fault: recipient}\n")
+    table = load_reasons(p)
+    assert table["vacation"].fault is None and table["user_unknown"].fault == "recipient"
+
+
+def test_every_shipped_reason_has_a_fault():
+    from dsnparse.model import FAULTS, NON_FAILURE_REASONS
+
+    for name, r in load_reasons().items():
+        if name in NON_FAILURE_REASONS:
+            assert r.fault is None, name
+        else:
+            assert r.fault in FAULTS, name
+
+
 @pytest.mark.parametrize("body,field", [
     ("user_unknown: [", None),
-    ("user_unknown: {definition: x}", "default_status"),
-    ("user_unknown: {definition: '', default_status: null}", "definition"),
-    ("user_unknown: {definition: x, default_status: '5.1'}", "default_status"),
-    ("user_unknown: {definition: x, default_status: 5.1.1, infer_status: 'yes'}", "infer_status"),
-    ("user_unknown: {definition: x, default_status: null, infer_status: true}", "infer_status"),
-    ("user_unknown: {definition: x, default_status: 5.1.1, colour: red}", "colour"),
-    ("User-Unknown: {definition: x, default_status: 5.1.1}", None),
+    ("user_unknown: {definition: x, fault: recipient}", "default_status"),
+    ("user_unknown: {definition: '', default_status: null, fault: recipient}", "definition"),
+    ("user_unknown: {definition: x, default_status: '5.1', fault: recipient}", "default_status"),
+    ("user_unknown: {definition: x, default_status: 5.1.1, infer_status: 'yes', "
+     "fault: recipient}", "infer_status"),
+    ("user_unknown: {definition: x, default_status: null, infer_status: true, "
+     "fault: recipient}", "infer_status"),
+    ("user_unknown: {definition: x, default_status: 5.1.1, colour: red, fault: recipient}",
+     "colour"),
+    ("User-Unknown: {definition: x, default_status: 5.1.1, fault: recipient}", None),
+    # a reason without a fault (e.g. one added by a later change) is caught at load
+    ("user_unknown: {definition: x, default_status: 5.1.1}", "fault"),
+    ("user_unknown: {definition: x, default_status: 5.1.1, fault: address}", "fault"),
+    ("user_unknown: {definition: x, default_status: 5.1.1, fault: [recipient]}", "fault"),
+    # null is for the reasons of non-failures only
+    ("user_unknown: {definition: x, default_status: 5.1.1, fault: null}", "fault"),
 ])
 def test_malformed_entry_names_file_and_entry(tmp_path, body, field):
     p = tmp_path / "reasons.yaml"

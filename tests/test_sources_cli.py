@@ -125,10 +125,11 @@ def test_parse_records_into_the_ledger(tmp_path):
     assert main(["parse", str(SAMPLES / "rfc3464"), "--db", str(db), "-q", "-o", str(tmp_path / "o.jsonl")]) == 0
     from dsnparse.ledger import Ledger
     with Ledger(db) as led:
-        # hard bounces: alice (5.1.1), carol (5.7.1), erin (911); bob is soft (5.2.2, one
-        # bounce), dave only delayed; the second run adds nothing (same bounces).
+        # suppressed at once: alice (5.1.1, the recipient's fault), erin (911, hard and
+        # tagged); carol's 5.7.1 is hard in the table but the sender's fault: not suppressed;
+        # bob is soft (5.2.2, one bounce), dave only delayed; the second run adds nothing.
         assert led.is_suppressed("alice.nobody@receiver.example")
-        assert led.is_suppressed("carol@closed.example")
+        assert not led.is_suppressed("carol@closed.example")
         assert led.is_suppressed("erin@gone.example")
         erin = led.status("erin@gone.example")
         assert (erin.code, erin.basis, erin.tags) == ("911", "hard", ("review_911",))
@@ -137,7 +138,8 @@ def test_parse_records_into_the_ledger(tmp_path):
     import dsnparse
     assert dsnparse.is_suppressed("alice.nobody@RECEIVER.example", db)  # domain is case-insensitive
     assert main(["suppressions", "check", "--db", str(db), "bob@full.example"]) == 0
-    assert main(["suppressions", "check", "--db", str(db), "carol@closed.example"]) == 1
+    assert main(["suppressions", "check", "--db", str(db), "carol@closed.example"]) == 0
+    assert main(["suppressions", "check", "--db", str(db), "erin@gone.example"]) == 1
 
 
 def test_jobs_keeps_input_order_and_equals_one_job(tmp_path):
