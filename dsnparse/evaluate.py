@@ -18,7 +18,6 @@ Figures, per family and in total:
 - ``reason``: recipients whose reason matches once underscores are removed.
 - ``address``: recipients (paired in order) whose expected ``address`` is the verdict's final
   or original recipient, compared case-insensitively; only where the expectation names one.
-
 - ``suppress``: recipients labelled with ``hardbounce`` (complaints, auto-replies and
   delivery reports left out: expected reason ``feedback``, ``vacation`` or ``delivered``)
   where "the ledger suppresses the address after this one bounce" (the verdict as the one
