@@ -34,6 +34,9 @@ from .options import DEFAULT, Options
 from .status import find_codes, more_specific
 
 FAILED = "failed"
+# The ``format`` of a message from a person that carries a delivery-status report outside
+# a multipart/report (a report forwarded or pasted into a person's mail): ``not_bounce``.
+FORWARDED_REPORT = "forwarded-report"
 
 
 class Context:
@@ -197,7 +200,17 @@ def parse(message, options: Optional[Options] = None, trace: Optional[list] = No
     ds = rfc3464.read(st)
     if ds is not None:
         if ctx.trace is not None:
-            ctx.note(f"delivery-status fields found ({ds.format}): {len(ds.recipients)} recipient(s)")
+            ctx.note(f"delivery-status fields found ({ds.format}): {len(ds.recipients)} recipient(s)"
+                     + (f" in {len(ds.parts)} parts" if len(ds.parts) > 1 else ""))
+        if not rfc3464.in_report_position(msg, ds):
+            evidence = system_sender(ctx)
+            if not evidence:
+                ctx.note("delivery-status fields outside a multipart/report, in a message from "
+                         "a person (no null or system Return-Path or From, no Auto-Submitted):"
+                         " a forwarded report, not a bounce")
+                return Report(kind="not_bounce", format=FORWARDED_REPORT, **base)
+            ctx.note(f"delivery-status fields outside a multipart/report, read as the message "
+                     f"comes from a mail system ({'; '.join(evidence)})")
         vendor = _vendor_pack(ctx, packs) if trace is not None else _LAZY
         return _from_delivery_status(ds, base, ctx, packs, vendor)
     if st.feedback_parts or st.report_type == "feedback-report":
@@ -231,6 +244,56 @@ def parse(message, options: Optional[Options] = None, trace: Optional[list] = No
         ctx.note(f"pack {pack.id}: no recipient found; trying the next pack")
     ctx.note("no pack recognised the message: not a bounce")
     return Report(kind="not_bounce", **base)
+
+
+_SYSTEM_NAME = re.compile(
+    r"\bmail(?:er)?[ ._-]?(?:daemon|delivery|administrator|system|server|gateway)\b|"
+    r"\bpostmaster\b|\bdelivery[ ._-]?(?:subsystem|system|status|notification|service)\b",
+    re.I)
+
+
+def system_sender(ctx) -> list:
+    """The header evidence that a message was sent by a mail system rather than a person,
+    as short phrases (an empty list when there is none):
+
+    * a null reverse path, ``Return-Path: <>`` (RFC 5321 §4.5.5: notifications are sent
+      with one), or a Return-Path / From that is a system mailbox (``MAILER-DAEMON``,
+      ``postmaster``, RFC 5321 §4.5.1), or a missing or empty From;
+    * a From whose display name names a mail system ("Mail Delivery System", "Mail
+      Administrator", "Delivery Status Notification" …);
+    * ``Auto-Submitted`` with any value but ``no`` (RFC 3834 §5);
+    * ``X-Failed-Recipients`` (written by MTAs, e.g. Exim, on their bounces).
+
+    Headers only: the body is not read."""
+    from email.utils import getaddresses
+
+    found = []
+    rp = ctx.header("return-path").strip()
+    if rp:
+        addr = rp.split("\n")[0].strip().strip("<>").strip()
+        if not addr:
+            found.append("null Return-Path")
+        elif rules.is_system_address(addr) or "@" not in addr:
+            found.append(f"system Return-Path {addr}")
+    frm = ctx.header("from").strip()
+    if not frm or frm == "<>":
+        found.append("no From")
+    else:
+        try:
+            pairs = getaddresses(frm.split("\n"))
+        except RecursionError:  # hostile group syntax
+            pairs = []
+        if any(a and rules.is_system_address(a.strip("<>")) for _, a in pairs) \
+                or not any(a for _, a in pairs):
+            found.append("system From")
+        elif _SYSTEM_NAME.search(frm[:500]):
+            found.append("mail-system name in From")
+    auto = ctx.header("auto-submitted").strip().lower()
+    if auto and not auto.startswith("no"):
+        found.append(f"Auto-Submitted: {auto[:40]}")
+    if ctx.header("x-failed-recipients"):
+        found.append("X-Failed-Recipients")
+    return found
 
 
 def _base_fields(msg: Message, st: rfc3464.Structure) -> dict:
@@ -337,7 +400,8 @@ def _from_delivery_status(ds, base, ctx, packs, vendor=None) -> Report:
             field_status=codes.normalize_status(r.get("status")),
             diagnostic=diag,
             remote_mta=rfc3464.strip_type(r.get("remote-mta")),
-            reporting_mta=reporting_mta,
+            reporting_mta=rfc3464.strip_type(r["reporting-mta"]) if "reporting-mta" in r
+            else reporting_mta,
             last_attempt_date=r.get("last-attempt-date"),
             rule="rfc3464",
             fallback_text=ctx.text() if single and not diag else None,

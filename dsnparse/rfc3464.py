@@ -56,11 +56,14 @@ class DeliveryStatus:
         per_message: lower-cased field name → unfolded value (RFC 3464 §2.2).
         recipients: one ``dict`` per recipient block (RFC 3464 §2.3), same key convention.
         format: ``rfc3464``, ``rfc6533`` (global) or ``rfc3464-text`` (block found in text).
+        parts: the MIME parts the fields were read from (the delivery-status parts that held
+            recipients, or the text part holding an inline block), in order.
     """
 
     per_message: dict = field(default_factory=dict)
     recipients: list = field(default_factory=list)
     format: str = "rfc3464"
+    parts: list = field(default_factory=list)
 
 
 @dataclass
@@ -260,15 +263,43 @@ def read(st: Structure) -> Optional[DeliveryStatus]:
     """Read the delivery-status fields of a message, or ``None`` if it has none.
 
     Looks at, in order: ``message/delivery-status`` and ``message/global-delivery-status``
-    parts (RFC 3464 §2, RFC 6533 §6); then, failing that, a status block written into a
-    text part (``text/plain`` with ``Final-Recipient:`` fields).
+    parts (RFC 3464 §2, RFC 6533 §6): **every** such part, as some MTAs send one per
+    recipient or per remote host; their recipients are joined in order, a recipient already
+    read from an earlier part is not repeated, and a recipient of a part whose
+    ``Reporting-MTA`` differs from the first part's keeps its own (as the per-recipient key
+    ``reporting-mta``); the per-message fields are the first part's, completed by the
+    others.  Then, failing that, a status block written into a text part (``text/plain``
+    with ``Final-Recipient:`` fields).  Where the parts sit in the MIME tree is judged by
+    :func:`in_report_position`.
     """
+    merged: Optional[DeliveryStatus] = None
+    seen: set = set()
     for part in st.ds_parts:
         ds = parse_fields(ds_text(part))
-        if ds.recipients:
+        if not ds.recipients:
+            continue
+        if merged is None:
             if part.get_content_type() == "message/global-delivery-status":
                 ds.format = "rfc6533"
-            return ds
+            ds.parts.append(part)
+            seen.update(recipient_key(r) for r in ds.recipients)
+            merged = ds
+            continue
+        merged.parts.append(part)
+        mta = ds.per_message.get("reporting-mta")
+        own = mta and mta != merged.per_message.get("reporting-mta")
+        for r in ds.recipients:
+            key = recipient_key(r)
+            if key in seen:
+                continue
+            seen.add(key)
+            if own:
+                r.setdefault("reporting-mta", mta)
+            merged.recipients.append(r)
+        for k, v in ds.per_message.items():
+            merged.per_message.setdefault(k, v)
+    if merged is not None:
+        return merged
     for part in st.texts[:4]:
         text = part_text(part, REPORT_TEXT_LIMIT)
         if text.isascii() and "final-recipient" not in text.lower():
@@ -283,8 +314,43 @@ def read(st: Structure) -> Optional[DeliveryStatus]:
         ds = parse_fields(_dedent_block(text[m.start():]))
         if ds.recipients:
             ds.format = "rfc3464-text"
+            ds.parts.append(part)
             return ds
     return None
+
+
+def recipient_key(r: dict) -> str:
+    """The lower-cased address a recipient block is about (``Final-Recipient``, else
+    ``X-Actual-Recipient``, else ``Original-Recipient``): recipients read from two
+    delivery-status parts are the same when their keys are."""
+    for k in ("final-recipient", "x-actual-recipient", "original-recipient"):
+        a = address(r.get(k))
+        if a:
+            return a.lower()
+    return ""
+
+
+def in_report_position(msg: Message, ds: DeliveryStatus) -> bool:
+    """``True`` when every part ``ds`` was read from is where RFC 6522 puts a report: the
+    whole message is the delivery-status part, or the part is a direct child of a
+    ``multipart/report`` that is the message itself (RFC 6522 §3: the report part is its
+    second part; parts in other places of the same report are taken too).
+
+    ``False`` for a status block written into text, and for a delivery-status part inside
+    any other container (a ``multipart/mixed``, or a ``multipart/report`` nested in another
+    multipart): such a report is read only when the message comes from a mail system, see
+    :func:`dsnparse.engine.system_sender` (some MTAs wrap their reports that way; a person
+    forwarding a report produces it too).
+    """
+    if ds.format == "rfc3464-text" or not ds.parts:
+        return False
+    top = msg.get_content_type() == "multipart/report" and isinstance(msg._payload, list)
+    for part in ds.parts:
+        if part is msg:
+            continue
+        if not top or not any(p is part for p in msg._payload):
+            return False
+    return True
 
 
 def _dedent_block(text: str) -> str:

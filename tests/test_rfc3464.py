@@ -250,3 +250,86 @@ def _status_by_regexes(text):
         return f"{c}.{int(s)}.{int(d)}", True
     m = _ENH.search(text)
     return (f"{m.group(1)}.{int(m.group(2))}.{int(m.group(3))}", False) if m else (None, False)
+
+
+# --- RFC 6522 report structure: where the delivery-status part sits, and who sent it ---
+
+_DS_ONE = ("Reporting-MTA: dns; mx.example\n\nFinal-Recipient: rfc822; bob@far.example\n"
+           "Action: failed\nStatus: 5.1.1\nDiagnostic-Code: smtp; 550 5.1.1 no such user\n")
+
+
+def mixed_with_ds(headers: str, ds_body: str = _DS_ONE) -> bytes:
+    """A multipart/mixed (not a multipart/report) holding a delivery-status part."""
+    return (f"{headers}Subject: Fwd: Undeliverable\nMIME-Version: 1.0\n"
+            "Content-Type: multipart/mixed; boundary=MM\n\n"
+            "--MM\nContent-Type: text/plain\n\nsee below\n\n"
+            f"--MM\nContent-Type: message/delivery-status\n\n{ds_body}\n--MM--\n").encode()
+
+
+def test_every_delivery_status_part_is_read_in_order_without_duplicates():
+    two = (
+        "From: MAILER-DAEMON@mx.example\nSubject: failure\nMIME-Version: 1.0\n"
+        "Content-Type: multipart/report; report-type=delivery-status; boundary=XX\n\n"
+        "--XX\nContent-Type: text/plain\n\nfailed\n\n"
+        "--XX\nContent-Type: message/delivery-status\n\nReporting-MTA: dns; a.example\n\n"
+        "Final-Recipient: rfc822; one@x.example\nAction: failed\nStatus: 5.1.1\n\n"
+        "--XX\nContent-Type: message/delivery-status\n\nReporting-MTA: dns; b.example\n\n"
+        "Final-Recipient: rfc822; two@y.example\nAction: failed\nStatus: 5.2.2\n\n"
+        "Final-Recipient: rfc822; ONE@x.example\nAction: failed\nStatus: 5.1.1\n\n"
+        "--XX--\n").encode()
+    r = dsnparse.parse(two)
+    assert [v.final_recipient for v in r.verdicts] == ["one@x.example", "two@y.example"]
+    assert [v.code for v in r.verdicts] == ["511", "522"]
+    # each recipient keeps the Reporting-MTA of the part it was read from
+    assert [v.reporting_mta for v in r.verdicts] == ["a.example", "b.example"]
+    assert r.reporting_mta == "a.example"
+    st = rfc3464.scan(dsnparse.load.load(two))
+    ds = rfc3464.read(st)
+    assert len(ds.parts) == 2 and ds.parts == st.ds_parts
+
+
+def test_report_position_per_rfc6522():
+    from dsnparse.load import load
+    std = load(dsn(_DS_ONE))
+    assert rfc3464.in_report_position(std, rfc3464.read(rfc3464.scan(std)))
+    whole = load(("From: MAILER-DAEMON@mx.example\nContent-Type: message/delivery-status\n\n"
+                  + _DS_ONE).encode())
+    ds = rfc3464.read(rfc3464.scan(whole))
+    assert ds.parts == [whole] and rfc3464.in_report_position(whole, ds)
+    mixed = load(mixed_with_ds("From: MAILER-DAEMON@mx.example\n"))
+    assert not rfc3464.in_report_position(mixed, rfc3464.read(rfc3464.scan(mixed)))
+
+
+def test_report_forwarded_by_a_person_is_not_a_bounce():
+    r = dsnparse.parse(mixed_with_ds("From: Ann Lee <ann@corp.example>\n"
+                                     "Return-Path: <ann@corp.example>\n"))
+    assert r.kind == "not_bounce" and r.format == "forwarded-report" and not r.verdicts
+
+
+@pytest.mark.parametrize("headers", [
+    "From: MAILER-DAEMON@mx.example\n",                       # system From
+    "From: Mail Delivery System <bounces@mx.example>\n",       # mail-system display name
+    "From: ann@corp.example\nReturn-Path: <>\n",               # null reverse path
+    "From: ann@corp.example\nAuto-Submitted: auto-generated\n",  # RFC 3834
+    "From: ann@corp.example\nX-Failed-Recipients: bob@far.example\n",
+    "To: someone@corp.example\n",                              # no From at all
+])
+def test_report_outside_multipart_report_is_read_when_a_mail_system_sent_it(headers):
+    r = dsnparse.parse(mixed_with_ds(headers))
+    assert r.kind == "bounce"
+    assert [(v.final_recipient, v.code) for v in r.verdicts] == [("bob@far.example", "511")]
+
+
+def test_auto_submitted_no_is_not_system_evidence():
+    r = dsnparse.parse(mixed_with_ds("From: ann@corp.example\nAuto-Submitted: no\n"))
+    assert r.kind == "not_bounce"
+
+
+def test_status_block_pasted_into_a_persons_message_is_not_a_bounce():
+    body = ("From: Ann Lee <ann@corp.example>\nSubject: Fwd: Returned mail\n\n"
+            "---------- Forwarded message ---------\n" + _DS_ONE)
+    assert dsnparse.parse(body.encode()).kind == "not_bounce"
+    # the same text block sent by a mail system is a report (some MTAs write it inline)
+    sysmsg = body.replace("Ann Lee <ann@corp.example>", "Mail Delivery Subsystem <MAILER-DAEMON@mx.example>")
+    r = dsnparse.parse(sysmsg.encode())
+    assert r.kind == "bounce" and r.verdicts[0].final_recipient == "bob@far.example"
