@@ -31,7 +31,7 @@ from .load import header as get_header
 from .load import REPORT_TEXT_LIMIT, load, part_text, unfold
 from .model import Report, Verdict
 from .options import DEFAULT, Options
-from .status import find_codes, more_specific
+from .status import find_codes, more_specific, read_status_field
 
 FAILED = "failed"
 # The ``format`` of a message from a person that carries a delivery-status report outside
@@ -392,12 +392,32 @@ def _from_delivery_status(ds, base, ctx, packs, vendor=None) -> Report:
             if diag:
                 if ctx.trace is not None:
                     ctx.note(f"{rcpt}: diagnostic taken from the {vendor.id} text: {diag[:100]!r}")
+        raw_status = r.get("status")
+        field_status = codes.normalize_status(raw_status)
+        field_reply = None
+        if field_status is None and raw_status:
+            field_status, field_reply = read_status_field(raw_status)
+            if ctx.trace is not None and (field_status or field_reply):
+                ctx.note(f"{rcpt}: Status {raw_status[:60]!r} read as status {field_status}, "
+                         f"reply code {field_reply}")
+        if field_status is None or _generic(field_status):
+            ext = _extension_codes(r, diag)
+            if ext is not None:
+                name, value, ext_status, ext_reply, is_status = ext
+                if ctx.trace is not None:
+                    ctx.note(f"{rcpt}: code from extension field {name}: {value[:80]!r}")
+                if not is_status and not diag:
+                    diag = value
+                elif ext_status and (field_status is None or more_specific(field_status, ext_status)):
+                    field_status = ext_status
+                field_reply = field_reply or ext_reply
         verdicts.append(build_verdict(
             ctx, packs, vendor,
             recipient=rcpt,
             original_recipient=rfc3464.address(r.get("original-recipient")),
             action=rfc3464.action(r.get("action")),
-            field_status=codes.normalize_status(r.get("status")),
+            field_status=field_status,
+            reply_code=field_reply,
             diagnostic=diag,
             remote_mta=rfc3464.strip_type(r.get("remote-mta")),
             reporting_mta=rfc3464.strip_type(r["reporting-mta"]) if "reporting-mta" in r
@@ -408,6 +428,44 @@ def _from_delivery_status(ds, base, ctx, packs, vendor=None) -> Report:
         ))
     return Report(kind=kind_of(verdicts), format=ds.format, verdicts=tuple(verdicts),
                   reporting_mta=reporting_mta, arrival_date=pm.get("arrival-date"), **base)
+
+
+# Per-recipient extension fields (RFC 3464 §2.4 "X-…") that name a recipient, a person or
+# a sender, never a code: skipped when looking for codes carried in extension fields.
+_NOT_CODE_FIELDS = frozenset({"x-actual-recipient", "x-display-name", "x-postfix-sender"})
+
+
+def _extension_codes(r: dict, diag: Optional[str]):
+    """A status or diagnostic carried in a per-recipient extension field (RFC 3464 §2.4
+    ``extension-field``; e.g. ``X-Supplementary-Info: < #5.1.1 smtp;550 5.1.1 …>``,
+    ``X-Original-Status: 5.2.2``, a vendor ``X-…-Diagnostic: 550 5.1.1 …``), for a
+    recipient whose ``Status`` is missing or generic (``X.0.0``) and whose diagnostic, if
+    any, holds no code of its own.
+
+    Chosen by shape, not by name: the first ``x-`` field whose value starts with an
+    enhanced status (``5.2.2``, ``smtp; 5.2.2``, ``#5.2.2``) or a reply code
+    (:func:`dsnparse.status.read_status_field`), or holds a reply code paired with an
+    enhanced code (``550 5.1.1``) or an enhanced code in a relay's ``< #5.1.1 smtp; …>``.
+    Returns ``(name, value, status, reply code, is_status)`` where ``is_status`` is ``True``
+    for a field whose whole value is the code (a status, not a diagnostic), or ``None``."""
+    if diag:
+        d_status, _, d_reply = find_codes(diag)
+        if d_status or d_reply:
+            return None
+    for name, value in r.items():
+        if not name.startswith("x-") or name in _NOT_CODE_FIELDS or not value:
+            continue
+        value = value.strip()
+        norm = codes.normalize_status(value)
+        if norm is not None and len(value) <= len(norm) + 40:
+            return name, value, norm, None, len(value.split()) == 1
+        st, reply = read_status_field(value)
+        if st or reply:
+            return name, rfc3464.strip_type(value) or value, st, reply, False
+        st, paired, reply = find_codes(value)
+        if st and (paired or "#" in value):
+            return name, value, st, reply, False
+    return None
 
 
 def _from_pack(pack, ctx, base, packs) -> Optional[Report]:
@@ -527,6 +585,11 @@ def build_verdict(ctx, packs, matched, *, recipient, action, field_status, diagn
     c = codes.classify(status, reply, status_source=source, action=action)
     if action in ("delivered", "relayed", "expanded"):
         reason = "delivered"
+    elif (reason or c.reason) == "delivered":
+        # a failure or delay never carries "delivered": the table's reason of a success
+        # code (X.1.5 "Destination address valid", X.3.6) on a failed recipient says nothing
+        # of the cause
+        reason = "undefined"
     elif action == FAILED and (c.status or "").startswith("4.") and \
             (reason or c.reason) == "undefined":
         # RFC 3464 §2.3.3: "failed" with a transient status and no stated cause means the
@@ -624,9 +687,17 @@ def decide_status(field_status: Optional[str], text_status: Optional[str], paire
     RFC 3464 §2.3.4 makes ``Status`` the authority; a generic field (``X.0.0``, or ``X.Y.0``
     with the text's subject) yields to the more specific code the remote MTA wrote, and so
     does any field when the text is the remote server's own ``reply enhanced`` pair of the
-    same class (see :func:`dsnparse.status.more_specific`).
+    same class (see :func:`dsnparse.status.more_specific`).  A generic ``X.0.0`` field with
+    a specific code of the other class in the text keeps its class and takes the text's
+    subject and detail (``5.0.0`` with ``4.4.7`` → ``5.4.7``).
     """
     if field_status and not more_specific(field_status, text_status, paired):
+        if text_status and text_status[0] != field_status[0] and _generic(field_status) \
+                and not _generic(text_status):
+            # "Status: 5.0.0" over "#< #4.4.7 smtp; 400 4.4.7 Message delayed>": the field
+            # keeps its class (the reporting MTA gave up, RFC 3464 §2.3.3), the text names
+            # the condition (RFC 3463 §3.5): 5.4.7
+            return field_status[0] + text_status[1:], "diagnostic_text"
         return field_status, "status_field"
     if text_status:
         return text_status, "diagnostic_text"

@@ -216,11 +216,21 @@ def parse_fields(text: str) -> DeliveryStatus:
             block += 1
             continue
         if line[:1] in (" ", "\t") and fields_ and fields_[-1][0]:
-            fields_[-1][1] += " " + stripped
+            m = _FIELD.match(stripped) if _open_value(fields_[-1][1]) else None
+            if m is None or m.group(1).lower() not in _KNOWN:
+                fields_[-1][1] += " " + stripped
+                continue
+            # an indented field line under a field with no value yet ("Diagnostic-Code:
+            # smtp;" then "  Remote-MTA: dns; …"): a field of its own, not the value
+            fields_.append([m.group(1).lower(), m.group(2).strip(), block])
             continue
         m = _FIELD.match(stripped)
         if m:
             fields_.append([m.group(1).lower(), m.group(2).strip(), block])
+        elif fields_ and fields_[-1][0] and fields_[-1][2] == block and _open_value(fields_[-1][1]):
+            # the value of a field left empty ("Status:" / "Diagnostic-Code: smtp;") written
+            # on the next line without the folding white space
+            fields_[-1][1] += " " + stripped
         else:
             fields_.append(["", stripped, block])  # stray text: ends a continuation
     cur: Optional[dict] = None
@@ -252,6 +262,16 @@ def parse_fields(text: str) -> DeliveryStatus:
         cur[name] = value
     ds.recipients = [r for r in ds.recipients if _is_recipient_block(r)]
     return ds
+
+
+_KNOWN = PER_MESSAGE | PER_RECIPIENT
+_TYPE_ONLY = re.compile(r"[ \t]*[A-Za-z0-9][\w.+-]*[ \t]*;[ \t]*")
+
+
+def _open_value(value: str) -> bool:
+    """A field value that is still to come: empty, or only a type (``smtp;``, RFC 3464
+    §2.1.2)."""
+    return not value.strip() or _TYPE_ONLY.fullmatch(value) is not None
 
 
 def _is_recipient_block(r: dict) -> bool:

@@ -333,3 +333,159 @@ def test_status_block_pasted_into_a_persons_message_is_not_a_bounce():
     sysmsg = body.replace("Ann Lee <ann@corp.example>", "Mail Delivery Subsystem <MAILER-DAEMON@mx.example>")
     r = dsnparse.parse(sysmsg.encode())
     assert r.kind == "bounce" and r.verdicts[0].final_recipient == "bob@far.example"
+
+
+# --- a reply code written where a status belongs (RFC 3464 §2.3.4 wants X.Y.Z) ---
+
+@pytest.mark.parametrize("value,want", [
+    ("550", (None, "550")),
+    ("550 5.1.1 user unknown", ("5.1.1", "550")),
+    ("#550-5.1.1", ("5.1.1", "550")),
+    ("452 4.2.2 over quota", ("4.2.2", "452")),
+    ("smtp; 5.2.2", ("5.2.2", None)),
+    ("#5.1.1", ("5.1.1", None)),
+    ("(5.7.1)", ("5.7.1", None)),
+    ("5.1", (None, None)),
+    ("5505", (None, None)),
+    ("unknown", (None, None)),
+    ("", (None, None)),
+])
+def test_read_status_field(value, want):
+    from dsnparse.status import read_status_field
+    assert read_status_field(value) == want
+
+
+_H = "Reporting-MTA: dns; mx.example\n\nFinal-Recipient: rfc822; bob@far.example\nAction: failed\n"
+
+
+@pytest.mark.parametrize("fields,status,source,reply,code", [
+    # a bare reply code: its RFC 5321 meaning (550 -> 5.0.0, 552 -> 5.2.2)
+    ("Status: 550\n", "5.0.0", "reply_code", "550", "500"),
+    ("Status: 552 mailbox full\n", "5.2.2", "reply_code", "552", "522"),
+    # the enhanced code written after the reply code is the status
+    ("Status: 550 5.1.1 user unknown\n", "5.1.1", "status_field", "550", "511"),
+    ("Status: 5.1.1 (user unknown)\n", "5.1.1", "status_field", None, "511"),
+    # a reply code in Status, a more specific code in the diagnostic
+    ("Status: 550\nDiagnostic-Code: smtp; 550 5.1.1 no such user\n", "5.1.1",
+     "diagnostic_text", "550", "511"),
+])
+def test_reply_code_in_status_field(fields, status, source, reply, code):
+    v = dsnparse.parse(dsn(_H + fields)).verdicts[0]
+    assert (v.status, v.status_source, v.reply_code, v.code) == (status, source, reply, code)
+
+
+# --- codes carried in extension fields (RFC 3464 §2.4) ---
+
+def test_extension_field_carries_the_diagnostic():
+    v = dsnparse.parse(dsn(_H + "Status: 5.0.0\nX-Supplementary-Info: <mx.far.example #5.1.1 "
+                                "smtp;550 5.1.1 no mailbox here>\n")).verdicts[0]
+    assert (v.status, v.reply_code, v.code, v.reason) == ("5.1.1", "550", "511", "user_unknown")
+    assert v.diagnostic_code == "<mx.far.example #5.1.1 smtp;550 5.1.1 no mailbox here>"
+
+
+def test_extension_field_carries_the_status():
+    v = dsnparse.parse(dsn(_H + "X-Original-Status: 5.2.2\n")).verdicts[0]
+    assert (v.status, v.code, v.bounce_type) == ("5.2.2", "522", "soft")
+    assert v.diagnostic_code is None
+
+
+def test_extension_field_with_a_reply_code_only():
+    v = dsnparse.parse(dsn(_H + "X-Relay-Response: smtp; 552 mailbox over quota\n")).verdicts[0]
+    assert (v.status, v.reply_code, v.code) == ("5.2.2", "552", "522")
+
+
+def test_extension_fields_do_not_override_a_specific_status_or_coded_diagnostic():
+    v = dsnparse.parse(dsn(_H + "Status: 5.7.1\nX-Scan-Diagnostic: 550 5.1.1 other\n")).verdicts[0]
+    assert v.status == "5.7.1"
+    v = dsnparse.parse(dsn(_H + "Status: 5.0.0\nDiagnostic-Code: smtp; 550 5.2.1 disabled\n"
+                                "X-Scan-Diagnostic: 550 5.1.1 other\n")).verdicts[0]
+    assert v.status == "5.2.1"
+
+
+def test_extension_fields_naming_people_are_not_codes():
+    v = dsnparse.parse(dsn(_H + "X-Display-Name: 550 Team\nX-Actual-Recipient: rfc822; "
+                                "550@far.example\n")).verdicts[0]
+    assert (v.status, v.code) == (None, "911")
+
+
+# --- the value of a field written on the following line ---
+
+@pytest.mark.parametrize("fields,status,diag", [
+    # not indented: the value of "Diagnostic-Code: smtp;" on the next line
+    ("Status: 5.0.0\nDiagnostic-Code: smtp;\n550 5.1.1 user unknown\n", "5.1.1",
+     "550 5.1.1 user unknown"),
+    # "Status:" with its code on an indented line
+    ("Status:\n   5.2.2\nDiagnostic-Code: smtp; mailbox is full\n", "5.2.2", "mailbox is full"),
+    # an indented field line under an empty Diagnostic-Code is a field, not the diagnostic
+    ("Diagnostic-Code: smtp;\n    Remote-MTA: dns; mx.far.example\nStatus: 4.4.7\n", "4.4.7", None),
+])
+def test_value_on_the_following_line(fields, status, diag):
+    v = dsnparse.parse(dsn(_H + fields)).verdicts[0]
+    assert (v.status, v.diagnostic_code) == (status, diag)
+
+
+def test_value_after_a_blank_line_is_not_taken():
+    ds = rfc3464.parse_fields(_H + "Diagnostic-Code: smtp;\n\nsome later paragraph\n")
+    assert ds.recipients[0]["diagnostic-code"] == "smtp;"
+
+
+def test_inline_block_with_values_on_following_lines():
+    txt = ("From: MAILER-DAEMON@mx.example\nSubject: Returned mail\n\nCould not deliver.\n\n"
+           "   Reporting-MTA: dns; mx.example\n\n   Final-Recipient: rfc822; bob@far.example\n"
+           "   Action: failed\n   Status:\n      5.1.1\n   Diagnostic-Code:\n"
+           "      smtp; 550 5.1.1 user unknown\n")
+    r = dsnparse.parse(txt.encode())
+    v = r.verdicts[0]
+    assert (r.format, v.status, v.code, v.diagnostic_code) == (
+        "rfc3464-text", "5.1.1", "511", "550 5.1.1 user unknown")
+
+
+# --- Exchange's diagnostic lines in their relay forms ---
+
+@pytest.mark.parametrize("diag,status,reply,code,btype,reason", [
+    ("Remote Server returned '550 5.1.1 RESOLVER.ADR.RecipNotFound; not found'",
+     "5.1.1", "550", "511", "hard", "user_unknown"),
+    ("#550 5.1.1 RESOLVER.ADR.RecipNotFound; not found ##",
+     "5.1.1", "550", "511", "hard", "user_unknown"),
+    # Status 5.0.0 keeps its class, the relayed text names the condition
+    ("#< #4.4.7 smtp; 400 4.4.7 Message delayed> #SMTP#", "5.4.7", "400", "547", "hard", "expired"),
+    ("Remote Server returned '< #5.0.0 smtp; 5.4.7 Delivery expired (message too old)>'",
+     "5.4.7", None, "547", "hard", "expired"),
+    ("Remote Server returned '550 4.4.7 QUEUE.Expired; message expired'",
+     "5.4.7", "550", "547", "hard", "expired"),
+])
+def test_exchange_relay_forms(diag, status, reply, code, btype, reason):
+    v = dsnparse.parse(dsn(_H + f"Status: 5.0.0\nDiagnostic-Code: smtp;{diag}\n")).verdicts[0]
+    assert (v.status, v.reply_code, v.code, v.bounce_type, v.reason) == (
+        status, reply, code, btype, reason)
+
+
+def test_exchange_expired_without_status_stays_transient():
+    v = dsnparse.parse(dsn(_H + "Diagnostic-Code: smtp;#< #4.4.7 smtp; 400 4.4.7 Message "
+                                "delayed> #SMTP#\n")).verdicts[0]
+    assert (v.status, v.code, v.bounce_type, v.reason) == ("4.4.7", "447", "soft", "expired")
+
+
+def test_generic_status_of_the_other_class_keeps_its_class():
+    assert decide_status("5.0.0", "4.4.7") == ("5.4.7", "diagnostic_text")
+    assert decide_status("4.0.0", "5.2.2") == ("4.2.2", "diagnostic_text")
+    assert decide_status("5.1.0", "4.4.7") == ("5.1.0", "status_field")  # not X.0.0
+    assert decide_status("5.0.0", "4.0.0") == ("5.0.0", "status_field")
+
+
+def test_generic_code_yields_to_the_relayed_one_only_nearby_and_of_its_class():
+    assert find_status("< #5.0.0 smtp; 5.4.7 expired>") == "5.4.7"
+    assert find_status("< #5.0.0 smtp; 4.4.7 delayed>") == "5.0.0"
+    assert find_status("5.0.0 " + "x" * 300 + " 5.1.1") == "5.0.0"
+    assert find_status("#5.1.0 then 5.1.1") == "5.1.0"  # only X.0.0 is generic here
+
+
+# --- a failure never carries the reason "delivered" ---
+
+@pytest.mark.parametrize("status", ["5.1.5", "4.1.5", "5.3.6", "4.3.6"])
+@pytest.mark.parametrize("action", ["failed", "delayed"])
+def test_failure_never_carries_delivered(status, action):
+    v = dsnparse.parse(dsn(_H.replace("Action: failed", f"Action: {action}")
+                           + f"Status: {status}\n")).verdicts[0]
+    assert v.status == status and v.action == action
+    assert v.reason == "undefined"
