@@ -5,7 +5,10 @@
 1. :func:`dsnparse.load.load` parses the bytes (stdlib, ``compat32``).
 2. :func:`dsnparse.rfc3464.scan` walks the MIME tree once.
 3. A message with a delivery-status part is read by :func:`dsnparse.rfc3464.read` (one record
-   per recipient).  An ARF feedback report (RFC 5965) is a complaint; a read receipt
+   per recipient, from every delivery-status part).  Outside a top-level multipart/report
+   (RFC 6522) it is a report only when a mail system sent the message
+   (:func:`system_sender`); else it is a person's forwarded report: ``not_bounce``, format
+   :data:`FORWARDED_REPORT`.  An ARF feedback report (RFC 5965) is a complaint; a read receipt
    (RFC 8098) is not a bounce.  Any other message is offered to the rule packs in order
    (user packs, vendors, generic last): the first pack that recognises it and finds its
    recipients decides.

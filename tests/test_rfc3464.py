@@ -489,3 +489,98 @@ def test_failure_never_carries_delivered(status, action):
                            + f"Status: {status}\n")).verdicts[0]
     assert v.status == status and v.action == action
     assert v.reason == "undefined"
+
+
+# --- Diagnostic-Code in a legacy charset: decode_octets and the delivery-status part ---
+
+_LEGACY = [
+    ("cp932", "メールボックスがいっぱいです"),
+    ("euc_jp", "このアドレスは存在しません"),
+    ("gb2312", "邮箱已满，无法接收邮件"),
+    ("gbk", "收件人地址不存在"),
+    ("big5", "郵箱已滿，無法接收郵件"),
+    ("koi8_r", "Почтовый ящик переполнен"),
+    ("cp1251", "Почтовый ящик переполнен"),
+    ("euc_kr", "사서함이 가득 찼습니다"),
+    ("iso8859_1", "Boîte aux lettres pleine, dépassement"),
+    ("cp1252", "Postfach voll: Empfänger unbekannt"),
+    ("iso8859_2", "Skrzynka pocztowa jest pełna"),
+]
+
+
+def _ds_octets(diag: bytes, ds_params: bytes = b"", text_charset: bytes = b"us-ascii") -> bytes:
+    return (b"From: MAILER-DAEMON@mx.example\nSubject: failure\nMIME-Version: 1.0\n"
+            b"Content-Type: multipart/report; report-type=delivery-status; boundary=XX\n\n"
+            b"--XX\nContent-Type: text/plain; charset=" + text_charset + b"\n\nfailed\n\n"
+            b"--XX\nContent-Type: message/delivery-status" + ds_params + b"\n\n"
+            b"Reporting-MTA: dns; mx.example\n\nFinal-Recipient: rfc822; a@far.example\n"
+            b"Action: failed\nStatus: 5.2.2\nDiagnostic-Code: smtp; 552 " + diag + b"\n\n--XX--\n")
+
+
+@pytest.mark.parametrize("charset,text", _LEGACY, ids=[c for c, _ in _LEGACY])
+def test_decode_octets_detects_undeclared_legacy_charsets(charset, text):
+    assert rfc3464.decode_octets(("552 " + text).encode(charset)) == "552 " + text
+    # and in a delivery-status part that declares nothing
+    v = dsnparse.parse(_ds_octets(text.encode(charset))).verdicts[0]
+    assert v.diagnostic_code == "552 " + text
+
+
+def test_decode_octets_order():
+    data = "Boîte pleine".encode("iso8859_1")
+    # the part's declared charset first, even where another would also decode
+    assert rfc3464.decode_octets(data, ["iso8859_5"]) == data.decode("iso8859_5")
+    # UTF-8 (strict) before the charsets declared elsewhere in the message
+    assert rfc3464.decode_octets("Boîte".encode(), [], ["iso8859_1"]) == "Boîte"
+    assert rfc3464.decode_octets(data, [], ["iso8859_1"]) == "Boîte pleine"
+    # an unknown or hostile charset name is skipped, never raised
+    assert rfc3464.decode_octets(data, ["x-no-such\x00"], ["bogus"]) == "Boîte pleine"
+    # ISO-2022-JP is recognised by its escape sequences (RFC 1468)
+    jis = "宛先不明".encode("iso2022_jp")
+    assert jis.isascii() and rfc3464.decode_octets(jis) == "宛先不明"
+    assert rfc3464.decode_octets(b"plain ascii") == "plain ascii"
+
+
+def test_declared_charset_of_the_part_and_of_the_message():
+    text = "Почтовый ящик переполнен"
+    # on the part: KOI8-R octets that windows-1251 would also decode without error
+    v = dsnparse.parse(_ds_octets(text.encode("koi8_r"), b"; charset=koi8-r")).verdicts[0]
+    assert v.diagnostic_code == "552 " + text
+    # on the message's text part only
+    v = dsnparse.parse(_ds_octets(text.encode("cp1251"), b"", b"windows-1251")).verdicts[0]
+    assert v.diagnostic_code == "552 " + text
+
+
+def test_mixed_iso2022jp_and_8bit_lines_in_one_part():
+    data = (b"Reporting-MTA: dns; mx\n\nFinal-Recipient: rfc822; a@x.example\nAction: failed\n"
+            b"Diagnostic-Code: smtp; 550 " + "存在しません".encode("cp932") + b"\n\n"
+            b"Final-Recipient: rfc822; b@x.example\nAction: failed\n"
+            b"Diagnostic-Code: smtp; 552 " + "容量超過".encode("iso2022_jp") + b"\n")
+    text = rfc3464.decode_octets(data)
+    assert "550 存在しません" in text and "552 容量超過" in text
+
+
+def test_encoded_words_in_a_diagnostic_are_decoded():
+    import base64
+    word = base64.b64encode("Postfach voll".encode("utf-16-be")).decode()
+    v = dsnparse.parse(dsn(_H + f"Status: 5.2.2\nDiagnostic-Code: smtp; 552 =?UTF-16BE?B?{word}?=\n")
+                       ).verdicts[0]
+    assert v.diagnostic_code == "552 Postfach voll"
+
+
+def test_base64_delivery_status_part_in_a_legacy_charset():
+    import base64
+    body = ("Reporting-MTA: dns; mx\n\nFinal-Recipient: rfc822; a@x.example\nAction: failed\n"
+            "Status: 5.1.1\nDiagnostic-Code: smtp; 550 收件人地址不存在\n").encode("gbk")
+    msg = (b"From: MAILER-DAEMON@mx.example\nMIME-Version: 1.0\n"
+           b"Content-Type: multipart/report; report-type=delivery-status; boundary=XX\n\n"
+           b"--XX\nContent-Type: message/delivery-status\nContent-Transfer-Encoding: base64\n\n"
+           + base64.encodebytes(body) + b"\n--XX--\n")
+    v = dsnparse.parse(msg).verdicts[0]
+    assert (v.final_recipient, v.diagnostic_code) == ("a@x.example", "550 收件人地址不存在")
+
+
+def test_escape_sequences_on_8bit_lines_do_not_loop():
+    # an ESC $ B on a line that also holds 8-bit octets is not ISO-2022-JP (7-bit only)
+    data = b"a \x1b$B\xe9\xff x\n\x1b$B$3\x1b(B\nplain"
+    text = rfc3464.decode_octets(data)
+    assert text.split("\n")[1:] == ["こ", "plain"]
