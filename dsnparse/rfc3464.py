@@ -530,26 +530,23 @@ def recipient_key(r: dict) -> str:
 
 
 def in_report_position(msg: Message, ds: DeliveryStatus) -> bool:
-    """``True`` when every part ``ds`` was read from is where RFC 6522 puts a report: the
-    whole message is the delivery-status part, or the part is a direct child of a
-    ``multipart/report`` that is the message itself (RFC 6522 §3: the report part is its
-    second part; parts in other places of the same report are taken too).
+    """``True`` when the parts ``ds`` was read from are where RFC 6522 puts a report: the
+    whole message is the delivery-status part, or the message is a ``multipart/report``
+    (RFC 6522 §3: the report is its second part; a report part nested one level deeper, or
+    several of them, are taken too — the walk never enters a returned or forwarded
+    ``message/rfc822``).
 
-    ``False`` for a status block written into text, and for a delivery-status part inside
-    any other container (a ``multipart/mixed``, or a ``multipart/report`` nested in another
-    multipart): such a report is read only when the message comes from a mail system, see
+    ``False`` for a status block written into text, and for a delivery-status part in any
+    other message (a ``multipart/mixed``, even one that holds a ``multipart/report``): such
+    a report is read only when the message comes from a mail system, see
     :func:`dsnparse.engine.system_sender` (some MTAs wrap their reports that way; a person
     forwarding a report produces it too).
     """
     if ds.format == "rfc3464-text" or not ds.parts:
         return False
-    top = msg.get_content_type() == "multipart/report" and isinstance(msg._payload, list)
-    for part in ds.parts:
-        if part is msg:
-            continue
-        if not top or not any(p is part for p in msg._payload):
-            return False
-    return True
+    if msg.get_content_type() == "multipart/report":
+        return True
+    return all(part is msg for part in ds.parts)
 
 
 def _dedent_block(text: str) -> str:

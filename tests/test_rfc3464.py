@@ -584,3 +584,28 @@ def test_escape_sequences_on_8bit_lines_do_not_loop():
     data = b"a \x1b$B\xe9\xff x\n\x1b$B$3\x1b(B\nplain"
     text = rfc3464.decode_octets(data)
     assert text.split("\n")[1:] == ["こ", "plain"]
+
+
+def test_report_part_nested_in_a_top_level_report_is_in_position():
+    from dsnparse.load import load
+    raw = ("From: ann@corp.example\nMIME-Version: 1.0\n"
+           "Content-Type: multipart/report; report-type=delivery-status; boundary=XX\n\n"
+           "--XX\nContent-Type: text/plain\n\nfailed\n\n"
+           "--XX\nContent-Type: multipart/mixed; boundary=YY\n\n"
+           "--YY\nContent-Type: message/delivery-status\n\n" + _DS_ONE + "\n--YY--\n\n--XX--\n")
+    msg = load(raw.encode())
+    assert rfc3464.in_report_position(msg, rfc3464.read(rfc3464.scan(msg)))
+    assert dsnparse.parse(raw.encode()).verdicts[0].code == "511"
+    # the same report inside a person's multipart/mixed is a forward
+    fwd = raw.replace("multipart/report; report-type=delivery-status; boundary=XX",
+                      "multipart/mixed; boundary=XX")
+    assert dsnparse.parse(fwd.encode()).kind == "not_bounce"
+
+
+def test_explain_names_the_structure_evidence():
+    trace: list = []
+    dsnparse.parse(mixed_with_ds("From: ann@corp.example\n"), trace=trace)
+    assert any("a forwarded report, not a bounce" in t for t in trace)
+    trace = []
+    dsnparse.parse(mixed_with_ds("From: ann@corp.example\nReturn-Path: <>\n"), trace=trace)
+    assert any("comes from a mail system (null Return-Path)" in t for t in trace)
