@@ -395,6 +395,11 @@ def _from_delivery_status(ds, base, ctx, packs, vendor=None) -> Report:
             if diag:
                 if ctx.trace is not None:
                     ctx.note(f"{rcpt}: diagnostic taken from the {vendor.id} text: {diag[:100]!r}")
+        if not diag and rcpt and not single and "@" in rcpt:
+            diag = diagnostic_near(ctx.text(), rcpt)
+            if diag and ctx.trace is not None:
+                ctx.note(f"{rcpt}: diagnostic taken from the report text after the address: "
+                         f"{diag[:100]!r}")
         raw_status = r.get("status")
         field_status = codes.normalize_status(raw_status)
         field_reply = None
@@ -431,6 +436,58 @@ def _from_delivery_status(ds, base, ctx, packs, vendor=None) -> Report:
         ))
     return Report(kind=kind_of(verdicts), format=ds.format, verdicts=tuple(verdicts),
                   reporting_mta=reporting_mta, arrival_date=pm.get("arrival-date"), **base)
+
+
+_HEADER_LINE = re.compile(
+    r"[ \t>]*(?:to|from|cc|bcc|reply-to|sender|return-path|delivered-to|x-original-to|"
+    r"final-recipient|original-recipient|x-actual-recipient|x-failed-recipients)[ \t]*:", re.I)
+_NEAR_LINES = 4  # lines after the address line read for its diagnostic
+_NEAR_HITS = 8   # occurrences of the address looked at
+
+
+def diagnostic_near(text: str, address: str) -> Optional[str]:
+    """The diagnostic a report's text gives for ``address``: the rest of the line that
+    names it and the next lines up to a blank line (at most 4), when they hold an enhanced
+    status code or an SMTP reply code (:func:`dsnparse.status.find_codes`); else ``None``.
+
+    The layout any MTA uses to list failed recipients with their remote replies, e.g.
+    Exchange's "Diagnostic information for administrators" section::
+
+        bob@far.example
+        Remote Server returned '< #5.0.0 smtp; 5.4.7 Delivery expired (message too old)>'
+
+    Lines that are header or delivery-status fields naming the address (``To:``,
+    ``Final-Recipient:`` …) are skipped.  For recipients of a delivery-status report that
+    gives them no diagnostic; plain ``str.find`` searches, linear in the text.
+    """
+    low = text.lower()
+    needle = address.lower()
+    pos = 0
+    for _ in range(_NEAR_HITS):
+        i = low.find(needle, pos)
+        if i < 0:
+            return None
+        pos = i + len(needle)
+        start = text.rfind("\n", 0, i) + 1
+        if _HEADER_LINE.match(text, start) or (i > 0 and (text[i - 1].isalnum() or text[i - 1] in ".-_+")):
+            continue
+        end = pos
+        lines = []
+        for n in range(_NEAR_LINES + 1):
+            nl = text.find("\n", end)
+            line = text[end:nl if nl >= 0 else len(text)]
+            if n and not line.strip():
+                break
+            lines.append(line.strip(" \t>:;,)]"))
+            if nl < 0:
+                break
+            end = nl + 1
+        block = " ".join(x for x in lines if x).strip()
+        if block and len(block) <= 2000:
+            st, _, reply = find_codes(block)
+            if st or reply:
+                return block
+    return None
 
 
 # Per-recipient extension fields (RFC 3464 §2.4 "X-…") that name a recipient, a person or

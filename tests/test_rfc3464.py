@@ -610,3 +610,31 @@ def test_explain_names_the_structure_evidence():
     trace = []
     engine_parse(mixed_with_ds("From: ann@corp.example\nReturn-Path: <>\n"), trace=trace)
     assert any("comes from a mail system (null Return-Path)" in t for t in trace)
+
+
+# --- a recipient's diagnostic found after its address in the report text ---
+
+def test_diagnostic_near_reads_the_lines_after_the_address():
+    from dsnparse.engine import diagnostic_near
+    text = ("Details:\n\nTo: a@x.example\nSubject: hi\n\n"          # a header line: skipped
+            "a@x.example\n  Remote Server returned '550 5.1.1 not found'\n\n"
+            "b@x.example: 552 5.2.2 mailbox full\n\n"
+            "c@x.example\n  no code here\n\n"
+            "xa@x.example\n  550 5.7.1 other\n")
+    assert diagnostic_near(text, "a@x.example") == "Remote Server returned '550 5.1.1 not found'"
+    assert diagnostic_near(text, "B@X.example") == "552 5.2.2 mailbox full"
+    assert diagnostic_near(text, "c@x.example") is None   # no code: nothing invented
+    assert diagnostic_near(text, "d@x.example") is None
+    # the block ends at a blank line: the next recipient's code is not taken
+    assert diagnostic_near("c@x.example\n\n550 5.1.1 gone\n", "c@x.example") is None
+
+
+def test_diagnostic_near_only_for_recipients_without_one():
+    r = dsnparse.parse(dsn(
+        "Reporting-MTA: dns; mx\n\nFinal-Recipient: rfc822; a@x.example\nAction: failed\n"
+        "Diagnostic-Code: smtp; 550 5.2.1 disabled\n\n"
+        "Final-Recipient: rfc822; b@x.example\nAction: failed\n",
+        ).replace(b"failed\n\n--XX", b"a@x.example\n 550 5.1.1 x\n\nb@x.example\n "
+                  b"#< #4.4.7 smtp; 400 4.4.7 Message delayed> #SMTP#\n\n--XX", 1))
+    assert [(v.final_recipient, v.status) for v in r.verdicts] == [
+        ("a@x.example", "5.2.1"), ("b@x.example", "4.4.7")]
