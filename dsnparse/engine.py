@@ -379,6 +379,7 @@ def _from_delivery_status(ds, base, ctx, packs, vendor=None) -> Report:
     reporting_mta = rfc3464.strip_type(pm.get("reporting-mta"))
     single = len(ds.recipients) == 1
     in_text: Optional[dict] = None  # the vendor's recipient lines, read only if needed
+    low_text: Optional[str] = None  # the report text in lower case, made only if needed
     verdicts = []
     for r in ds.recipients:
         diag = rfc3464.strip_type(unfold(r.get("diagnostic-code"))) if r.get("diagnostic-code") else None
@@ -395,8 +396,10 @@ def _from_delivery_status(ds, base, ctx, packs, vendor=None) -> Report:
             if diag:
                 if ctx.trace is not None:
                     ctx.note(f"{rcpt}: diagnostic taken from the {vendor.id} text: {diag[:100]!r}")
-        if not diag and rcpt and not single and "@" in rcpt:
-            diag = diagnostic_near(ctx.text(), rcpt)
+        if not diag and rcpt and not single and "@" in rcpt and len(verdicts) < _NEAR_RECIPIENTS:
+            if low_text is None:
+                low_text = ctx.text().lower()
+            diag = diagnostic_near(ctx.text(), rcpt, low_text)
             if diag and ctx.trace is not None:
                 ctx.note(f"{rcpt}: diagnostic taken from the report text after the address: "
                          f"{diag[:100]!r}")
@@ -443,9 +446,10 @@ _HEADER_LINE = re.compile(
     r"final-recipient|original-recipient|x-actual-recipient|x-failed-recipients)[ \t]*:", re.I)
 _NEAR_LINES = 4  # lines after the address line read for its diagnostic
 _NEAR_HITS = 8   # occurrences of the address looked at
+_NEAR_RECIPIENTS = 200  # recipients of one report looked for in its text (hostile input)
 
 
-def diagnostic_near(text: str, address: str) -> Optional[str]:
+def diagnostic_near(text: str, address: str, low: Optional[str] = None) -> Optional[str]:
     """The diagnostic a report's text gives for ``address``: the rest of the line that
     names it and the next lines up to a blank line (at most 4), when they hold an enhanced
     status code or an SMTP reply code (:func:`dsnparse.status.find_codes`); else ``None``.
@@ -458,9 +462,15 @@ def diagnostic_near(text: str, address: str) -> Optional[str]:
 
     Lines that are header or delivery-status fields naming the address (``To:``,
     ``Final-Recipient:`` …) are skipped.  For recipients of a delivery-status report that
-    gives them no diagnostic; plain ``str.find`` searches, linear in the text.
+    gives them no diagnostic; plain ``str.find`` searches, linear in the text.  ``low`` is
+    ``text.lower()`` when the caller has it (one per report, not one per recipient).  In
+    the rare text whose lower-case form is longer (``İ``), the diagnostic is read from the
+    lower-case text.
     """
-    low = text.lower()
+    if low is None:
+        low = text.lower()
+    if len(low) != len(text):
+        text = low
     needle = address.lower()
     pos = 0
     for _ in range(_NEAR_HITS):

@@ -638,3 +638,9 @@ def test_diagnostic_near_only_for_recipients_without_one():
                   b"#< #4.4.7 smtp; 400 4.4.7 Message delayed> #SMTP#\n\n--XX", 1))
     assert [(v.final_recipient, v.status) for v in r.verdicts] == [
         ("a@x.example", "5.2.1"), ("b@x.example", "4.4.7")]
+
+
+def test_diagnostic_near_with_a_text_whose_lower_case_is_longer():
+    from dsnparse.engine import diagnostic_near
+    text = "İstanbul relay\nbob@x.example\n 550 5.1.1 unknown\n"
+    assert diagnostic_near(text, "bob@x.example") == "550 5.1.1 unknown"
