@@ -655,10 +655,9 @@ def build_verdict(ctx, packs, matched, *, recipient, action, field_status, diagn
     c = codes.classify(status, reply, status_source=source, action=action)
     if action in ("delivered", "relayed", "expanded"):
         reason = "delivered"
-    elif (reason or c.reason) == "delivered":
-        # a failure or delay never carries "delivered": the table's reason of a success
-        # code (X.1.5 "Destination address valid", X.3.6) on a failed recipient says nothing
-        # of the cause
+    elif reason == "delivered":
+        # a failure or delay never carries "delivered" (codes.classify sees to the table's
+        # reason of the success codes X.1.5 and X.3.6; this is a text rule's)
         reason = "undefined"
     elif action == FAILED and (c.status or "").startswith("4.") and \
             (reason or c.reason) == "undefined":
