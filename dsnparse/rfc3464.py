@@ -464,7 +464,8 @@ def read(st: Structure) -> Optional[DeliveryStatus]:
     Looks at, in order: ``message/delivery-status`` and ``message/global-delivery-status``
     parts (RFC 3464 §2, RFC 6533 §6): **every** such part, as some MTAs send one per
     recipient or per remote host; their recipients are joined in order, a recipient already
-    read from an earlier part is not repeated, and a recipient of a part whose
+    read from an earlier part is not repeated (a later ``failed`` block takes the place of
+    an earlier one with another action), and a recipient of a part whose
     ``Reporting-MTA`` differs from the first part's keeps its own (as the per-recipient key
     ``reporting-mta``); the per-message fields are the first part's, completed by the
     others.  Then, failing that, a status block written into a text part (``text/plain``
@@ -472,7 +473,7 @@ def read(st: Structure) -> Optional[DeliveryStatus]:
     :func:`in_report_position`.
     """
     merged: Optional[DeliveryStatus] = None
-    seen: set = set()
+    seen: dict = {}  # recipient key -> its index in merged.recipients
     for part in st.ds_parts:
         ds = parse_fields(ds_text(part, st))
         if not ds.recipients:
@@ -481,20 +482,24 @@ def read(st: Structure) -> Optional[DeliveryStatus]:
             if part.get_content_type() == "message/global-delivery-status":
                 ds.format = "rfc6533"
             ds.parts.append(part)
-            seen.update(recipient_key(r) for r in ds.recipients)
+            for i, r in enumerate(ds.recipients):
+                seen.setdefault(recipient_key(r), i)
             merged = ds
             continue
         merged.parts.append(part)
         mta = ds.per_message.get("reporting-mta")
         own = mta and mta != merged.per_message.get("reporting-mta")
         for r in ds.recipients:
-            key = recipient_key(r)
-            if key in seen:
-                continue
-            seen.add(key)
             if own:
                 r.setdefault("reporting-mta", mta)
-            merged.recipients.append(r)
+            key = recipient_key(r)
+            i = seen.get(key)
+            if i is None or not key:
+                seen[key] = len(merged.recipients)
+                merged.recipients.append(r)
+            elif action(r.get("action")) == "failed" and \
+                    action(merged.recipients[i].get("action")) != "failed":
+                merged.recipients[i] = r  # a later part's failure over an earlier delay
         for k, v in ds.per_message.items():
             merged.per_message.setdefault(k, v)
     if merged is not None:

@@ -646,3 +646,19 @@ def test_diagnostic_near_with_a_text_whose_lower_case_is_longer():
     from dsnparse.engine import diagnostic_near
     text = "İstanbul relay\nbob@x.example\n 550 5.1.1 unknown\n"
     assert diagnostic_near(text, "bob@x.example") == "550 5.1.1 unknown"
+
+
+def test_a_later_parts_failure_replaces_an_earlier_delay_of_the_same_recipient():
+    two = (
+        "From: MAILER-DAEMON@mx.example\nMIME-Version: 1.0\n"
+        "Content-Type: multipart/report; report-type=delivery-status; boundary=XX\n\n"
+        "--XX\nContent-Type: message/delivery-status\n\nReporting-MTA: dns; a.example\n\n"
+        "Final-Recipient: rfc822; one@x.example\nAction: delayed\nStatus: 4.4.1\n\n"
+        "Final-Recipient: rfc822; two@x.example\nAction: failed\nStatus: 5.1.1\n\n"
+        "--XX\nContent-Type: message/delivery-status\n\nReporting-MTA: dns; a.example\n\n"
+        "Final-Recipient: rfc822; one@x.example\nAction: failed\nStatus: 5.4.7\n\n"
+        "Final-Recipient: rfc822; two@x.example\nAction: delayed\nStatus: 4.4.1\n\n"
+        "--XX--\n").encode()
+    r = dsnparse.parse(two)
+    assert [(v.final_recipient, v.action, v.status) for v in r.verdicts] == [
+        ("one@x.example", "failed", "5.4.7"), ("two@x.example", "failed", "5.1.1")]
