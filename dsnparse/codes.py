@@ -432,7 +432,9 @@ def classify(status: Optional[str], reply_code: Optional[str] = None, *,
     5. ``action == "delayed"`` → soft whatever the class, 911 included: a delay is never
        final (RFC 3464 §2.3.3).
     6. reason = the ``reason`` of X.Y.Z in the registry table, else of X.Y.0, else
-       ``undefined``.
+       ``undefined``; never ``delivered`` here (the reason of the success codes X.1.5
+       "Destination address valid" and X.3.6 says nothing of why a failure or delay
+       happened): ``undefined`` instead.
     """
     tbl = table or load_table()
     act = (action or "failed").strip().lower()
@@ -460,6 +462,8 @@ def classify(status: Optional[str], reply_code: Optional[str] = None, *,
 
     cls, subject, detail = _parts(norm)
     reason = _reason(tbl, subject, detail)
+    if reason == "delivered":  # a failure or a delay (rule 6)
+        reason = "undefined"
     if cls == 5:
         if subject > 7:
             row = tbl.rows["500"]

@@ -5,7 +5,10 @@
 1. :func:`dsnparse.load.load` parses the bytes (stdlib, ``compat32``).
 2. :func:`dsnparse.rfc3464.scan` walks the MIME tree once.
 3. A message with a delivery-status part is read by :func:`dsnparse.rfc3464.read` (one record
-   per recipient).  An ARF feedback report (RFC 5965) is a complaint; a read receipt
+   per recipient, from every delivery-status part).  Outside a top-level multipart/report
+   (RFC 6522) it is a report only when a mail system sent the message
+   (:func:`system_sender`); else it is a person's forwarded report: ``not_bounce``, format
+   :data:`FORWARDED_REPORT`.  An ARF feedback report (RFC 5965) is a complaint; a read receipt
    (RFC 8098) is not a bounce.  Any other message is offered to the rule packs in order
    (user packs, vendors, generic last): the first pack that recognises it and finds its
    recipients decides.
@@ -34,9 +37,12 @@ from .load import header as get_header
 from .load import REPORT_TEXT_LIMIT, load, part_text, unfold
 from .model import Report, Verdict
 from .options import DEFAULT, Options
-from .status import find_codes, more_specific
+from .status import find_codes, more_specific, read_status_field
 
 FAILED = "failed"
+# The ``format`` of a message from a person that carries a delivery-status report outside
+# a multipart/report (a report forwarded or pasted into a person's mail): ``not_bounce``.
+FORWARDED_REPORT = "forwarded-report"
 
 
 class Context:
@@ -202,7 +208,17 @@ def parse(message, options: Optional[Options] = None, trace: Optional[list] = No
     ds = rfc3464.read(st)
     if ds is not None:
         if ctx.trace is not None:
-            ctx.note(f"delivery-status fields found ({ds.format}): {len(ds.recipients)} recipient(s)")
+            ctx.note(f"delivery-status fields found ({ds.format}): {len(ds.recipients)} recipient(s)"
+                     + (f" in {len(ds.parts)} parts" if len(ds.parts) > 1 else ""))
+        if not rfc3464.in_report_position(msg, ds):
+            evidence = system_sender(ctx)
+            if not evidence:
+                ctx.note("delivery-status fields outside a multipart/report, in a message from "
+                         "a person (no null or system Return-Path or From, no Auto-Submitted):"
+                         " a forwarded report, not a bounce")
+                return Report(kind="not_bounce", format=FORWARDED_REPORT, **base)
+            ctx.note(f"delivery-status fields outside a multipart/report, read as the message "
+                     f"comes from a mail system ({'; '.join(evidence)})")
         vendor = _vendor_pack(ctx, packs) if trace is not None else _LAZY
         return _from_delivery_status(ds, base, ctx, packs, vendor)
     if st.feedback_parts or st.report_type == "feedback-report":
@@ -236,6 +252,56 @@ def parse(message, options: Optional[Options] = None, trace: Optional[list] = No
         ctx.note(f"pack {pack.id}: no recipient found; trying the next pack")
     ctx.note("no pack recognised the message: not a bounce")
     return Report(kind="not_bounce", **base)
+
+
+_SYSTEM_NAME = re.compile(
+    r"\bmail(?:er)?[ ._-]?(?:daemon|delivery|administrator|system|server|gateway)\b|"
+    r"\bpostmaster\b|\bdelivery[ ._-]?(?:subsystem|system|status|notification|service)\b",
+    re.I)
+
+
+def system_sender(ctx) -> list:
+    """The header evidence that a message was sent by a mail system rather than a person,
+    as short phrases (an empty list when there is none):
+
+    * a null reverse path, ``Return-Path: <>`` (RFC 5321 §4.5.5: notifications are sent
+      with one), or a Return-Path / From that is a system mailbox (``MAILER-DAEMON``,
+      ``postmaster``, RFC 5321 §4.5.1), or a missing or empty From;
+    * a From whose display name names a mail system ("Mail Delivery System", "Mail
+      Administrator", "Delivery Status Notification" …);
+    * ``Auto-Submitted`` with any value but ``no`` (RFC 3834 §5);
+    * ``X-Failed-Recipients`` (written by MTAs, e.g. Exim, on their bounces).
+
+    Headers only: the body is not read."""
+    from email.utils import getaddresses
+
+    found = []
+    rp = ctx.header("return-path").strip()
+    if rp:
+        addr = rp.split("\n")[0].strip().strip("<>").strip()
+        if not addr:
+            found.append("null Return-Path")
+        elif rules.is_system_address(addr) or "@" not in addr:
+            found.append(f"system Return-Path {addr}")
+    frm = ctx.header("from").strip()
+    if not frm or frm == "<>":
+        found.append("no From")
+    else:
+        try:
+            pairs = getaddresses(frm.split("\n"))
+        except RecursionError:  # hostile group syntax
+            pairs = []
+        if any(a and rules.is_system_address(a.strip("<>")) for _, a in pairs) \
+                or not any(a for _, a in pairs):
+            found.append("system From")
+        elif _SYSTEM_NAME.search(frm[:500]):
+            found.append("mail-system name in From")
+    auto = ctx.header("auto-submitted").strip().lower()
+    if auto and not auto.startswith("no"):
+        found.append(f"Auto-Submitted: {auto[:40]}")
+    if ctx.header("x-failed-recipients"):
+        found.append("X-Failed-Recipients")
+    return found
 
 
 def _base_fields(msg: Message, st: rfc3464.Structure) -> dict:
@@ -318,6 +384,7 @@ def _from_delivery_status(ds, base, ctx, packs, vendor=None) -> Report:
     reporting_mta = rfc3464.strip_type(pm.get("reporting-mta"))
     single = len(ds.recipients) == 1
     in_text: Optional[dict] = None  # the vendor's recipient lines, read only if needed
+    low_text: Optional[str] = None  # the report text in lower case, made only if needed
     verdicts = []
     for r in ds.recipients:
         diag = rfc3464.strip_type(unfold(r.get("diagnostic-code"))) if r.get("diagnostic-code") else None
@@ -334,21 +401,146 @@ def _from_delivery_status(ds, base, ctx, packs, vendor=None) -> Report:
             if diag:
                 if ctx.trace is not None:
                     ctx.note(f"{rcpt}: diagnostic taken from the {vendor.id} text: {diag[:100]!r}")
+        if not diag and rcpt and not single and "@" in rcpt and len(verdicts) < _NEAR_RECIPIENTS:
+            if low_text is None:
+                low_text = ctx.text().lower()
+            diag = diagnostic_near(ctx.text(), rcpt, low_text)
+            if diag and ctx.trace is not None:
+                ctx.note(f"{rcpt}: diagnostic taken from the report text after the address: "
+                         f"{diag[:100]!r}")
+        raw_status = r.get("status")
+        field_status = codes.normalize_status(raw_status)
+        field_reply = None
+        if field_status is None and raw_status:
+            field_status, field_reply = read_status_field(raw_status)
+            if ctx.trace is not None and (field_status or field_reply):
+                ctx.note(f"{rcpt}: Status {raw_status[:60]!r} read as status {field_status}, "
+                         f"reply code {field_reply}")
+        if field_status is None or _generic(field_status):
+            ext = _extension_codes(r, diag)
+            if ext is not None:
+                name, value, ext_status, ext_reply, is_status = ext
+                if ctx.trace is not None:
+                    ctx.note(f"{rcpt}: code from extension field {name}: {value[:80]!r}")
+                if not is_status and not diag:
+                    diag = value
+                elif ext_status and (field_status is None or more_specific(field_status, ext_status)):
+                    field_status = ext_status
+                field_reply = field_reply or ext_reply
         verdicts.append(build_verdict(
             ctx, packs, vendor,
             recipient=rcpt,
             original_recipient=rfc3464.address(r.get("original-recipient")),
             action=rfc3464.action(r.get("action")),
-            field_status=codes.normalize_status(r.get("status")),
+            field_status=field_status,
+            reply_code=field_reply,
             diagnostic=diag,
             remote_mta=rfc3464.strip_type(r.get("remote-mta")),
-            reporting_mta=reporting_mta,
+            reporting_mta=rfc3464.strip_type(r["reporting-mta"]) if "reporting-mta" in r
+            else reporting_mta,
             last_attempt_date=r.get("last-attempt-date"),
             rule="rfc3464",
             fallback_text=ctx.text() if single and not diag else None,
         ))
     return Report(kind=kind_of(verdicts), format=ds.format, verdicts=tuple(verdicts),
                   reporting_mta=reporting_mta, arrival_date=pm.get("arrival-date"), **base)
+
+
+_HEADER_LINE = re.compile(
+    r"[ \t>]*(?:to|from|cc|bcc|reply-to|sender|return-path|delivered-to|x-original-to|"
+    r"final-recipient|original-recipient|x-actual-recipient|x-failed-recipients)[ \t]*:", re.I)
+_NEAR_LINES = 4  # lines after the address line read for its diagnostic
+_NEAR_HITS = 8   # occurrences of the address looked at
+_NEAR_RECIPIENTS = 200  # recipients of one report looked for in its text (hostile input)
+
+
+def diagnostic_near(text: str, address: str, low: Optional[str] = None) -> Optional[str]:
+    """The diagnostic a report's text gives for ``address``: the rest of the line that
+    names it and the next lines up to a blank line (at most 4), when they hold an enhanced
+    status code or an SMTP reply code (:func:`dsnparse.status.find_codes`); else ``None``.
+
+    The layout any MTA uses to list failed recipients with their remote replies, e.g.
+    Exchange's "Diagnostic information for administrators" section::
+
+        bob@far.example
+        Remote Server returned '< #5.0.0 smtp; 5.4.7 Delivery expired (message too old)>'
+
+    Lines that are header or delivery-status fields naming the address (``To:``,
+    ``Final-Recipient:`` …) are skipped.  For recipients of a delivery-status report that
+    gives them no diagnostic; plain ``str.find`` searches, linear in the text.  ``low`` is
+    ``text.lower()`` when the caller has it (one per report, not one per recipient).  In
+    the rare text whose lower-case form is longer (``İ``), the diagnostic is read from the
+    lower-case text.
+    """
+    if low is None:
+        low = text.lower()
+    if len(low) != len(text):
+        text = low
+    needle = address.lower()
+    pos = 0
+    for _ in range(_NEAR_HITS):
+        i = low.find(needle, pos)
+        if i < 0:
+            return None
+        pos = i + len(needle)
+        start = text.rfind("\n", 0, i) + 1
+        if _HEADER_LINE.match(text, start) or (i > 0 and (text[i - 1].isalnum() or text[i - 1] in ".-_+")):
+            continue
+        end = pos
+        lines = []
+        for n in range(_NEAR_LINES + 1):
+            nl = text.find("\n", end)
+            line = text[end:nl if nl >= 0 else len(text)]
+            if n and not line.strip():
+                break
+            lines.append(line.strip(" \t>:;,)]"))
+            if nl < 0:
+                break
+            end = nl + 1
+        block = " ".join(x for x in lines if x).strip()
+        if block and len(block) <= 2000:
+            st, _, reply = find_codes(block)
+            if st or reply:
+                return block
+    return None
+
+
+# Per-recipient extension fields (RFC 3464 §2.4 "X-…") that name a recipient, a person or
+# a sender, never a code: skipped when looking for codes carried in extension fields.
+_NOT_CODE_FIELDS = frozenset({"x-actual-recipient", "x-display-name", "x-postfix-sender"})
+
+
+def _extension_codes(r: dict, diag: Optional[str]):
+    """A status or diagnostic carried in a per-recipient extension field (RFC 3464 §2.4
+    ``extension-field``; e.g. ``X-Supplementary-Info: < #5.1.1 smtp;550 5.1.1 …>``,
+    ``X-Original-Status: 5.2.2``, a vendor ``X-…-Diagnostic: 550 5.1.1 …``), for a
+    recipient whose ``Status`` is missing or generic (``X.0.0``) and whose diagnostic, if
+    any, holds no code of its own.
+
+    Chosen by shape, not by name: the first ``x-`` field whose value starts with an
+    enhanced status (``5.2.2``, ``smtp; 5.2.2``, ``#5.2.2``) or a reply code
+    (:func:`dsnparse.status.read_status_field`), or holds a reply code paired with an
+    enhanced code (``550 5.1.1``) or an enhanced code in a relay's ``< #5.1.1 smtp; …>``.
+    Returns ``(name, value, status, reply code, is_status)`` where ``is_status`` is ``True``
+    for a field whose whole value is the code (a status, not a diagnostic), or ``None``."""
+    if diag:
+        d_status, _, d_reply = find_codes(diag)
+        if d_status or d_reply:
+            return None
+    for name, value in r.items():
+        if not name.startswith("x-") or name in _NOT_CODE_FIELDS or not value:
+            continue
+        value = value.strip()
+        norm = codes.normalize_status(value)
+        if norm is not None and len(value) <= len(norm) + 40:
+            return name, value, norm, None, len(value.split()) == 1
+        st, reply = read_status_field(value)
+        if st or reply:
+            return name, rfc3464.strip_type(value) or value, st, reply, False
+        st, paired, reply = find_codes(value)
+        if st and (paired or "#" in value):
+            return name, value, st, reply, False
+    return None
 
 
 def _from_pack(pack, ctx, base, packs) -> Optional[Report]:
@@ -468,6 +660,10 @@ def build_verdict(ctx, packs, matched, *, recipient, action, field_status, diagn
     c = codes.classify(status, reply, status_source=source, action=action)
     if action in ("delivered", "relayed", "expanded"):
         reason = "delivered"
+    elif reason == "delivered":
+        # a failure or delay never carries "delivered" (codes.classify sees to the table's
+        # reason of the success codes X.1.5 and X.3.6; this is a text rule's)
+        reason = "undefined"
     elif action == FAILED and (c.status or "").startswith("4.") and \
             (reason or c.reason) == "undefined":
         # RFC 3464 §2.3.3: "failed" with a transient status and no stated cause means the
@@ -570,9 +766,17 @@ def decide_status(field_status: Optional[str], text_status: Optional[str], paire
     RFC 3464 §2.3.4 makes ``Status`` the authority; a generic field (``X.0.0``, or ``X.Y.0``
     with the text's subject) yields to the more specific code the remote MTA wrote, and so
     does any field when the text is the remote server's own ``reply enhanced`` pair of the
-    same class (see :func:`dsnparse.status.more_specific`).
+    same class (see :func:`dsnparse.status.more_specific`).  A generic ``X.0.0`` field with
+    a specific code of the other class in the text keeps its class and takes the text's
+    subject and detail (``5.0.0`` with ``4.4.7`` → ``5.4.7``).
     """
     if field_status and not more_specific(field_status, text_status, paired):
+        if text_status and text_status[0] != field_status[0] and _generic(field_status) \
+                and not _generic(text_status):
+            # "Status: 5.0.0" over "#< #4.4.7 smtp; 400 4.4.7 Message delayed>": the field
+            # keeps its class (the reporting MTA gave up, RFC 3464 §2.3.3), the text names
+            # the condition (RFC 3463 §3.5): 5.4.7
+            return field_status[0] + text_status[1:], "diagnostic_text"
         return field_status, "status_field"
     if text_status:
         return text_status, "diagnostic_text"

@@ -2,7 +2,10 @@
 predecessor), RFC 6533 ``message/global-delivery-status``, and the broken variants real MTAs
 send: the status block as ``text/plain`` or inline in the body, a missing blank line between
 recipient blocks, folded or RFC 2047-encoded fields, CR / CRLF line endings, address types
-``rfc822;`` ``utf-8;`` ``x400;`` or none, angle brackets, any diagnostic type.
+``rfc822;`` ``utf-8;`` ``x400;`` or none, angle brackets, any diagnostic type, a value
+written on the line after its field name, fields in a legacy charset (:func:`decode_octets`),
+several delivery-status parts in one report (:func:`read`), and where the report sits in
+the MIME tree (:func:`in_report_position`, RFC 6522 §3).
 
 The output is raw per-recipient fields; :mod:`dsnparse.engine` turns them into verdicts.
 """
@@ -56,11 +59,14 @@ class DeliveryStatus:
         per_message: lower-cased field name → unfolded value (RFC 3464 §2.2).
         recipients: one ``dict`` per recipient block (RFC 3464 §2.3), same key convention.
         format: ``rfc3464``, ``rfc6533`` (global) or ``rfc3464-text`` (block found in text).
+        parts: the MIME parts the fields were read from (the delivery-status parts that held
+            recipients, or the text part holding an inline block), in order.
     """
 
     per_message: dict = field(default_factory=dict)
     recipients: list = field(default_factory=list)
     format: str = "rfc3464"
+    parts: list = field(default_factory=list)
 
 
 @dataclass
@@ -150,36 +156,67 @@ def _parse_headers_text(text: str) -> Optional[Message]:
     return msg
 
 
-def ds_text(part: Message) -> str:
+def ds_text(part: Message, st: Optional[Structure] = None) -> str:
     """The text of a delivery-status part, whatever the stdlib parser made of it.
 
     Python's feedparser turns ``message/delivery-status`` into a list of header-only
     messages (one per block); ``message/global-delivery-status`` becomes one nested message;
     a transfer-encoded part stays a string.  All three are turned back into field text.
+
+    Octets that are not ASCII, and ISO-2022-JP escape sequences, are decoded by
+    :func:`decode_octets` with the charsets declared on the part and, when ``st`` is given,
+    on the message's text parts as hints (RFC 3464 §2.1.3 wants US-ASCII fields, RFC 6533
+    UTF-8; MTAs also copy a remote reply in the sender's legacy charset).  An ASCII part
+    without escape sequences is returned as it is.
     """
     payload = part._payload  # raw: get_payload() decodes with the part's (hostile) charset
     cte = str(part.get("content-transfer-encoding") or "").strip().lower()  # may be a Header
     if isinstance(payload, list):
         if cte in ("base64", "quoted-printable"):
             raw = "\n".join(as_text(m) for m in payload)
-            return _decode_cte(raw, cte, charset_of(part) or "utf-8")
+            return _decode_cte(raw, cte, lambda: _hints(part, st))
         blocks = []
         for sub in payload:
             if not isinstance(sub, Message):
                 continue
-            fields = sub._headers
-            if not all(type(v) is str and v.isascii() for _, v in fields):
-                fields = sub.items()  # compat32 turns values with raw octets into Headers
-            lines = [f"{k}: {v}" for k, v in fields]
+            lines = [f"{k}: {v}" for k, v in sub._headers]  # raw octets kept as escapes
             body = sub._payload  # raw: get_payload() would decode 8-bit octets as ASCII
             if isinstance(body, str) and body.strip():
                 lines.append(body)
             blocks.append("\n".join(lines))
-        return fix_8bit("\n\n".join(blocks))
+        text = "\n\n".join(blocks)
+        if text.isascii() and "\x1b" not in text:
+            return text
+        if not all(isinstance(v, str) for b in payload if isinstance(b, Message)
+                   for _, v in b._headers):
+            return fix_8bit(text)  # values set as Header objects (a message built in code)
+        return decode_octets(_octets(text), *_hints(part, st))
+    if isinstance(payload, str) and cte not in ("base64", "quoted-printable") \
+            and (not payload.isascii() or "\x1b" in payload):
+        return decode_octets(_octets(payload), *_hints(part, st))
+    if cte in ("base64", "quoted-printable") and isinstance(payload, str):
+        return _decode_cte(payload, cte, lambda: _hints(part, st))
     return part_text(part)
 
 
-def _decode_cte(raw: str, cte: str, charset: str) -> str:
+def _octets(text: str) -> bytes:
+    """The octets behind text the bytes parser made (raw octets kept as surrogate escapes);
+    other characters as UTF-8 (a lone surrogate of hostile ``str`` input as ``?``)."""
+    try:
+        return text.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "replace")
+
+
+def _hints(part: Message, st: Optional[Structure]) -> tuple:
+    """``(declared, context)`` for :func:`decode_octets`: the charset declared on the
+    delivery-status part, and those declared on the message's text parts."""
+    own = charset_of(part)
+    ctx = [charset_of(t) for t in st.texts[:8]] if st is not None else []
+    return [own] if own else [], [c for c in ctx if c]
+
+
+def _decode_cte(raw: str, cte: str, hints) -> str:
     import base64
     import quopri
 
@@ -188,10 +225,155 @@ def _decode_cte(raw: str, cte: str, charset: str) -> str:
             else quopri.decodestring(raw.encode("utf-8", "surrogateescape"))
     except (ValueError, TypeError):
         return raw
-    try:
-        return data.decode(charset, "replace")
-    except (LookupError, ValueError):  # unknown charset, or a name with a NUL byte
-        return data.decode("utf-8", "replace")
+    if data.isascii() and b"\x1b" not in data:
+        return data.decode("ascii")
+    return decode_octets(data, *hints())
+
+
+# --------------------------------------------------------------------------- charsets
+#
+# Order (decode_octets): ASCII with ISO-2022-JP escapes -> ISO-2022-JP; else the charset
+# declared on the part; else UTF-8 (strict); else the charsets declared on the message's
+# text parts; else the legacy charset whose strict decoding scores best (the candidates
+# below, in this order on a tie); else UTF-8 with U+FFFD for what does not decode.
+
+_ISO2022_ESC = (b"\x1b$B", b"\x1b$@", b"\x1b(J", b"\x1b(I", b"\x1b$(D", b"\x1b$(Q", b"\x1b$(O")
+_CANDIDATES = ("cp932", "euc_jp", "gb18030", "big5", "euc_kr", "koi8_r", "cp1251", "cp1252",
+               "cp1250")
+_JAPANESE = frozenset({"cp932", "euc_jp"})
+_DETECT_BYTES = 4096
+# Frequent characters of the scripts, chiefly of mail-system vocabulary: a right decoding
+# is made of them, a wrong one of rare characters.
+_COMMON_HAN = frozenset(
+    "的一是不了在人有我他这個个们們中来來上大为為和国國地到以说說时時要就出会會可也你对對"
+    "生能而子那得于着下自之年过過发發后後作里裡用道行所然家种種事成方多经經去法学學如都同现現"
+    "当當没沒动動面起看定天分还還进進好小部其些主样樣理心本前开開但因只从從想实實日者意无無力"
+    "与與长長把机機十民第公此已工使情明性知全三又关關点點正业業外将將两兩高间間由问問很最重并"
+    "物手应應向头頭文体體新己制身果加信表回化给給位次度门門任常先通原名真入口认認数數件收送址"
+    "邮郵箱帐帳户戶满滿误誤效拒绝絕系統统服务務器达達错錯接宛先存在容量超過过配送失敗败届信"
+    "受取送信元正確確認容量制限不明返答应答書式空間領域遅延期限切再試行"
+)
+_COMMON_HANGUL = frozenset(
+    "이다는의에을를하가지기습니수없있주소메일전달실패사용자계정함서받할된되었않요그로으한것도"
+    "신발송받는번호확인오류용량초과시간만료거부보낼수신잘못된존재하지않"
+)
+_COMMON_CYRILLIC = frozenset("оеаинтсрвлкмдпуяыьгзбчйхжшюцщэф")
+
+
+def _score(text: str, charset: str) -> float:
+    """How plausible a decoding is: frequent letters of its script count, rare or
+    impossible characters (controls, private use, half-width katakana) and Cyrillic letters
+    glued to Latin ones count against it."""
+    score = 0.0
+    n = len(text)
+    japanese = charset in _JAPANESE
+    for i, ch in enumerate(text):
+        o = ord(ch)
+        if o < 0x80:
+            continue
+        if 0x3041 <= o <= 0x30FA:
+            score += 3 if japanese else 0
+        elif ch in _COMMON_HAN:
+            score += 3
+        elif 0x4E00 <= o <= 0x9FFF:
+            score += 0.2
+        elif ch in _COMMON_HANGUL:
+            score += 3
+        elif 0xAC00 <= o <= 0xD7A3:
+            score += 0.2
+        elif 0x0410 <= o <= 0x044F:
+            score += 1 if ch in _COMMON_CYRILLIC else 0.3
+            prev = text[i - 1] if i else " "
+            nxt = text[i + 1] if i + 1 < n else " "
+            if (prev.isascii() and prev.isalpha()) or (nxt.isascii() and nxt.isalpha()):
+                score -= 2
+        elif 0xC0 <= o <= 0x17F and ch.isalpha():
+            score += 1
+        elif 0x3000 <= o <= 0x303F or 0xFF01 <= o <= 0xFF5E:
+            score += 0.5  # CJK punctuation, full-width forms
+        elif o < 0xA0 or 0xE000 <= o <= 0xF8FF or 0xFF61 <= o <= 0xFF9F or o == 0xFFFD:
+            score -= 3
+        else:
+            score -= 0.5
+    return score
+
+
+def _ascii_or_iso2022(data: bytes) -> str:
+    """ASCII octets as text: ISO-2022-JP (RFC 1468) when they hold its escape sequences."""
+    if b"\x1b" in data and any(e in data for e in _ISO2022_ESC):
+        for cs in ("iso2022_jp_2", "iso2022_jp_ext"):
+            try:
+                return data.decode(cs)
+            except (UnicodeDecodeError, LookupError):
+                continue
+    return data.decode("ascii")
+
+
+def decode_octets(data: bytes, declared=(), context=()) -> str:
+    """Decode the octets of a delivery-status part (or any diagnostic text) to text.
+
+    Args:
+        data: the octets.
+        declared: charset names declared for the octets themselves (the part's
+            ``charset`` parameter).
+        context: charset names declared elsewhere in the message (its text parts), in order.
+
+    Returns the text; never raises.  Order: octets that are all ASCII are ASCII, unless
+    they hold ISO-2022-JP escape sequences (RFC 1468: ``ESC $ B`` …), then ISO-2022-JP;
+    otherwise the first ``declared`` charset that decodes them without error, then UTF-8
+    (strict: legacy multi-byte text almost never passes), then the first ``context``
+    charset that does, then the best-scoring strict decoding among Shift_JIS (cp932),
+    EUC-JP, GB18030 (GBK, GB2312), Big5, EUC-KR, KOI8-R, windows-1251, windows-1252 and
+    windows-1250 (scored on the first 4 KB by :func:`_score`; a tie goes to the earlier
+    one), and last UTF-8 with U+FFFD for undecodable octets.  RFC 2047 encoded words in
+    field values are decoded afterwards, field by field (:func:`parse_fields`).
+    """
+    if data.isascii():
+        return _ascii_or_iso2022(data)
+    if b"\x1b" in data and any(e in data for e in _ISO2022_ESC):
+        # ISO-2022-JP lines beside 8-bit ones (fields copied from different replies): each
+        # such line on its own, the others decoded together as below
+        lines = data.split(b"\n")
+        esc = [ln.isascii() and b"\x1b" in ln for ln in lines]
+        rest = _decode_8bit(b"\n".join(ln for ln, e in zip(lines, esc) if not e),
+                            declared, context).split("\n")
+        it = iter(rest)
+        return "\n".join(_ascii_or_iso2022(ln) if e else next(it, "")
+                         for ln, e in zip(lines, esc))
+    return _decode_8bit(data, declared, context)
+
+
+def _decode_8bit(data: bytes, declared, context) -> str:
+    """:func:`decode_octets` for octets that are not all ASCII (ISO-2022-JP lines aside)."""
+    for group in (declared, ("utf-8",), context):
+        for cs in dict.fromkeys(h.lower() for h in group if h):
+            if cs in ("us-ascii", "ascii"):
+                continue
+            try:
+                return data.decode(cs)
+            except (UnicodeDecodeError, LookupError, ValueError):
+                continue
+    sample = data[:_DETECT_BYTES]
+    best, best_score = None, 0.0
+    for cs in _CANDIDATES:
+        try:
+            text = sample.decode(cs)
+        except UnicodeDecodeError:
+            try:  # the sample may end inside a multi-byte character
+                text = sample[:-1].decode(cs) if len(data) > _DETECT_BYTES else None
+            except UnicodeDecodeError:
+                text = None
+            if text is None:
+                continue
+        sc = _score(text, cs)
+        if best is None or sc > best_score:
+            best, best_score = cs, sc
+    if best is not None:
+        try:
+            return data.decode(best)
+        except UnicodeDecodeError:
+            return data.decode(best, "replace")
+    return data.decode("utf-8", "replace")
 
 
 def parse_fields(text: str) -> DeliveryStatus:
@@ -213,11 +395,21 @@ def parse_fields(text: str) -> DeliveryStatus:
             block += 1
             continue
         if line[:1] in (" ", "\t") and fields_ and fields_[-1][0]:
-            fields_[-1][1] += " " + stripped
+            m = _FIELD.match(stripped) if _open_value(fields_[-1][1]) else None
+            if m is None or m.group(1).lower() not in _KNOWN:
+                fields_[-1][1] += " " + stripped
+                continue
+            # an indented field line under a field with no value yet ("Diagnostic-Code:
+            # smtp;" then "  Remote-MTA: dns; …"): a field of its own, not the value
+            fields_.append([m.group(1).lower(), m.group(2).strip(), block])
             continue
         m = _FIELD.match(stripped)
         if m:
             fields_.append([m.group(1).lower(), m.group(2).strip(), block])
+        elif fields_ and fields_[-1][0] and fields_[-1][2] == block and _open_value(fields_[-1][1]):
+            # the value of a field left empty ("Status:" / "Diagnostic-Code: smtp;") written
+            # on the next line without the folding white space
+            fields_[-1][1] += " " + stripped
         else:
             fields_.append(["", stripped, block])  # stray text: ends a continuation
     cur: Optional[dict] = None
@@ -251,6 +443,16 @@ def parse_fields(text: str) -> DeliveryStatus:
     return ds
 
 
+_KNOWN = PER_MESSAGE | PER_RECIPIENT
+_TYPE_ONLY = re.compile(r"[ \t]*[A-Za-z0-9][\w.+-]*[ \t]*;[ \t]*")
+
+
+def _open_value(value: str) -> bool:
+    """A field value that is still to come: empty, or only a type (``smtp;``, RFC 3464
+    §2.1.2)."""
+    return not value.strip() or _TYPE_ONLY.fullmatch(value) is not None
+
+
 def _is_recipient_block(r: dict) -> bool:
     return bool(r.get("final-recipient") or r.get("original-recipient")
                 or r.get("x-actual-recipient"))
@@ -260,15 +462,48 @@ def read(st: Structure) -> Optional[DeliveryStatus]:
     """Read the delivery-status fields of a message, or ``None`` if it has none.
 
     Looks at, in order: ``message/delivery-status`` and ``message/global-delivery-status``
-    parts (RFC 3464 §2, RFC 6533 §6); then, failing that, a status block written into a
-    text part (``text/plain`` with ``Final-Recipient:`` fields).
+    parts (RFC 3464 §2, RFC 6533 §6): **every** such part, as some MTAs send one per
+    recipient or per remote host; their recipients are joined in order, a recipient already
+    read from an earlier part is not repeated (a later ``failed`` block takes the place of
+    an earlier one with another action), and a recipient of a part whose
+    ``Reporting-MTA`` differs from the first part's keeps its own (as the per-recipient key
+    ``reporting-mta``); the per-message fields are the first part's, completed by the
+    others.  Then, failing that, a status block written into a text part (``text/plain``
+    with ``Final-Recipient:`` fields).  Where the parts sit in the MIME tree is judged by
+    :func:`in_report_position`.
     """
+    merged: Optional[DeliveryStatus] = None
+    seen: dict = {}  # recipient key -> its index in merged.recipients
     for part in st.ds_parts:
-        ds = parse_fields(ds_text(part))
-        if ds.recipients:
+        ds = parse_fields(ds_text(part, st))
+        if not ds.recipients:
+            continue
+        if merged is None:
             if part.get_content_type() == "message/global-delivery-status":
                 ds.format = "rfc6533"
-            return ds
+            ds.parts.append(part)
+            for i, r in enumerate(ds.recipients):
+                seen.setdefault(recipient_key(r), i)
+            merged = ds
+            continue
+        merged.parts.append(part)
+        mta = ds.per_message.get("reporting-mta")
+        own = mta and mta != merged.per_message.get("reporting-mta")
+        for r in ds.recipients:
+            if own:
+                r.setdefault("reporting-mta", mta)
+            key = recipient_key(r)
+            i = seen.get(key)
+            if i is None or not key:
+                seen[key] = len(merged.recipients)
+                merged.recipients.append(r)
+            elif action(r.get("action")) == "failed" and \
+                    action(merged.recipients[i].get("action")) != "failed":
+                merged.recipients[i] = r  # a later part's failure over an earlier delay
+        for k, v in ds.per_message.items():
+            merged.per_message.setdefault(k, v)
+    if merged is not None:
+        return merged
     for part in st.texts[:4]:
         text = part_text(part, REPORT_TEXT_LIMIT)
         if text.isascii() and "final-recipient" not in text.lower():
@@ -283,8 +518,40 @@ def read(st: Structure) -> Optional[DeliveryStatus]:
         ds = parse_fields(_dedent_block(text[m.start():]))
         if ds.recipients:
             ds.format = "rfc3464-text"
+            ds.parts.append(part)
             return ds
     return None
+
+
+def recipient_key(r: dict) -> str:
+    """The lower-cased address a recipient block is about (``Final-Recipient``, else
+    ``X-Actual-Recipient``, else ``Original-Recipient``): recipients read from two
+    delivery-status parts are the same when their keys are."""
+    for k in ("final-recipient", "x-actual-recipient", "original-recipient"):
+        a = address(r.get(k))
+        if a:
+            return a.lower()
+    return ""
+
+
+def in_report_position(msg: Message, ds: DeliveryStatus) -> bool:
+    """``True`` when the parts ``ds`` was read from are where RFC 6522 puts a report: the
+    whole message is the delivery-status part, or the message is a ``multipart/report``
+    (RFC 6522 §3: the report is its second part; a report part nested one level deeper, or
+    several of them, are taken too — the walk never enters a returned or forwarded
+    ``message/rfc822``).
+
+    ``False`` for a status block written into text, and for a delivery-status part in any
+    other message (a ``multipart/mixed``, even one that holds a ``multipart/report``): such
+    a report is read only when the message comes from a mail system, see
+    :func:`dsnparse.engine.system_sender` (some MTAs wrap their reports that way; a person
+    forwarding a report produces it too).
+    """
+    if ds.format == "rfc3464-text" or not ds.parts:
+        return False
+    if msg.get_content_type() == "multipart/report":
+        return True
+    return all(part is msg for part in ds.parts)
 
 
 def _dedent_block(text: str) -> str:

@@ -65,7 +65,51 @@ def find_codes(text: Optional[str]) -> tuple[Optional[str], bool, Optional[str]]
     if m:
         return _norm(m.group(2)), True, m.group(1)
     e = _ENH.search(text)
+    if e is not None and int(e.group(2)) == 0 and int(e.group(3)) == 0:
+        # a relay's generic code before the remote server's own, as Exchange writes
+        # "< #5.0.0 smtp; 5.4.7 Delivery expired …>" (RFC 3463 §3.5: the code of the actual
+        # problem); only a code of the same class a little further on
+        later = _ENH.search(text, e.end(), e.end() + _RELAYED_SPAN)
+        if later is not None and later.group(1) == e.group(1) and int(later.group(2)) != 0:
+            e = later
     return (_norm(e.group(0)) if e else None), False, _lead_reply(text)
+
+
+_RELAYED_SPAN = 200  # characters after a generic X.0.0 code searched for the relayed one
+# The start of a Status value that is not an RFC 3464 status-code: a reply code, maybe
+# followed by an enhanced code ("550", "550 5.1.1 user unknown", "#550-5.1.1").
+_STATUS_REPLY = re.compile(
+    r"[ \t]*#?([245][0-5]\d)(?![\d.])[ \t-]*(?:['\"#(]?[ \t]*([245]\.\d{1,3}\.\d{1,3})(?![\d]|\.\d))?")
+_STATUS_TYPE = re.compile(r"[ \t]*[A-Za-z][\w.+-]*[ \t]*;")
+_STATUS_ENH = re.compile(r"[ \t]*['\"#(]?[ \t]*([245]\.\d{1,3}\.\d{1,3})(?![\d]|\.\d)")
+
+
+def read_status_field(value: Optional[str]) -> tuple[Optional[str], Optional[str]]:
+    """Read a ``Status`` value that is not the RFC 3464 §2.3.4 ``status-code`` it should be.
+
+    Returns ``(enhanced status or None, reply code or None)``:
+
+    * a reply code written where the status belongs (``550``, ``550 5.1.1 user unknown``,
+      ``#550-5.1.1``): the reply code (RFC 5321 §4.2), and the enhanced code that follows it
+      when there is one (``("5.1.1", "550")``; ``(None, "550")`` for a bare code, whose
+      RFC 5321 meaning then gives the status, see :func:`dsnparse.codes.classify`);
+    * an enhanced code behind a type prefix or a mark (``smtp; 5.1.1``, ``#5.1.1``,
+      ``(5.1.1)``): ``("5.1.1", None)``.
+
+    ``(None, None)`` for anything else (no code at the start of the value).  Callers try
+    :func:`dsnparse.codes.normalize_status` first: a conforming value never gets here.
+    """
+    if not value:
+        return None, None
+    m = _STATUS_TYPE.match(value)
+    v = value[m.end():] if m else value
+    r = _STATUS_REPLY.match(v)
+    if r:
+        return (_norm(r.group(2)) if r.group(2) else None), r.group(1)
+    e = _STATUS_ENH.match(v)
+    if e:
+        return _norm(e.group(1)), None
+    return None, None
 
 
 # _REPLY_LEAD run as: each candidate code (as in _REPLY_LEAD), then its lead-in checked

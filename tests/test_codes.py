@@ -261,7 +261,15 @@ def test_title_unknown(text):
 def test_default_reason(key, reason):
     _, s, d = key.split(".")
     assert load_table().enhanced_code(int(s), int(d)).reason == reason
-    assert classify("5" + key[1:]).reason == reason
+    # a failure never carries "delivered" (the table's reason of a success code)
+    assert classify("5" + key[1:]).reason == (reason if reason != "delivered" else "undefined")
+
+
+@pytest.mark.parametrize("status", ["5.1.5", "4.1.5", "5.3.6", "4.3.6"])
+@pytest.mark.parametrize("action", ["failed", "delayed", None])
+def test_failure_or_delay_never_delivered(status, action):
+    assert classify(status, action=action).reason == "undefined"
+    assert classify(status, action="delivered").reason == "delivered"
 
 
 def test_every_reason_is_in_the_taxonomy():
@@ -348,7 +356,7 @@ def _c(status, reply=None, **kw):
     ("5.5.3", ("5.5.3", "status_field", "553", "soft", "Too many recipients", "exceed_limit")),
     ("5.0.0", ("5.0.0", "status_field", "500", "hard", "Address does not exist", "undefined")),
     ("5.1.5", ("5.1.5", "status_field", "515", "hard", "Destination mailbox address valid",
-               "delivered")),
+               "undefined")),
     ("5.4.7", ("5.4.7", "status_field", "547", "hard", "Delivery time expired", "expired")),
     ("5.7.1", ("5.7.1", "status_field", "571", "hard", "Delivery not authorized, message refused",
                "security_error")),
@@ -362,7 +370,7 @@ def _c(status, reply=None, **kw):
     ("5.3.5", ("5.3.5", "status_field", "530", "hard", "Other or undefined mail system status",
                "system_error")),
     ("5.3.6", ("5.3.6", "status_field", "530", "hard", "Other or undefined mail system status",
-               "delivered")),
+               "undefined")),
     ("5.4.8", ("5.4.8", "status_field", "540", "hard",
                "Other or undefined network or routing status", "network_error")),
     ("5.5.6", ("5.5.6", "status_field", "550", "hard", "Other or undefined protocol status",

@@ -250,3 +250,415 @@ def _status_by_regexes(text):
         return f"{c}.{int(s)}.{int(d)}", True
     m = _ENH.search(text)
     return (f"{m.group(1)}.{int(m.group(2))}.{int(m.group(3))}", False) if m else (None, False)
+
+
+# --- RFC 6522 report structure: where the delivery-status part sits, and who sent it ---
+
+_DS_ONE = ("Reporting-MTA: dns; mx.example\n\nFinal-Recipient: rfc822; bob@far.example\n"
+           "Action: failed\nStatus: 5.1.1\nDiagnostic-Code: smtp; 550 5.1.1 no such user\n")
+
+
+def mixed_with_ds(headers: str, ds_body: str = _DS_ONE) -> bytes:
+    """A multipart/mixed (not a multipart/report) holding a delivery-status part."""
+    return (f"{headers}Subject: Fwd: Undeliverable\nMIME-Version: 1.0\n"
+            "Content-Type: multipart/mixed; boundary=MM\n\n"
+            "--MM\nContent-Type: text/plain\n\nsee below\n\n"
+            f"--MM\nContent-Type: message/delivery-status\n\n{ds_body}\n--MM--\n").encode()
+
+
+def test_every_delivery_status_part_is_read_in_order_without_duplicates():
+    two = (
+        "From: MAILER-DAEMON@mx.example\nSubject: failure\nMIME-Version: 1.0\n"
+        "Content-Type: multipart/report; report-type=delivery-status; boundary=XX\n\n"
+        "--XX\nContent-Type: text/plain\n\nfailed\n\n"
+        "--XX\nContent-Type: message/delivery-status\n\nReporting-MTA: dns; a.example\n\n"
+        "Final-Recipient: rfc822; one@x.example\nAction: failed\nStatus: 5.1.1\n\n"
+        "--XX\nContent-Type: message/delivery-status\n\nReporting-MTA: dns; b.example\n\n"
+        "Final-Recipient: rfc822; two@y.example\nAction: failed\nStatus: 5.2.2\n\n"
+        "Final-Recipient: rfc822; ONE@x.example\nAction: failed\nStatus: 5.1.1\n\n"
+        "--XX--\n").encode()
+    r = dsnparse.parse(two)
+    assert [v.final_recipient for v in r.verdicts] == ["one@x.example", "two@y.example"]
+    assert [v.code for v in r.verdicts] == ["511", "522"]
+    # each recipient keeps the Reporting-MTA of the part it was read from
+    assert [v.reporting_mta for v in r.verdicts] == ["a.example", "b.example"]
+    assert r.reporting_mta == "a.example"
+    st = rfc3464.scan(dsnparse.load.load(two))
+    ds = rfc3464.read(st)
+    assert len(ds.parts) == 2 and ds.parts == st.ds_parts
+
+
+def test_report_position_per_rfc6522():
+    from dsnparse.load import load
+    std = load(dsn(_DS_ONE))
+    assert rfc3464.in_report_position(std, rfc3464.read(rfc3464.scan(std)))
+    whole = load(("From: MAILER-DAEMON@mx.example\nContent-Type: message/delivery-status\n\n"
+                  + _DS_ONE).encode())
+    ds = rfc3464.read(rfc3464.scan(whole))
+    assert ds.parts == [whole] and rfc3464.in_report_position(whole, ds)
+    mixed = load(mixed_with_ds("From: MAILER-DAEMON@mx.example\n"))
+    assert not rfc3464.in_report_position(mixed, rfc3464.read(rfc3464.scan(mixed)))
+
+
+def test_report_forwarded_by_a_person_is_not_a_bounce():
+    r = dsnparse.parse(mixed_with_ds("From: Ann Lee <ann@corp.example>\n"
+                                     "Return-Path: <ann@corp.example>\n"))
+    assert r.kind == "not_bounce" and r.format == "forwarded-report" and not r.verdicts
+
+
+@pytest.mark.parametrize("headers", [
+    "From: MAILER-DAEMON@mx.example\n",                       # system From
+    "From: Mail Delivery System <bounces@mx.example>\n",       # mail-system display name
+    "From: ann@corp.example\nReturn-Path: <>\n",               # null reverse path
+    "From: ann@corp.example\nAuto-Submitted: auto-generated\n",  # RFC 3834
+    "From: ann@corp.example\nX-Failed-Recipients: bob@far.example\n",
+    "To: someone@corp.example\n",                              # no From at all
+])
+def test_report_outside_multipart_report_is_read_when_a_mail_system_sent_it(headers):
+    r = dsnparse.parse(mixed_with_ds(headers))
+    assert r.kind == "bounce"
+    assert [(v.final_recipient, v.code) for v in r.verdicts] == [("bob@far.example", "511")]
+
+
+def test_auto_submitted_no_is_not_system_evidence():
+    r = dsnparse.parse(mixed_with_ds("From: ann@corp.example\nAuto-Submitted: no\n"))
+    assert r.kind == "not_bounce"
+
+
+def test_status_block_pasted_into_a_persons_message_is_not_a_bounce():
+    body = ("From: Ann Lee <ann@corp.example>\nSubject: Fwd: Returned mail\n\n"
+            "---------- Forwarded message ---------\n" + _DS_ONE)
+    assert dsnparse.parse(body.encode()).kind == "not_bounce"
+    # the same text block sent by a mail system is a report (some MTAs write it inline)
+    sysmsg = body.replace("Ann Lee <ann@corp.example>", "Mail Delivery Subsystem <MAILER-DAEMON@mx.example>")
+    r = dsnparse.parse(sysmsg.encode())
+    assert r.kind == "bounce" and r.verdicts[0].final_recipient == "bob@far.example"
+
+
+# --- a reply code written where a status belongs (RFC 3464 §2.3.4 wants X.Y.Z) ---
+
+@pytest.mark.parametrize("value,want", [
+    ("550", (None, "550")),
+    ("550 5.1.1 user unknown", ("5.1.1", "550")),
+    ("#550-5.1.1", ("5.1.1", "550")),
+    ("452 4.2.2 over quota", ("4.2.2", "452")),
+    ("smtp; 5.2.2", ("5.2.2", None)),
+    ("#5.1.1", ("5.1.1", None)),
+    ("(5.7.1)", ("5.7.1", None)),
+    ("5.1", (None, None)),
+    ("5505", (None, None)),
+    ("unknown", (None, None)),
+    ("", (None, None)),
+])
+def test_read_status_field(value, want):
+    from dsnparse.status import read_status_field
+    assert read_status_field(value) == want
+
+
+_H = "Reporting-MTA: dns; mx.example\n\nFinal-Recipient: rfc822; bob@far.example\nAction: failed\n"
+
+
+@pytest.mark.parametrize("fields,status,source,reply,code", [
+    # a bare reply code: its RFC 5321 meaning (550 -> 5.0.0, 552 -> 5.2.2)
+    ("Status: 550\n", "5.0.0", "reply_code", "550", "500"),
+    ("Status: 552 mailbox full\n", "5.2.2", "reply_code", "552", "522"),
+    # the enhanced code written after the reply code is the status
+    ("Status: 550 5.1.1 user unknown\n", "5.1.1", "status_field", "550", "511"),
+    ("Status: 5.1.1 (user unknown)\n", "5.1.1", "status_field", None, "511"),
+    # a reply code in Status, a more specific code in the diagnostic
+    ("Status: 550\nDiagnostic-Code: smtp; 550 5.1.1 no such user\n", "5.1.1",
+     "diagnostic_text", "550", "511"),
+])
+def test_reply_code_in_status_field(fields, status, source, reply, code):
+    v = dsnparse.parse(dsn(_H + fields)).verdicts[0]
+    assert (v.status, v.status_source, v.reply_code, v.code) == (status, source, reply, code)
+
+
+# --- codes carried in extension fields (RFC 3464 §2.4) ---
+
+def test_extension_field_carries_the_diagnostic():
+    v = dsnparse.parse(dsn(_H + "Status: 5.0.0\nX-Supplementary-Info: <mx.far.example #5.1.1 "
+                                "smtp;550 5.1.1 no mailbox here>\n")).verdicts[0]
+    assert (v.status, v.reply_code, v.code, v.reason) == ("5.1.1", "550", "511", "user_unknown")
+    assert v.diagnostic_code == "<mx.far.example #5.1.1 smtp;550 5.1.1 no mailbox here>"
+
+
+def test_extension_field_carries_the_status():
+    v = dsnparse.parse(dsn(_H + "X-Original-Status: 5.2.2\n")).verdicts[0]
+    assert (v.status, v.code, v.bounce_type) == ("5.2.2", "522", "soft")
+    assert v.diagnostic_code is None
+
+
+def test_extension_field_with_a_reply_code_only():
+    v = dsnparse.parse(dsn(_H + "X-Relay-Response: smtp; 552 mailbox over quota\n")).verdicts[0]
+    assert (v.status, v.reply_code, v.code) == ("5.2.2", "552", "522")
+
+
+def test_extension_fields_do_not_override_a_specific_status_or_coded_diagnostic():
+    v = dsnparse.parse(dsn(_H + "Status: 5.7.1\nX-Scan-Diagnostic: 550 5.1.1 other\n")).verdicts[0]
+    assert v.status == "5.7.1"
+    v = dsnparse.parse(dsn(_H + "Status: 5.0.0\nDiagnostic-Code: smtp; 550 5.2.1 disabled\n"
+                                "X-Scan-Diagnostic: 550 5.1.1 other\n")).verdicts[0]
+    assert v.status == "5.2.1"
+
+
+def test_extension_fields_naming_people_are_not_codes():
+    v = dsnparse.parse(dsn(_H + "X-Display-Name: 550 Team\nX-Actual-Recipient: rfc822; "
+                                "550@far.example\n")).verdicts[0]
+    assert (v.status, v.code) == (None, "911")
+
+
+# --- the value of a field written on the following line ---
+
+@pytest.mark.parametrize("fields,status,diag", [
+    # not indented: the value of "Diagnostic-Code: smtp;" on the next line
+    ("Status: 5.0.0\nDiagnostic-Code: smtp;\n550 5.1.1 user unknown\n", "5.1.1",
+     "550 5.1.1 user unknown"),
+    # "Status:" with its code on an indented line
+    ("Status:\n   5.2.2\nDiagnostic-Code: smtp; mailbox is full\n", "5.2.2", "mailbox is full"),
+    # an indented field line under an empty Diagnostic-Code is a field, not the diagnostic
+    ("Diagnostic-Code: smtp;\n    Remote-MTA: dns; mx.far.example\nStatus: 4.4.7\n", "4.4.7", None),
+])
+def test_value_on_the_following_line(fields, status, diag):
+    v = dsnparse.parse(dsn(_H + fields)).verdicts[0]
+    assert (v.status, v.diagnostic_code) == (status, diag)
+
+
+def test_value_after_a_blank_line_is_not_taken():
+    ds = rfc3464.parse_fields(_H + "Diagnostic-Code: smtp;\n\nsome later paragraph\n")
+    assert ds.recipients[0]["diagnostic-code"] == "smtp;"
+
+
+def test_inline_block_with_values_on_following_lines():
+    txt = ("From: MAILER-DAEMON@mx.example\nSubject: Returned mail\n\nCould not deliver.\n\n"
+           "   Reporting-MTA: dns; mx.example\n\n   Final-Recipient: rfc822; bob@far.example\n"
+           "   Action: failed\n   Status:\n      5.1.1\n   Diagnostic-Code:\n"
+           "      smtp; 550 5.1.1 user unknown\n")
+    r = dsnparse.parse(txt.encode())
+    v = r.verdicts[0]
+    assert (r.format, v.status, v.code, v.diagnostic_code) == (
+        "rfc3464-text", "5.1.1", "511", "550 5.1.1 user unknown")
+
+
+# --- Exchange's diagnostic lines in their relay forms ---
+
+@pytest.mark.parametrize("diag,status,reply,code,btype,reason", [
+    ("Remote Server returned '550 5.1.1 RESOLVER.ADR.RecipNotFound; not found'",
+     "5.1.1", "550", "511", "hard", "user_unknown"),
+    ("#550 5.1.1 RESOLVER.ADR.RecipNotFound; not found ##",
+     "5.1.1", "550", "511", "hard", "user_unknown"),
+    # Status 5.0.0 keeps its class, the relayed text names the condition
+    ("#< #4.4.7 smtp; 400 4.4.7 Message delayed> #SMTP#", "5.4.7", "400", "547", "hard", "expired"),
+    ("Remote Server returned '< #5.0.0 smtp; 5.4.7 Delivery expired (message too old)>'",
+     "5.4.7", None, "547", "hard", "expired"),
+    ("Remote Server returned '550 4.4.7 QUEUE.Expired; message expired'",
+     "5.4.7", "550", "547", "hard", "expired"),
+])
+def test_exchange_relay_forms(diag, status, reply, code, btype, reason):
+    v = dsnparse.parse(dsn(_H + f"Status: 5.0.0\nDiagnostic-Code: smtp;{diag}\n")).verdicts[0]
+    assert (v.status, v.reply_code, v.code, v.bounce_type, v.reason) == (
+        status, reply, code, btype, reason)
+
+
+def test_exchange_expired_without_status_stays_transient():
+    v = dsnparse.parse(dsn(_H + "Diagnostic-Code: smtp;#< #4.4.7 smtp; 400 4.4.7 Message "
+                                "delayed> #SMTP#\n")).verdicts[0]
+    assert (v.status, v.code, v.bounce_type, v.reason) == ("4.4.7", "447", "soft", "expired")
+
+
+def test_generic_status_of_the_other_class_keeps_its_class():
+    assert decide_status("5.0.0", "4.4.7") == ("5.4.7", "diagnostic_text")
+    assert decide_status("4.0.0", "5.2.2") == ("4.2.2", "diagnostic_text")
+    assert decide_status("5.1.0", "4.4.7") == ("5.1.0", "status_field")  # not X.0.0
+    assert decide_status("5.0.0", "4.0.0") == ("5.0.0", "status_field")
+
+
+def test_generic_code_yields_to_the_relayed_one_only_nearby_and_of_its_class():
+    assert find_status("< #5.0.0 smtp; 5.4.7 expired>") == "5.4.7"
+    assert find_status("< #5.0.0 smtp; 4.4.7 delayed>") == "5.0.0"
+    assert find_status("5.0.0 " + "x" * 300 + " 5.1.1") == "5.0.0"
+    assert find_status("#5.1.0 then 5.1.1") == "5.1.0"  # only X.0.0 is generic here
+
+
+# --- a failure never carries the reason "delivered" ---
+
+@pytest.mark.parametrize("status", ["5.1.5", "4.1.5", "5.3.6", "4.3.6"])
+@pytest.mark.parametrize("action", ["failed", "delayed"])
+def test_failure_never_carries_delivered(status, action):
+    v = dsnparse.parse(dsn(_H.replace("Action: failed", f"Action: {action}")
+                           + f"Status: {status}\n")).verdicts[0]
+    assert v.status == status and v.action == action
+    # "failed" with a transient status and no stated cause: the MTA gave up (RFC 3464
+    # §2.3.3), the engine's "expired"; otherwise no cause is known
+    assert v.reason == ("expired" if action == "failed" and status[0] == "4" else "undefined")
+
+
+# --- Diagnostic-Code in a legacy charset: decode_octets and the delivery-status part ---
+
+_LEGACY = [
+    ("cp932", "メールボックスがいっぱいです"),
+    ("euc_jp", "このアドレスは存在しません"),
+    ("gb2312", "邮箱已满，无法接收邮件"),
+    ("gbk", "收件人地址不存在"),
+    ("big5", "郵箱已滿，無法接收郵件"),
+    ("koi8_r", "Почтовый ящик переполнен"),
+    ("cp1251", "Почтовый ящик переполнен"),
+    ("euc_kr", "사서함이 가득 찼습니다"),
+    ("iso8859_1", "Boîte aux lettres pleine, dépassement"),
+    ("cp1252", "Postfach voll: Empfänger unbekannt"),
+    ("iso8859_2", "Skrzynka pocztowa jest pełna"),
+]
+
+
+def _ds_octets(diag: bytes, ds_params: bytes = b"", text_charset: bytes = b"us-ascii") -> bytes:
+    return (b"From: MAILER-DAEMON@mx.example\nSubject: failure\nMIME-Version: 1.0\n"
+            b"Content-Type: multipart/report; report-type=delivery-status; boundary=XX\n\n"
+            b"--XX\nContent-Type: text/plain; charset=" + text_charset + b"\n\nfailed\n\n"
+            b"--XX\nContent-Type: message/delivery-status" + ds_params + b"\n\n"
+            b"Reporting-MTA: dns; mx.example\n\nFinal-Recipient: rfc822; a@far.example\n"
+            b"Action: failed\nStatus: 5.2.2\nDiagnostic-Code: smtp; 552 " + diag + b"\n\n--XX--\n")
+
+
+@pytest.mark.parametrize("charset,text", _LEGACY, ids=[c for c, _ in _LEGACY])
+def test_decode_octets_detects_undeclared_legacy_charsets(charset, text):
+    assert rfc3464.decode_octets(("552 " + text).encode(charset)) == "552 " + text
+    # and in a delivery-status part that declares nothing
+    v = dsnparse.parse(_ds_octets(text.encode(charset))).verdicts[0]
+    assert v.diagnostic_code == "552 " + text
+
+
+def test_decode_octets_order():
+    data = "Boîte pleine".encode("iso8859_1")
+    # the part's declared charset first, even where another would also decode
+    assert rfc3464.decode_octets(data, ["iso8859_5"]) == data.decode("iso8859_5")
+    # UTF-8 (strict) before the charsets declared elsewhere in the message
+    assert rfc3464.decode_octets("Boîte".encode(), [], ["iso8859_1"]) == "Boîte"
+    assert rfc3464.decode_octets(data, [], ["iso8859_1"]) == "Boîte pleine"
+    # an unknown or hostile charset name is skipped, never raised
+    assert rfc3464.decode_octets(data, ["x-no-such\x00"], ["bogus"]) == "Boîte pleine"
+    # ISO-2022-JP is recognised by its escape sequences (RFC 1468)
+    jis = "宛先不明".encode("iso2022_jp")
+    assert jis.isascii() and rfc3464.decode_octets(jis) == "宛先不明"
+    assert rfc3464.decode_octets(b"plain ascii") == "plain ascii"
+
+
+def test_declared_charset_of_the_part_and_of_the_message():
+    text = "Почтовый ящик переполнен"
+    # on the part: KOI8-R octets that windows-1251 would also decode without error
+    v = dsnparse.parse(_ds_octets(text.encode("koi8_r"), b"; charset=koi8-r")).verdicts[0]
+    assert v.diagnostic_code == "552 " + text
+    # on the message's text part only
+    v = dsnparse.parse(_ds_octets(text.encode("cp1251"), b"", b"windows-1251")).verdicts[0]
+    assert v.diagnostic_code == "552 " + text
+
+
+def test_mixed_iso2022jp_and_8bit_lines_in_one_part():
+    data = (b"Reporting-MTA: dns; mx\n\nFinal-Recipient: rfc822; a@x.example\nAction: failed\n"
+            b"Diagnostic-Code: smtp; 550 " + "存在しません".encode("cp932") + b"\n\n"
+            b"Final-Recipient: rfc822; b@x.example\nAction: failed\n"
+            b"Diagnostic-Code: smtp; 552 " + "容量超過".encode("iso2022_jp") + b"\n")
+    text = rfc3464.decode_octets(data)
+    assert "550 存在しません" in text and "552 容量超過" in text
+
+
+def test_encoded_words_in_a_diagnostic_are_decoded():
+    import base64
+    word = base64.b64encode("Postfach voll".encode("utf-16-be")).decode()
+    v = dsnparse.parse(dsn(_H + f"Status: 5.2.2\nDiagnostic-Code: smtp; 552 =?UTF-16BE?B?{word}?=\n")
+                       ).verdicts[0]
+    assert v.diagnostic_code == "552 Postfach voll"
+
+
+def test_base64_delivery_status_part_in_a_legacy_charset():
+    import base64
+    body = ("Reporting-MTA: dns; mx\n\nFinal-Recipient: rfc822; a@x.example\nAction: failed\n"
+            "Status: 5.1.1\nDiagnostic-Code: smtp; 550 收件人地址不存在\n").encode("gbk")
+    msg = (b"From: MAILER-DAEMON@mx.example\nMIME-Version: 1.0\n"
+           b"Content-Type: multipart/report; report-type=delivery-status; boundary=XX\n\n"
+           b"--XX\nContent-Type: message/delivery-status\nContent-Transfer-Encoding: base64\n\n"
+           + base64.encodebytes(body) + b"\n--XX--\n")
+    v = dsnparse.parse(msg).verdicts[0]
+    assert (v.final_recipient, v.diagnostic_code) == ("a@x.example", "550 收件人地址不存在")
+
+
+def test_escape_sequences_on_8bit_lines_do_not_loop():
+    # an ESC $ B on a line that also holds 8-bit octets is not ISO-2022-JP (7-bit only)
+    data = b"a \x1b$B\xe9\xff x\n\x1b$B$3\x1b(B\nplain"
+    text = rfc3464.decode_octets(data)
+    assert text.split("\n")[1:] == ["こ", "plain"]
+
+
+def test_report_part_nested_in_a_top_level_report_is_in_position():
+    from dsnparse.load import load
+    raw = ("From: ann@corp.example\nMIME-Version: 1.0\n"
+           "Content-Type: multipart/report; report-type=delivery-status; boundary=XX\n\n"
+           "--XX\nContent-Type: text/plain\n\nfailed\n\n"
+           "--XX\nContent-Type: multipart/mixed; boundary=YY\n\n"
+           "--YY\nContent-Type: message/delivery-status\n\n" + _DS_ONE + "\n--YY--\n\n--XX--\n")
+    msg = load(raw.encode())
+    assert rfc3464.in_report_position(msg, rfc3464.read(rfc3464.scan(msg)))
+    assert dsnparse.parse(raw.encode()).verdicts[0].code == "511"
+    # the same report inside a person's multipart/mixed is a forward
+    fwd = raw.replace("multipart/report; report-type=delivery-status; boundary=XX",
+                      "multipart/mixed; boundary=XX")
+    assert dsnparse.parse(fwd.encode()).kind == "not_bounce"
+
+
+def test_explain_names_the_structure_evidence():
+    from dsnparse.engine import parse as engine_parse
+    trace: list = []
+    engine_parse(mixed_with_ds("From: ann@corp.example\n"), trace=trace)
+    assert any("a forwarded report, not a bounce" in t for t in trace)
+    trace = []
+    engine_parse(mixed_with_ds("From: ann@corp.example\nReturn-Path: <>\n"), trace=trace)
+    assert any("comes from a mail system (null Return-Path)" in t for t in trace)
+
+
+# --- a recipient's diagnostic found after its address in the report text ---
+
+def test_diagnostic_near_reads_the_lines_after_the_address():
+    from dsnparse.engine import diagnostic_near
+    text = ("Details:\n\nTo: a@x.example\nSubject: hi\n\n"          # a header line: skipped
+            "a@x.example\n  Remote Server returned '550 5.1.1 not found'\n\n"
+            "b@x.example: 552 5.2.2 mailbox full\n\n"
+            "c@x.example\n  no code here\n\n"
+            "xa@x.example\n  550 5.7.1 other\n")
+    assert diagnostic_near(text, "a@x.example") == "Remote Server returned '550 5.1.1 not found'"
+    assert diagnostic_near(text, "B@X.example") == "552 5.2.2 mailbox full"
+    assert diagnostic_near(text, "c@x.example") is None   # no code: nothing invented
+    assert diagnostic_near(text, "d@x.example") is None
+    # the block ends at a blank line: the next recipient's code is not taken
+    assert diagnostic_near("c@x.example\n\n550 5.1.1 gone\n", "c@x.example") is None
+
+
+def test_diagnostic_near_only_for_recipients_without_one():
+    r = dsnparse.parse(dsn(
+        "Reporting-MTA: dns; mx\n\nFinal-Recipient: rfc822; a@x.example\nAction: failed\n"
+        "Diagnostic-Code: smtp; 550 5.2.1 disabled\n\n"
+        "Final-Recipient: rfc822; b@x.example\nAction: failed\n",
+        ).replace(b"failed\n\n--XX", b"a@x.example\n 550 5.1.1 x\n\nb@x.example\n "
+                  b"#< #4.4.7 smtp; 400 4.4.7 Message delayed> #SMTP#\n\n--XX", 1))
+    assert [(v.final_recipient, v.status) for v in r.verdicts] == [
+        ("a@x.example", "5.2.1"), ("b@x.example", "4.4.7")]
+
+
+def test_diagnostic_near_with_a_text_whose_lower_case_is_longer():
+    from dsnparse.engine import diagnostic_near
+    text = "İstanbul relay\nbob@x.example\n 550 5.1.1 unknown\n"
+    assert diagnostic_near(text, "bob@x.example") == "550 5.1.1 unknown"
+
+
+def test_a_later_parts_failure_replaces_an_earlier_delay_of_the_same_recipient():
+    two = (
+        "From: MAILER-DAEMON@mx.example\nMIME-Version: 1.0\n"
+        "Content-Type: multipart/report; report-type=delivery-status; boundary=XX\n\n"
+        "--XX\nContent-Type: message/delivery-status\n\nReporting-MTA: dns; a.example\n\n"
+        "Final-Recipient: rfc822; one@x.example\nAction: delayed\nStatus: 4.4.1\n\n"
+        "Final-Recipient: rfc822; two@x.example\nAction: failed\nStatus: 5.1.1\n\n"
+        "--XX\nContent-Type: message/delivery-status\n\nReporting-MTA: dns; a.example\n\n"
+        "Final-Recipient: rfc822; one@x.example\nAction: failed\nStatus: 5.4.7\n\n"
+        "Final-Recipient: rfc822; two@x.example\nAction: delayed\nStatus: 4.4.1\n\n"
+        "--XX--\n").encode()
+    r = dsnparse.parse(two)
+    assert [(v.final_recipient, v.action, v.status) for v in r.verdicts] == [
+        ("one@x.example", "failed", "5.4.7"), ("two@x.example", "failed", "5.1.1")]
