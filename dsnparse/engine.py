@@ -445,11 +445,14 @@ def build_verdict(ctx, packs, matched, *, recipient, action, field_status, diagn
                     else "(no text to match)" if not text else "(no pack has text rules for it)"))
     reason = None
     decided_by = rule
+    own_status = status  # the status the message gave (before one inferred from the reason)
+    final = False  # a reason given by a vendor or remote-host pack is not re-decided
     if hit:
         tpack, trule, m = hit
         if ctx.trace is not None:
             ctx.note(f"{recipient}: text rule {tpack.id}#{trule.id} matched {m.group(0)[:80]!r}")
         reason = trule.reason
+        final = bool(tpack.mta) or (tpack is matched and rules.is_vendor_pack(tpack))
         if trule.status and (status is None or _generic(status)) and \
                 (status is None or status[0] == trule.status[0] or status[0] == "5"):
             status, source = trule.status, "rule"
@@ -463,13 +466,26 @@ def build_verdict(ctx, packs, matched, *, recipient, action, field_status, diagn
     if action is None:
         action = "delivered" if status and status.startswith("2.") else FAILED
     c = codes.classify(status, reply, status_source=source, action=action)
-    if action in ("delivered", "relayed", "expanded"):
+    if action in codes.SUCCESS_ACTIONS:
         reason = "delivered"
-    elif action == FAILED and (c.status or "").startswith("4.") and \
-            (reason or c.reason) == "undefined":
-        # RFC 3464 §2.3.3: "failed" with a transient status and no stated cause means the
-        # MTA gave up retrying: the message expired in its queue
-        reason = "expired"
+    else:
+        if not final:  # the conditions of rules/reasons.yaml (Sisimai's meanings)
+            decided = reasons.decide(
+                reason, status=own_status, reply_code=reply, action=action,
+                command=lambda: reasons.smtp_command(text, ctx.text(), recipient))
+            if decided and decided != (reason or c.reason):
+                if ctx.trace is not None:
+                    ctx.note(f"{recipient}: reason {decided} (rules/reasons.yaml: "
+                             f"{reason or c.reason} under its conditions)")
+                reason = decided
+                decided_by += f"+reasons#{decided}"
+        if (reason or c.reason) == "delivered":
+            reason = "undefined"  # a success code (X.1.5) on a failure names no cause
+        if action == FAILED and (c.status or "").startswith("4.") and \
+                (reason or c.reason) == "undefined":
+            # RFC 3464 §2.3.3: "failed" with a transient status and no stated cause means the
+            # MTA gave up retrying: the message expired in its queue
+            reason = "expired"
     if ctx.trace is not None:  # (the text is only built for a trace)
         ctx.note(f"{recipient}: status {c.status} ({c.status_source}), reply {reply}, "
                  f"code {c.code} {c.bounce_type}, reason {reason or c.reason}")

@@ -16,7 +16,7 @@ from dsnparse.rules import load_packs
 def test_taxonomy_matches_codes_reasons():
     table = load_reasons()
     assert set(table) == set(codes.REASONS)
-    assert len(table) == 34
+    assert len(table) == 37
 
 
 def test_every_table_reason_and_rule_reason_is_defined():
@@ -57,15 +57,44 @@ def test_inferred_class_follows_reply_code_and_action():
     assert inferred_status("system_full", None, "failed") == "5.3.1"
 
 
+_OK = ("definition: x, sisimai: userunknown, bounce: hard, statuses: [X.1.1], "
+       "phrasing: [User unknown], default_status: 5.1.1")
+
+
+def test_a_complete_entry_loads(tmp_path):
+    p = tmp_path / "reasons.yaml"
+    p.write_text("user_unknown: {%s, when: [{phrase: [none], command: [DATA], "
+                 "status: [X.2.*, none], class: [5], action: [failed]}]}\n" % _OK)
+    r = load_reasons(p)["user_unknown"]
+    assert (r.sisimai, r.bounce, r.statuses, r.phrasing) == ("userunknown", "hard", ("X.1.1",),
+                                                           ("User unknown",))
+    (c,) = r.when
+    assert c.reason == "user_unknown" and c.command == {"DATA"} and c.phrase == {"none"}
+    assert c.status.match("5.2.1") and c.status.match("none") and not c.status.match("5.1.1")
+
+
 @pytest.mark.parametrize("body,field", [
     ("user_unknown: [", None),
-    ("user_unknown: {definition: x}", "default_status"),
-    ("user_unknown: {definition: '', default_status: null}", "definition"),
-    ("user_unknown: {definition: x, default_status: '5.1'}", "default_status"),
-    ("user_unknown: {definition: x, default_status: 5.1.1, infer_status: 'yes'}", "infer_status"),
-    ("user_unknown: {definition: x, default_status: null, infer_status: true}", "infer_status"),
-    ("user_unknown: {definition: x, default_status: 5.1.1, colour: red}", "colour"),
-    ("User-Unknown: {definition: x, default_status: 5.1.1}", None),
+    ("user_unknown: {definition: x}", "sisimai"),
+    ("user_unknown: {%s}" % _OK.replace("definition: x", "definition: ''"), "definition"),
+    ("user_unknown: {%s}" % _OK.replace("5.1.1", "'5.1'"), "default_status"),
+    ("user_unknown: {%s, infer_status: 'yes'}" % _OK, "infer_status"),
+    ("user_unknown: {%s, infer_status: true}" % _OK.replace("5.1.1", "null"), "infer_status"),
+    ("user_unknown: {%s, colour: red}" % _OK, "colour"),
+    ("User-Unknown: {%s}" % _OK, None),
+    ("user_unknown: {%s}" % _OK.replace("sisimai: userunknown", "sisimai: unknown"), "sisimai"),
+    ("user_unknown: {%s}" % _OK.replace("bounce: hard", "bounce: firm"), "bounce"),
+    ("user_unknown: {%s}" % _OK.replace("[X.1.1]", "[X.1]"), "statuses"),
+    ("user_unknown: {%s}" % _OK.replace("[User unknown]", "User unknown"), "phrasing"),
+    ("user_unknown: {%s, when: {phrase: [none]}}" % _OK, "when"),
+    ("user_unknown: {%s, when: [{}]}" % _OK, "when[0]"),
+    ("user_unknown: {%s, when: [{colour: [red]}]}" % _OK, "when[0]"),
+    ("user_unknown: {%s, when: [{phrase: [nosuch]}]}" % _OK, "when[0].phrase"),
+    ("user_unknown: {%s, when: [{command: [QUIT]}]}" % _OK, "when[0].command"),
+    ("user_unknown: {%s, when: [{status: [5.x.1]}]}" % _OK, "when[0].status"),
+    ("user_unknown: {%s, when: [{class: [2]}]}" % _OK, "when[0].class"),
+    ("user_unknown: {%s, when: [{action: [delivered]}]}" % _OK, "when[0].action"),
+    ("user_unknown: {%s, when: [{phrase: []}]}" % _OK, "when[0].phrase"),
 ])
 def test_malformed_entry_names_file_and_entry(tmp_path, body, field):
     p = tmp_path / "reasons.yaml"
@@ -113,7 +142,9 @@ def pack_dir(tmp_path):
     # a reason whose default is not reliable: the reply code keeps its RFC 5321 meaning
     ("550 zz-spammy-zz", "", "failed", ("5.0.0", "reply_code", "spam_detected")),
     # a status given by the message is never replaced by an inferred one
-    ("550 zz-no-such-user-zz", "Status: 5.2.1\n", "failed", ("5.2.1", "status_field", "user_unknown")),
+    # (and a "user unknown" phrase with a mailbox status X.2.x and no RCPT TO is `filtered`,
+    # Sisimai's meaning: rules/reasons.yaml)
+    ("550 zz-no-such-user-zz", "Status: 5.2.1\n", "failed", ("5.2.1", "status_field", "filtered")),
     ("550 5.7.1 zz-no-such-user-zz", "", "failed", ("5.7.1", "diagnostic_text", "user_unknown")),
     # a rule's own status comes first
     ("550 zz-ruled-zz", "", "failed", ("5.1.10", "rule", "user_unknown")),
