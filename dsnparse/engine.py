@@ -14,7 +14,10 @@
    diagnostic text; else a text rule's status; else the default status of the reason a text
    rule gave, when ``rules/reasons.yaml`` marks it reliable (class from the reply code);
    else the reply code's RFC 5321 meaning.
-   Text rules (vendor packs keyed on the MTA first, shared packs last) give the reason.
+   Text rules (vendor packs keyed on the MTA first, then shared packs, then a generic pack's
+   own) give the reason; one that no vendor or remote-host rule gave is checked against the
+   conditions of ``rules/reasons.yaml`` (:func:`dsnparse.reasons.decide`: SMTP command,
+   status, class, action).  A failure never carries ``delivered``.
 5. :func:`dsnparse.codes.classify` maps the status onto the bounce-code table (911 when
    nothing gives a status).
 """
