@@ -329,10 +329,13 @@ def smtp_command(diagnostic: Optional[str], text: Optional[str] = None,
 
     The last command named in the diagnostic text decides (a transcript lists the commands
     in order, the failing one last).  When the diagnostic names none and ``text`` (the
-    report text) is given: the last command named before the last line of ``text`` that
-    holds ``recipient`` (a Sendmail transcript ``>>> DATA`` / ``<<< 550 … <recipient>``), or,
-    without a recipient, the last command named in ``text``.  ``"none"`` when nothing says.
-    Linear: one pass of one alternation with no nested repeats.
+    report text) is given, the last line of ``text`` that holds ``recipient`` is found: the
+    last command named on that line or on the indented lines that continue it decides (an
+    Exim report's "SMTP error from remote mail server after MAIL FROM:…" under the address, a
+    Sendmail transcript's ">>> RCPT To:<recipient>"), else the last one named before it (a
+    Sendmail transcript's ">>> DATA" followed by "<<< 550 … <recipient>").  Without a
+    recipient, the last command named in ``text``.  ``"none"`` when nothing says.  Linear:
+    one alternation with no nested repeats, over at most a few thousand characters.
     """
     last = None
     for m in _COMMAND_RE.finditer(diagnostic or ""):
@@ -341,21 +344,34 @@ def smtp_command(diagnostic: Optional[str], text: Optional[str] = None,
         return last.lastgroup
     if not text:
         return "none"
-    end = len(text)
-    if recipient:
-        low = text.lower()
-        pos = low.rfind(recipient.lower())
-        if pos < 0:
-            return "none"
-        nl = text.find("\n", pos)
-        end = len(text) if nl < 0 else nl
-        start = max(0, pos - 4000)  # the transcript around the recipient, not the whole report
-    else:
-        start = 0
-    for m in _COMMAND_RE.finditer(text, start, end):
+    if not recipient:
+        for m in _COMMAND_RE.finditer(text):
+            last = m
+        return last.lastgroup if last is not None else "none"
+    pos = text.lower().rfind(recipient.lower())
+    if pos < 0:
+        return "none"
+    line_start = text.rfind("\n", 0, pos) + 1
+    indent = _indent(text, line_start)
+    end = pos
+    limit = min(len(text), pos + 1500)
+    while end < limit:  # the recipient's line and the lines indented deeper that continue it
+        nl = text.find("\n", end)
+        end = limit if nl < 0 or nl > limit else nl
+        if end >= limit or _indent(text, end + 1) <= indent or text[end + 1:end + 2] == "\n":
+            break
+        end += 1
+    for m in _COMMAND_RE.finditer(text, line_start, end):
         last = m
-    if last is None and recipient:  # "<recipient>: … said: 550 …" then "(in reply to … command)"
-        para = text.find("\n\n", end)
-        for m in _COMMAND_RE.finditer(text, end, min(len(text) if para < 0 else para, end + 1000)):
-            return m.lastgroup
+    if last is None:
+        for m in _COMMAND_RE.finditer(text, max(0, line_start - 4000), line_start):
+            last = m
     return last.lastgroup if last is not None else "none"
+
+
+def _indent(text: str, i: int) -> int:
+    """The number of spaces and tabs at ``text[i:]`` (at most 40)."""
+    n = 0
+    while n < 40 and text[i + n:i + n + 1] in (" ", "\t") and i + n < len(text):
+        n += 1
+    return n
