@@ -136,7 +136,10 @@ def pack_dir(tmp_path):
 
 
 @pytest.mark.parametrize("diag,status_line,action,want", [
-    ("550 zz-no-such-user-zz", "", "failed", ("5.1.1", "rule", "user_unknown")),
+    # (answered to RCPT TO: with no status and no command, a "user unknown" is `filtered`)
+    ("550 zz-no-such-user-zz (in reply to RCPT TO command)", "", "failed",
+     ("5.1.1", "rule", "user_unknown")),
+    ("550 zz-no-such-user-zz", "", "failed", ("5.1.1", "rule", "filtered")),
     ("452 zz-box-full-zz", "", "failed", ("4.2.2", "rule", "mailbox_full")),
     ("zz-box-full-zz", "", "delayed", ("4.2.2", "rule", "mailbox_full")),
     # a reason whose default is not reliable: the reply code keeps its RFC 5321 meaning
@@ -147,7 +150,7 @@ def pack_dir(tmp_path):
     ("550 zz-no-such-user-zz", "Status: 5.2.1\n", "failed", ("5.2.1", "status_field", "filtered")),
     ("550 5.7.1 zz-no-such-user-zz", "", "failed", ("5.7.1", "diagnostic_text", "user_unknown")),
     # a rule's own status comes first
-    ("550 zz-ruled-zz", "", "failed", ("5.1.10", "rule", "user_unknown")),
+    ("550 zz-ruled-zz (in reply to RCPT TO command)", "", "failed", ("5.1.10", "rule", "user_unknown")),
 ])
 def test_status_inferred_from_rule_reason(pack_dir, diag, status_line, action, want):
     v = dsnparse.parse(_dsn(diag, status_line, action), pack_dir).verdicts[0]
