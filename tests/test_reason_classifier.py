@@ -132,6 +132,9 @@ def test_command_search_is_linear_on_hostile_text():
     ("550 No such user here (in reply to end of DATA command)", "5.0.0", "filtered"),
     ("SMTP error from remote mail server after end of data: 550 Unknown user", "5.0.0", "filtered"),
     ("550 No such user here (in reply to RCPT TO command)", "5.0.0", "user_unknown"),
+    # no status and no command: the words keep their meaning
+    ("550 No such user here", "", "user_unknown"),
+    ("550 No such user here (in reply to end of DATA command)", "", "filtered"),
     # an X.1.x status names the mailbox itself: user_unknown whatever the command
     ("550 5.1.1 No such user here (in reply to end of DATA command)", "5.1.1", "user_unknown"),
     # a mailbox status X.2.x with a "user unknown" and no RCPT TO: filtered; with RCPT TO: user_unknown

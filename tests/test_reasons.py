@@ -136,10 +136,10 @@ def pack_dir(tmp_path):
 
 
 @pytest.mark.parametrize("diag,status_line,action,want", [
-    # (answered to RCPT TO: with no status and no command, a "user unknown" is `filtered`)
-    ("550 zz-no-such-user-zz (in reply to RCPT TO command)", "", "failed",
-     ("5.1.1", "rule", "user_unknown")),
-    ("550 zz-no-such-user-zz", "", "failed", ("5.1.1", "rule", "filtered")),
+    ("550 zz-no-such-user-zz", "", "failed", ("5.1.1", "rule", "user_unknown")),
+    # (answered to DATA, a "user unknown" is `filtered`; the status the words name stays)
+    ("550 zz-no-such-user-zz (in reply to end of DATA command)", "", "failed",
+     ("5.1.1", "rule", "filtered")),
     ("452 zz-box-full-zz", "", "failed", ("4.2.2", "rule", "mailbox_full")),
     ("zz-box-full-zz", "", "delayed", ("4.2.2", "rule", "mailbox_full")),
     # a reason whose default is not reliable: the reply code keeps its RFC 5321 meaning
