@@ -69,6 +69,9 @@ def _verdict(*a, **k):
     ("556 Recipient address has null MX", "not_accept"),
     ("550 Message rejected for policy reasons", "policy_violation"),
     ("530 Authentication required", "security_error"),
+    ("530 Must issue a STARTTLS command first", "failed_starttls"),
+    ("TLS negotiation failed with mx.receiver.example: handshake failure", "failed_starttls"),
+    ("550 TLS is required for mail from this domain", "failed_starttls"),
     ("Unable to contact LDAP server. I'm not going to try again; this message has been in the queue too long.", "system_error"),
 ])
 def test_english_phrase_families(diag, reason):
