@@ -154,6 +154,19 @@ def test_sisimai_meanings(diag, status, reason):
     assert _verdict(diag, status).reason == reason
 
 
+@pytest.mark.parametrize("diag,action,want", [
+    # no code at all: the reason's default status stands in (class from reply code / action)
+    ("553 Sender address rejected: Domain not found", "failed", ("5.7.1", "rejected")),
+    ("Name service error for name=receiver.example type=MX: Host not found, try again",
+     "failed", ("5.4.0", "network_error")),
+    ("Name service error for name=receiver.example type=MX: Host not found, try again",
+     "delayed", ("4.4.0", "network_error")),
+])
+def test_default_status_lifts_a_failure_without_code(diag, action, want):
+    v = _verdict(diag, "", action)
+    assert (v.status, v.reason) == want and v.status_source == "rule"
+
+
 def test_the_rule_says_a_condition_decided():
     v = _verdict("550 No such user here (in reply to end of DATA command)")
     assert v.rule == "rfc3464+standard/text#user-unknown+reasons#filtered"

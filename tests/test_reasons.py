@@ -31,7 +31,8 @@ def test_every_table_reason_and_rule_reason_is_defined():
     ("user_unknown", "5.1.1"), ("mailbox_full", "5.2.2"), ("host_unknown", "5.1.2"),
     ("expired", "4.4.7"), ("suspend", "5.2.1"), ("has_moved", "5.1.6"),
     ("mesg_too_big", "5.3.4"), ("exceed_limit", "5.2.3"), ("require_ptr", "5.7.25"),
-    ("system_full", "4.3.1"), ("no_relaying", "5.7.1"),
+    ("system_full", "4.3.1"), ("no_relaying", "5.7.1"), ("rejected", "5.7.1"),
+    ("network_error", "4.4.0"),
 ])
 def test_reliable_defaults(name, status):
     r = load_reasons()[name]
