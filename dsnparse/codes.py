@@ -29,12 +29,13 @@ __all__ = ["CodeRow", "Classification", "CodeTable", "EnhancedCode", "REASONS",
 
 #: Reason names a table entry may use (kept in step with ``rules/reasons.yaml``).
 REASONS = frozenset((
-    "auth_failure", "bad_reputation", "blocked", "content_error", "delivered", "exceed_limit",
-    "expired", "feedback", "filtered", "has_moved", "host_unknown", "mailbox_full",
-    "mailer_error", "mesg_too_big", "network_error", "no_relaying", "not_accept",
-    "not_compliant_rfc", "on_hold", "policy_violation", "rejected", "require_ptr",
-    "security_error", "spam_detected", "speeding", "suspend", "syntax_error", "system_error",
-    "system_full", "too_many_conn", "undefined", "user_unknown", "vacation", "virus_detected",
+    "auth_failure", "bad_reputation", "blocked", "content_error", "delivered",
+    "email_too_long", "exceed_limit", "expired", "failed_starttls", "feedback", "filtered",
+    "has_moved", "host_unknown", "mailbox_full", "mailer_error", "mesg_too_big",
+    "network_error", "no_relaying", "not_accept", "not_compliant_rfc", "on_hold",
+    "policy_violation", "rate_limited", "rejected", "require_ptr", "security_error",
+    "spam_detected", "speeding", "suspend", "syntax_error", "system_error", "system_full",
+    "too_many_conn", "undefined", "user_unknown", "vacation", "virus_detected",
 ))
 
 #: RFC 3464 actions that report success (no bounce code).

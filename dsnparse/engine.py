@@ -17,7 +17,10 @@
    diagnostic text; else a text rule's status; else the default status of the reason a text
    rule gave, when ``rules/reasons.yaml`` marks it reliable (class from the reply code);
    else the reply code's RFC 5321 meaning.
-   Text rules (vendor packs keyed on the MTA first, shared packs last) give the reason.
+   Text rules (vendor packs keyed on the MTA first, then shared packs, then a generic pack's
+   own) give the reason; one that no vendor or remote-host rule gave is checked against the
+   conditions of ``rules/reasons.yaml`` (:func:`dsnparse.reasons.decide`: SMTP command,
+   status, class, action).  A failure never carries ``delivered``.
 5. :func:`dsnparse.codes.classify` maps the status onto the bounce-code table (911 when
    nothing gives a status).
 6. :func:`dsnparse.fault.fault_of` says whose fault a failure is (recipient, mailbox,
@@ -640,11 +643,14 @@ def build_verdict(ctx, packs, matched, *, recipient, action, field_status, diagn
                     else "(no text to match)" if not text else "(no pack has text rules for it)"))
     reason = None
     decided_by = rule
+    own_status = status  # the status the message gave (before one inferred from the reason)
+    final = False  # a reason given by a vendor or remote-host pack is not re-decided
     if hit:
         tpack, trule, m = hit
         if ctx.trace is not None:
             ctx.note(f"{recipient}: text rule {tpack.id}#{trule.id} matched {m.group(0)[:80]!r}")
         reason = trule.reason
+        final = bool(tpack.mta) or (tpack is matched and rules.is_vendor_pack(tpack))
         if trule.status and (status is None or _generic(status)) and \
                 (status is None or status[0] == trule.status[0] or status[0] == "5"):
             status, source = trule.status, "rule"
@@ -658,17 +664,28 @@ def build_verdict(ctx, packs, matched, *, recipient, action, field_status, diagn
     if action is None:
         action = "delivered" if status and status.startswith("2.") else FAILED
     c = codes.classify(status, reply, status_source=source, action=action)
-    if action in ("delivered", "relayed", "expanded"):
+    if action in codes.SUCCESS_ACTIONS:
         reason = "delivered"
-    elif reason == "delivered":
-        # a failure or delay never carries "delivered" (codes.classify sees to the table's
-        # reason of the success codes X.1.5 and X.3.6; this is a text rule's)
-        reason = "undefined"
-    elif action == FAILED and (c.status or "").startswith("4.") and \
-            (reason or c.reason) == "undefined":
-        # RFC 3464 §2.3.3: "failed" with a transient status and no stated cause means the
-        # MTA gave up retrying: the message expired in its queue
-        reason = "expired"
+    else:
+        if not final:  # the conditions of rules/reasons.yaml (Sisimai's meanings)
+            decided = reasons.decide(
+                reason, status=own_status, reply_code=reply, action=action,
+                command=lambda: reasons.smtp_command(text, ctx.text(), recipient))
+            if decided and decided != (reason or c.reason):
+                if ctx.trace is not None:
+                    ctx.note(f"{recipient}: reason {decided} (rules/reasons.yaml: "
+                             f"{reason or c.reason} under its conditions)")
+                reason = decided
+                decided_by += f"+reasons#{decided}"
+        if (reason or c.reason) == "delivered":
+            # a failure or delay never carries "delivered" (codes.classify sees to the
+            # table's reason of the success codes X.1.5 and X.3.6; this is a text rule's)
+            reason = "undefined"
+        if action == FAILED and (c.status or "").startswith("4.") and \
+                (reason or c.reason) == "undefined":
+            # RFC 3464 §2.3.3: "failed" with a transient status and no stated cause means the
+            # MTA gave up retrying: the message expired in its queue
+            reason = "expired"
     reason = reason or c.reason
     fault, fault_rule = fault_of(reason, c.status, c.code, action)
     if ctx.trace is not None:  # (the text is only built for a trace)

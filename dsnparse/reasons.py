@@ -1,27 +1,61 @@
-"""The reason taxonomy: ``rules/reasons.yaml`` (one entry per reason a verdict may carry).
+"""The reason taxonomy (``rules/reasons.yaml``) and the one reason classifier.
 
-Each entry has a one-line ``definition``, a ``default_status`` (the RFC 3463 code that best
-expresses the reason, or ``null``) and ``infer_status`` (whether that code may stand in for a
-missing status once a text rule has recognised the reason; see the file's header comment) and
-a ``fault`` (whose problem the failure is, :data:`dsnparse.model.FAULTS`; ``null`` only for the
-reasons of non-failures, :data:`dsnparse.model.NON_FAILURE_REASONS`).
+Each entry of reasons.yaml has a one-line ``definition``, Sisimai's name (``sisimai``) and
+hard/soft sense (``bounce``), the typical RFC 3463 codes (``statuses``) and phrasings
+(``phrasing``), a ``default_status`` (the RFC 3463 code that best expresses the reason, or
+``null``), ``infer_status`` (whether that code may stand in for a missing status once a text
+rule has recognised the reason), optional ``when`` conditions (see the file's header comment)
+and a ``fault`` (whose problem the failure is, :data:`dsnparse.model.FAULTS`; ``null`` only
+for the reasons of non-failures, :data:`dsnparse.model.NON_FAILURE_REASONS`).
 
 :func:`load_reasons` loads and validates the file (a malformed entry raises
-:class:`~dsnparse.errors.RuleError` naming the file and the entry); :func:`inferred_status`
-is the one question the engine asks.  Loading is lazy and imports only ``yaml``.
+:class:`~dsnparse.errors.RuleError` naming the file, the entry and the field);
+:func:`inferred_status` and :func:`decide` are the questions the engine asks;
+:func:`smtp_command` reads which SMTP command a reply answered.  Loading is lazy and imports
+only ``yaml``.
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional, Union
+from typing import Callable, Optional, Union
 
 from .errors import RuleError
 from .model import FAULTS, NON_FAILURE_REASONS
 
-__all__ = ["Reason", "load_reasons", "inferred_status"]
+__all__ = ["Reason", "Condition", "load_reasons", "inferred_status", "decide", "smtp_command",
+           "COMMANDS", "BOUNCE_TYPES"]
 
-_FIELDS = {"definition": True, "default_status": True, "infer_status": False, "fault": True}
+# name -> required
+_FIELDS = {"definition": True, "sisimai": True, "bounce": True, "statuses": True,
+           "phrasing": True, "default_status": True, "infer_status": False, "when": False,
+           "fault": True}
+#: Sisimai's hard/soft sense of a reason (the ``bounce`` field).
+BOUNCE_TYPES = ("hard", "soft", "hard_if_permanent", "none")
+#: The SMTP commands a ``when`` condition may name (RFC 5321 §4.1; CONNECT is the greeting
+#: and HELO/EHLO, "none" that the text does not say).
+COMMANDS = ("CONNECT", "MAIL", "RCPT", "DATA", "none")
+_COND_KEYS = {"phrase", "command", "status", "not_status", "class", "action"}
+_ACTIONS = ("failed", "delayed")
+_STATUS_PAT = re.compile(r"(?:[245X])\.(?:\d{1,3}|\*)\.(?:\d{1,3}|\*)\Z")
+
+
+@dataclass(frozen=True)
+class Condition:
+    """One ``when`` condition of a reason: every field that is not ``None`` must hold.
+
+    ``phrase``/``command``/``actions``/``classes`` are frozensets of names; ``status`` and
+    ``not_status`` compiled patterns over the message's own status (``None`` matched as the
+    literal ``"none"``)."""
+
+    reason: str
+    phrase: Optional[frozenset] = None
+    command: Optional[frozenset] = None
+    status: Optional[re.Pattern] = None
+    not_status: Optional[re.Pattern] = None
+    classes: Optional[frozenset] = None
+    actions: Optional[frozenset] = None
 
 
 @dataclass(frozen=True)
@@ -32,10 +66,16 @@ class Reason:
     definition: str
     default_status: Optional[str]
     infer_status: bool = False
+    sisimai: str = ""
+    bounce: str = "soft"
+    statuses: tuple = ()
+    phrasing: tuple = ()
+    when: tuple = ()
     fault: Optional[str] = None
 
 
 _default: Optional[dict] = None
+_conditions: Optional[tuple] = None
 
 
 def default_path() -> Path:
@@ -56,11 +96,14 @@ def load_reasons(path: Union[str, Path, None] = None) -> dict:
 
     Raises:
         RuleError: unreadable file, bad YAML, a name that is not a lower-case identifier, an
-            unknown or missing field, an empty definition, a default status that is not an
-            enhanced status code (class 2, 4 or 5), ``infer_status`` that is not a boolean or
-            is true without a default status, a missing ``fault`` or one that is not in
-            :data:`dsnparse.model.FAULTS` (``null`` is allowed only for the reasons of
-            :data:`dsnparse.model.NON_FAILURE_REASONS`).
+            unknown or missing field, an empty definition, a ``sisimai`` name that is not the
+            reason's name without underscores, a ``bounce`` not in :data:`BOUNCE_TYPES`,
+            ``statuses`` that are not status patterns (``X.1.1``, ``5.2.2``), ``phrasing``
+            that is not a list of strings, a default status that is not an enhanced status
+            code (class 2, 4 or 5), ``infer_status`` that is not a boolean or is true without
+            a default status, a malformed ``when`` condition or one naming an unknown reason,
+            a missing ``fault`` or one that is not in :data:`dsnparse.model.FAULTS` (``null`` is allowed only for
+            the reasons of :data:`dsnparse.model.NON_FAILURE_REASONS`).
     """
     global _default
     if path is None:
@@ -72,12 +115,73 @@ def load_reasons(path: Union[str, Path, None] = None) -> dict:
     return _load(Path(path))
 
 
+def _strings(path, name, field, value) -> tuple:
+    if not isinstance(value, list) or not all(isinstance(s, (str, int)) and str(s).strip()
+                                              for s in value):
+        raise RuleError(path, f"{field} must be a list of non-empty strings", rule=name, field=field)
+    return tuple(str(s).strip() for s in value)
+
+
+def _status_regex(path, name, field, values) -> re.Pattern:
+    alts = []
+    for v in values:
+        if v == "none":
+            alts.append("none")
+            continue
+        if not _STATUS_PAT.match(v):
+            raise RuleError(path, f"{v!r} is not a status pattern (e.g. X.1.1, 5.2.*, none)",
+                            rule=name, field=field)
+        c, s, d = v.split(".")
+        alts.append(r"\.".join(("[245]" if c == "X" else c,
+                                r"\d+" if s == "*" else s, r"\d+" if d == "*" else d)))
+    return re.compile(r"(?:%s)\Z" % "|".join(alts))
+
+
+def _condition(path, name, i, cond, names) -> Condition:
+    where = f"when[{i}]"
+    if not isinstance(cond, dict) or not cond:
+        raise RuleError(path, "a condition must be a non-empty mapping", rule=name, field=where)
+    for k in cond:
+        if k not in _COND_KEYS:
+            raise RuleError(path, f"unknown condition key {k!r} (allowed: {', '.join(sorted(_COND_KEYS))})",
+                            rule=name, field=where)
+    out = {}
+    for k, v in cond.items():
+        vals = _strings(path, name, f"{where}.{k}", v)
+        if not vals:
+            raise RuleError(path, "empty list", rule=name, field=f"{where}.{k}")
+        if k == "phrase":
+            bad = [x for x in vals if x != "none" and x not in names]
+            if bad:
+                raise RuleError(path, f"unknown reason {bad[0]!r}", rule=name, field=f"{where}.phrase")
+            out["phrase"] = frozenset(vals)
+        elif k == "command":
+            bad = [x for x in vals if x not in COMMANDS]
+            if bad:
+                raise RuleError(path, f"unknown command {bad[0]!r} (allowed: {', '.join(COMMANDS)})",
+                                rule=name, field=f"{where}.command")
+            out["command"] = frozenset(vals)
+        elif k in ("status", "not_status"):
+            out[k] = _status_regex(path, name, f"{where}.{k}", vals)
+        elif k == "class":
+            if any(x not in ("4", "5") for x in vals):
+                raise RuleError(path, "class must be 4 or 5", rule=name, field=f"{where}.class")
+            out["classes"] = frozenset(vals)
+        else:  # action
+            if any(x not in _ACTIONS for x in vals):
+                raise RuleError(path, f"action must be one of {', '.join(_ACTIONS)}",
+                                rule=name, field=f"{where}.action")
+            out["actions"] = frozenset(vals)
+    return Condition(name, **out)
+
+
 def _load(path: Path) -> dict:
     from .codes import normalize_status, read_yaml
 
     data = read_yaml(path)
     if not isinstance(data, dict) or not data:
         raise RuleError(path, "top level must be a mapping of reason names to entries")
+    names = {n for n in data if isinstance(n, str)}
     out = {}
     for name, entry in data.items():
         if not isinstance(name, str) or not name.isidentifier() or name != name.lower():
@@ -95,6 +199,19 @@ def _load(path: Path) -> dict:
         if not isinstance(definition, str) or not definition.strip() or "\n" in definition.strip():
             raise RuleError(path, "definition must be a non-empty one-line string",
                             rule=name, field="definition")
+        if entry["sisimai"] != name.replace("_", ""):
+            raise RuleError(path, f"sisimai must be the name without underscores "
+                                  f"({name.replace('_', '')!r}), got {entry['sisimai']!r}",
+                            rule=name, field="sisimai")
+        if entry["bounce"] not in BOUNCE_TYPES:
+            raise RuleError(path, f"bounce must be one of {', '.join(BOUNCE_TYPES)}, "
+                                  f"got {entry['bounce']!r}", rule=name, field="bounce")
+        statuses = _strings(path, name, "statuses", entry["statuses"])
+        for s in statuses:
+            if not _STATUS_PAT.match(s) or "*" in s:
+                raise RuleError(path, f"{s!r} is not a status code (X.1.1 or 5.1.1)",
+                                rule=name, field="statuses")
+        phrasing = _strings(path, name, "phrasing", entry["phrasing"])
         status = entry["default_status"]
         if status is not None and (not isinstance(status, str) or normalize_status(status) != status):
             raise RuleError(path, f"default_status must be an enhanced status code or null, "
@@ -113,7 +230,12 @@ def _load(path: Path) -> dict:
         if fault is not None and fault not in FAULTS:
             raise RuleError(path, f"fault must be one of {', '.join(FAULTS)}, got {fault!r}",
                             rule=name, field="fault")
-        out[name] = Reason(name, definition.strip(), status, infer, fault)
+        when = entry.get("when", [])
+        if not isinstance(when, list):
+            raise RuleError(path, "when must be a list of conditions", rule=name, field="when")
+        conds = tuple(_condition(path, name, i, c, names) for i, c in enumerate(when))
+        out[name] = Reason(name, definition.strip(), status, infer, entry["sisimai"],
+                           entry["bounce"], statuses, phrasing, conds, fault)
     return out
 
 
@@ -139,3 +261,130 @@ def inferred_status(reason: Optional[str], reply_code: Optional[str] = None,
     elif (action or "").lower() == "failed":
         cls = "5"
     return cls + status[1:]
+
+
+def conditions() -> tuple:
+    """Every ``when`` condition of the shipped reasons.yaml, in file order."""
+    global _conditions
+    if _conditions is None:
+        _conditions = tuple(c for r in load_reasons().values() for c in r.when)
+    return _conditions
+
+
+def decide(phrase: Optional[str], *, status: Optional[str], reply_code: Optional[str],
+           action: Optional[str], command: Callable[[], str]) -> Optional[str]:
+    """The reason a ``when`` condition of reasons.yaml gives, or ``None`` (keep ``phrase``,
+    else the status table's reason).
+
+    Args:
+        phrase: the reason the shared phrase lists gave, ``None`` when none matched.  Call
+            this only when the reason was not given by the recognising vendor pack or a
+            remote-host pack (those are final).
+        status: the status the message itself gave (``Status`` field or diagnostic text;
+            not one inferred from the reason), or ``None``.
+        reply_code: the SMTP reply code, or ``None``.
+        action: the RFC 3464 action (``failed``, ``delayed``), or ``None``.
+        command: returns the SMTP command the reply answered (:func:`smtp_command`); called
+            only when a condition that may otherwise hold names commands.
+
+    Returns:
+        A reason name, or ``None``.  The first condition (in file order) that holds decides.
+    """
+    key = phrase or "none"
+    st = status or "none"
+    cls = (status[0] if status and status[0] in "45" else
+           reply_code[0] if isinstance(reply_code, str) and reply_code[:1] in ("4", "5") else
+           "4" if action == "delayed" else None)
+    cmd = None
+    for c in conditions():
+        if c.phrase is not None and key not in c.phrase:
+            continue
+        if c.actions is not None and action not in c.actions:
+            continue
+        if c.status is not None and not c.status.match(st):
+            continue
+        if c.not_status is not None and c.not_status.match(st):
+            continue
+        if c.classes is not None and cls not in c.classes:
+            continue
+        if c.command is not None:
+            if cmd is None:
+                cmd = command() or "none"
+            if cmd not in c.command:
+                continue
+        return c.reason
+    return None
+
+
+# The SMTP command a reply answered, as MTAs write it next to the reply: Postfix "(in reply to
+# RCPT TO command)", "(in reply to end of DATA command)"; Exim "SMTP error from remote mail
+# server after RCPT TO:<…>", "after end of data", "after initial connection"; Sendmail's
+# transcript ">>> RCPT To:<…>" / ">>> DATA"; qmail "does not like recipient", "failed after I
+# sent the message", "but sender was rejected", "but my name was rejected"; bracketed command
+# tags ("[RCPT_TO]", "SMTP:RCPT").  RFC 5321 §4.1 names the commands.
+_COMMAND_RE = re.compile(
+    r"(?P<CONNECT>after initial connection|\b(?:in reply|in response) to (?:the )?(?:HELO|EHLO|LHLO"
+    r"|(?:initial )?greeting)\b|\bafter (?:HELO|EHLO|LHLO)\b|>>> (?:HELO|EHLO|LHLO)\b"
+    r"|but my name was rejected|refused to talk to me|\bSMTP greeting\b)"
+    r"|(?P<DATA>\bend of data\b|\bafter (?:pipelined )?DATA\b|>>> DATA\b|\bDATA command\b"
+    r"|\b(?:in reply|in response) to (?:the )?DATA\b|failed after I sent the message"
+    r"|\bfailed on DATA\b|\bSMTP:DATA\b|\[DATA\]|\bafter (?:sending|I sent) the message\b)"
+    r"|(?P<RCPT>\bRCPT TO\b|>>> RCPT\b|\bRCPT_TO\b|\bSMTP:RCPT\b|\[RCPT\]|does not like recipient"
+    r"|\b(?:in reply|in response) to (?:the )?RCPT\b|\bmost progress was RCPT\b)"
+    r"|(?P<MAIL>\bMAIL FROM\b|>>> MAIL\b|\bMAIL_FROM\b|\bSMTP:MAIL\b"
+    r"|\b(?:in reply|in response) to (?:the )?MAIL\b|but sender was rejected)",
+    re.I)
+
+
+def smtp_command(diagnostic: Optional[str], text: Optional[str] = None,
+                 recipient: Optional[str] = None) -> str:
+    """The SMTP command (one of :data:`COMMANDS`) the reply in ``diagnostic`` answered.
+
+    The last command named in the diagnostic text decides (a transcript lists the commands
+    in order, the failing one last).  When the diagnostic names none and ``text`` (the
+    report text) is given, the last line of ``text`` that holds ``recipient`` is found: the
+    last command named on that line or on the indented lines that continue it decides (an
+    Exim report's "SMTP error from remote mail server after MAIL FROM:…" under the address, a
+    Sendmail transcript's ">>> RCPT To:<recipient>"), else the last one named before it (a
+    Sendmail transcript's ">>> DATA" followed by "<<< 550 … <recipient>").  Without a
+    recipient, the last command named in ``text``.  ``"none"`` when nothing says.  Linear:
+    one alternation with no nested repeats, over at most a few thousand characters.
+    """
+    last = None
+    for m in _COMMAND_RE.finditer(diagnostic or ""):
+        last = m
+    if last is not None:
+        return last.lastgroup
+    if not text:
+        return "none"
+    if not recipient:
+        for m in _COMMAND_RE.finditer(text):
+            last = m
+        return last.lastgroup if last is not None else "none"
+    pos = text.lower().rfind(recipient.lower())
+    if pos < 0:
+        return "none"
+    line_start = text.rfind("\n", 0, pos) + 1
+    indent = _indent(text, line_start)
+    end = pos
+    limit = min(len(text), pos + 1500)
+    while end < limit:  # the recipient's line and the lines indented deeper that continue it
+        nl = text.find("\n", end)
+        end = limit if nl < 0 or nl > limit else nl
+        if end >= limit or _indent(text, end + 1) <= indent or text[end + 1:end + 2] == "\n":
+            break
+        end += 1
+    for m in _COMMAND_RE.finditer(text, line_start, end):
+        last = m
+    if last is None:
+        for m in _COMMAND_RE.finditer(text, max(0, line_start - 4000), line_start):
+            last = m
+    return last.lastgroup if last is not None else "none"
+
+
+def _indent(text: str, i: int) -> int:
+    """The number of spaces and tabs at ``text[i:]`` (at most 40)."""
+    n = 0
+    while n < 40 and text[i + n:i + n + 1] in (" ", "\t") and i + n < len(text):
+        n += 1
+    return n

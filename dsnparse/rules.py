@@ -1480,7 +1480,8 @@ def _run_text_rule(rule: TextRule, branches, diagnostic: str, timeout: float,
 def text_rule_packs(packs: Iterable[Pack], mtas: Iterable[Optional[str]], matched: Optional[Pack],
                     timeout: float) -> tuple:
     """The packs whose text rules apply to a verdict: the pack that recognised the message,
-    vendor packs whose ``mta`` patterns match the remote or reporting MTA, then shared packs.
+    vendor packs whose ``mta`` patterns match the remote or reporting MTA, then shared packs,
+    then a generic pack (order 600 and up) that recognised the message.
     Memoised per pack set, matched pack and MTA names (the same few MTAs recur)."""
     mtas = tuple(m for m in mtas if m)
     key = (id(packs), id(matched), mtas)
@@ -1517,12 +1518,17 @@ _VTP_CACHE: dict = {}
 
 
 def _text_rule_packs(packs, mtas, matched, timeout) -> tuple:
-    vendor, shared = [], []
+    # a generic pack that recognised the message (not a vendor: order 600 and up) comes after
+    # the shared phrase lists, which are the one reason classifier for formats no vendor pack
+    # knows; its own rules only name what the shared lists do not
+    vendor, shared, generic = [], [], []
     for p in packs:
         if not p.text_rules:
             continue
         if p.shared:
             shared.append(p)
+        elif p is matched and not p.mta and not is_vendor_pack(p):
+            generic.append(p)
         elif p is matched or (p.mta and any(pt.search(m, timeout) for pt in p.mta for m in mtas)):
             vendor.append(p)
-    return tuple(vendor + shared)
+    return tuple(vendor + shared + generic)

@@ -274,7 +274,7 @@ def test_failure_or_delay_never_delivered(status, action):
 
 def test_every_reason_is_in_the_taxonomy():
     assert all(e.reason in codes.REASONS for e in load_table().enhanced.values())
-    assert len(codes.REASONS) == 34
+    assert len(codes.REASONS) == 37
 
 
 def test_reason_falls_back_to_subject_other_then_undefined():

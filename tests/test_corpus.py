@@ -63,7 +63,7 @@ def test_sisimai_rule_pack_floors():
     assert r["rcpt_count"] >= 0.95, r
     assert r["status_class"] >= 0.97, r
     assert r["status_exact"] >= 0.93, r
-    assert r["reason"] >= 0.88, r
+    assert r["reason"] >= 0.91, r  # 91.9% with the reason classifier (issue 12)
     assert total.false_pos == 0, [m for m in total.misses if "false positive" in m[1]]
 
 

@@ -16,7 +16,7 @@ from dsnparse.rules import load_packs
 def test_taxonomy_matches_codes_reasons():
     table = load_reasons()
     assert set(table) == set(codes.REASONS)
-    assert len(table) == 34
+    assert len(table) == 37
 
 
 def test_every_table_reason_and_rule_reason_is_defined():
@@ -31,7 +31,8 @@ def test_every_table_reason_and_rule_reason_is_defined():
     ("user_unknown", "5.1.1"), ("mailbox_full", "5.2.2"), ("host_unknown", "5.1.2"),
     ("expired", "4.4.7"), ("suspend", "5.2.1"), ("has_moved", "5.1.6"),
     ("mesg_too_big", "5.3.4"), ("exceed_limit", "5.2.3"), ("require_ptr", "5.7.25"),
-    ("system_full", "4.3.1"), ("no_relaying", "5.7.1"),
+    ("system_full", "4.3.1"), ("no_relaying", "5.7.1"), ("rejected", "5.7.1"),
+    ("network_error", "4.4.0"),
 ])
 def test_reliable_defaults(name, status):
     r = load_reasons()[name]
@@ -57,10 +58,27 @@ def test_inferred_class_follows_reply_code_and_action():
     assert inferred_status("system_full", None, "failed") == "5.3.1"
 
 
+_OK = ("definition: x, sisimai: userunknown, bounce: hard, statuses: [X.1.1], "
+       "phrasing: [User unknown], default_status: 5.1.1, fault: recipient")
+
+
+def test_a_complete_entry_loads(tmp_path):
+    p = tmp_path / "reasons.yaml"
+    p.write_text("user_unknown: {%s, when: [{phrase: [none], command: [DATA], "
+                 "status: [X.2.*, none], class: [5], action: [failed]}]}\n" % _OK)
+    r = load_reasons(p)["user_unknown"]
+    assert (r.sisimai, r.bounce, r.statuses, r.phrasing) == ("userunknown", "hard", ("X.1.1",),
+                                                           ("User unknown",))
+    (c,) = r.when
+    assert c.reason == "user_unknown" and c.command == {"DATA"} and c.phrase == {"none"}
+    assert c.status.match("5.2.1") and c.status.match("none") and not c.status.match("5.1.1")
+
+
 def test_null_fault_is_allowed_for_non_failures(tmp_path):
     p = tmp_path / "reasons.yaml"
-    p.write_text("vacation: {definition: x, default_status: null, fault: null}\n"
-                 "user_unknown: {definition: y, default_status: 5.1.1, fault: recipient}\n")
+    p.write_text("vacation: {definition: x, sisimai: vacation, bounce: none, statuses: [], "
+                 "phrasing: [], default_status: null, fault: null}\n"
+                 "user_unknown: {%s}\n" % _OK)
     table = load_reasons(p)
     assert table["vacation"].fault is None and table["user_unknown"].fault == "recipient"
 
@@ -77,22 +95,32 @@ def test_every_shipped_reason_has_a_fault():
 
 @pytest.mark.parametrize("body,field", [
     ("user_unknown: [", None),
-    ("user_unknown: {definition: x, fault: recipient}", "default_status"),
-    ("user_unknown: {definition: '', default_status: null, fault: recipient}", "definition"),
-    ("user_unknown: {definition: x, default_status: '5.1', fault: recipient}", "default_status"),
-    ("user_unknown: {definition: x, default_status: 5.1.1, infer_status: 'yes', "
-     "fault: recipient}", "infer_status"),
-    ("user_unknown: {definition: x, default_status: null, infer_status: true, "
-     "fault: recipient}", "infer_status"),
-    ("user_unknown: {definition: x, default_status: 5.1.1, colour: red, fault: recipient}",
-     "colour"),
-    ("User-Unknown: {definition: x, default_status: 5.1.1, fault: recipient}", None),
+    ("user_unknown: {definition: x}", "sisimai"),
+    ("user_unknown: {%s}" % _OK.replace("definition: x", "definition: ''"), "definition"),
+    ("user_unknown: {%s}" % _OK.replace("5.1.1", "'5.1'"), "default_status"),
+    ("user_unknown: {%s, infer_status: 'yes'}" % _OK, "infer_status"),
+    ("user_unknown: {%s, infer_status: true}" % _OK.replace("5.1.1", "null"), "infer_status"),
+    ("user_unknown: {%s, colour: red}" % _OK, "colour"),
+    ("User-Unknown: {%s}" % _OK, None),
+    ("user_unknown: {%s}" % _OK.replace("sisimai: userunknown", "sisimai: unknown"), "sisimai"),
+    ("user_unknown: {%s}" % _OK.replace("bounce: hard", "bounce: firm"), "bounce"),
+    ("user_unknown: {%s}" % _OK.replace("[X.1.1]", "[X.1]"), "statuses"),
+    ("user_unknown: {%s}" % _OK.replace("[User unknown]", "User unknown"), "phrasing"),
+    ("user_unknown: {%s, when: {phrase: [none]}}" % _OK, "when"),
+    ("user_unknown: {%s, when: [{}]}" % _OK, "when[0]"),
+    ("user_unknown: {%s, when: [{colour: [red]}]}" % _OK, "when[0]"),
+    ("user_unknown: {%s, when: [{phrase: [nosuch]}]}" % _OK, "when[0].phrase"),
+    ("user_unknown: {%s, when: [{command: [QUIT]}]}" % _OK, "when[0].command"),
+    ("user_unknown: {%s, when: [{status: [5.x.1]}]}" % _OK, "when[0].status"),
+    ("user_unknown: {%s, when: [{class: [2]}]}" % _OK, "when[0].class"),
+    ("user_unknown: {%s, when: [{action: [delivered]}]}" % _OK, "when[0].action"),
+    ("user_unknown: {%s, when: [{phrase: []}]}" % _OK, "when[0].phrase"),
     # a reason without a fault (e.g. one added by a later change) is caught at load
-    ("user_unknown: {definition: x, default_status: 5.1.1}", "fault"),
-    ("user_unknown: {definition: x, default_status: 5.1.1, fault: address}", "fault"),
-    ("user_unknown: {definition: x, default_status: 5.1.1, fault: [recipient]}", "fault"),
+    ("user_unknown: {%s}" % _OK.replace(", fault: recipient", ""), "fault"),
+    ("user_unknown: {%s}" % _OK.replace("fault: recipient", "fault: address"), "fault"),
+    ("user_unknown: {%s}" % _OK.replace("fault: recipient", "fault: [recipient]"), "fault"),
     # null is for the reasons of non-failures only
-    ("user_unknown: {definition: x, default_status: 5.1.1, fault: null}", "fault"),
+    ("user_unknown: {%s}" % _OK.replace("fault: recipient", "fault: null"), "fault"),
 ])
 def test_malformed_entry_names_file_and_entry(tmp_path, body, field):
     p = tmp_path / "reasons.yaml"
@@ -135,15 +163,20 @@ def pack_dir(tmp_path):
 
 @pytest.mark.parametrize("diag,status_line,action,want", [
     ("550 zz-no-such-user-zz", "", "failed", ("5.1.1", "rule", "user_unknown")),
+    # (answered to DATA, a "user unknown" is `filtered`; the status the words name stays)
+    ("550 zz-no-such-user-zz (in reply to end of DATA command)", "", "failed",
+     ("5.1.1", "rule", "filtered")),
     ("452 zz-box-full-zz", "", "failed", ("4.2.2", "rule", "mailbox_full")),
     ("zz-box-full-zz", "", "delayed", ("4.2.2", "rule", "mailbox_full")),
     # a reason whose default is not reliable: the reply code keeps its RFC 5321 meaning
     ("550 zz-spammy-zz", "", "failed", ("5.0.0", "reply_code", "spam_detected")),
     # a status given by the message is never replaced by an inferred one
-    ("550 zz-no-such-user-zz", "Status: 5.2.1\n", "failed", ("5.2.1", "status_field", "user_unknown")),
+    # (and a "user unknown" phrase with a mailbox status X.2.x and no RCPT TO is `filtered`,
+    # Sisimai's meaning: rules/reasons.yaml)
+    ("550 zz-no-such-user-zz", "Status: 5.2.1\n", "failed", ("5.2.1", "status_field", "filtered")),
     ("550 5.7.1 zz-no-such-user-zz", "", "failed", ("5.7.1", "diagnostic_text", "user_unknown")),
     # a rule's own status comes first
-    ("550 zz-ruled-zz", "", "failed", ("5.1.10", "rule", "user_unknown")),
+    ("550 zz-ruled-zz (in reply to RCPT TO command)", "", "failed", ("5.1.10", "rule", "user_unknown")),
 ])
 def test_status_inferred_from_rule_reason(pack_dir, diag, status_line, action, want):
     v = dsnparse.parse(_dsn(diag, status_line, action), pack_dir).verdicts[0]
