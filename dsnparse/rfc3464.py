@@ -324,16 +324,67 @@ def address(value: Optional[str]) -> Optional[str]:
         v = _XTEXT_U.sub(lambda m: chr(int(m.group(1), 16)), v)
     if "+" in v and _XTEXT_PLUS.search(v) and "@" in v:
         v = _XTEXT_PLUS.sub(lambda m: chr(int(m.group(1), 16)), v)
-    m = re.search(r"<([^<>\s]+@[^<>\s]+)>", v)
-    if m:
-        v = m.group(1)
+    bracketed = _bracketed(v)
+    if bracketed is not None:
+        v = bracketed
     else:
-        v = re.sub(r"\([^)]*\)", " ", v).strip()
+        v = _drop_comments(v).strip()
         toks = [t for t in v.split() if "@" in t]
         if toks:
             v = toks[0]
     v = v.strip("<>\"' ;,")
     return v or None
+
+
+# The address readers below scan the value once (str.find), where the patterns they replace,
+# ``<([^<>\s]+@[^<>\s]+)>`` and ``\([^)]*\)``, rescan the rest of the value from every
+# "<" or "(" (a value of 100,000 "@" after one "<" took a minute).
+_SPACE = re.compile(r"\s")
+
+
+def _bracketed(v: str) -> Optional[str]:
+    """The first ``<local@domain>`` of ``v`` (no ``<``, ``>`` or white space inside, an ``@``
+    with something on both sides), as ``<([^<>\\s]+@[^<>\\s]+)>`` finds it, in linear time."""
+    i = v.find("<")
+    while i >= 0:
+        j = v.find(">", i + 1)
+        if j < 0:
+            return None
+        k = v.rfind("<", i + 1, j)
+        if k >= 0:  # a later "<" before this ">": only it can start a match ending there
+            i = k
+            continue
+        inner = v[i + 1:j]
+        if "@" in inner[1:-1] and not _SPACE.search(inner):
+            return inner
+        i = v.find("<", j + 1)
+    return None
+
+
+def _drop_comments(v: str) -> str:
+    """``v`` without the parenthesised comments (RFC 5322 §3.2.2) that stand apart from a
+    word: ``alice@example.org (Alice)`` or ``(x) alice@example.org``.  Parentheses inside a
+    word are kept as written (``=SUM(1+1)@example.com``: RFC 5321 §4.1.2 local parts may hold
+    such characters, and mangling them would report another address).  Linear in ``len(v)``."""
+    if "(" not in v:
+        return v
+    out, pos, i, close = [], 0, v.find("("), -1
+    n = len(v)
+    while i >= 0:
+        if close < i:
+            close = v.find(")", i)  # the next ")" (only moves forward: one scan in all)
+            if close < 0:
+                break
+        apart = (i == 0 or v[i - 1].isspace()) or (close + 1 == n or v[close + 1].isspace())
+        if apart:
+            out.append(v[pos:i])
+            out.append(" ")
+            pos = close + 1
+            i = v.find("(", pos)
+        else:
+            i = v.find("(", i + 1)
+    out.append(v[pos:])
+    return "".join(out)
 
 
 def action(value: Optional[str]) -> Optional[str]:
