@@ -39,6 +39,17 @@ def _positive_int(text: str) -> int:
     return n
 
 
+def _seconds(text: str) -> float:
+    """A number of seconds, ``0`` or more (``0``: no limit)."""
+    try:
+        x = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    if not x >= 0 or x == float("inf"):  # (also NaN)
+        raise argparse.ArgumentTypeError(f"must be a finite number of seconds, 0 or more, not {text}")
+    return x
+
+
 #: Commands registered by their own modules: (command, module, help).  Their modules (and
 #: what they import: sqlite3, the policy, IMAP…) are imported only when one of them runs or
 #: help lists them; ``dsnparse parse`` and ``eval`` only see a light placeholder parser.
@@ -114,6 +125,10 @@ def build_parser(argv=None) -> argparse.ArgumentParser:
     pp.add_argument("--max-size", metavar="BYTES", type=_positive_int, default=25 * 1024 * 1024,
                     help="messages larger than this are reported as errors, not loaded "
                          "(default: 25 MiB)")
+    pp.add_argument("--message-timeout", metavar="SECONDS", type=_seconds, default=None,
+                    help="time budget per message: a message that takes longer gets a record "
+                         "of kind error ('message_timeout: …') and the run goes on "
+                         "(default: 5; 0: no limit)")
     pp.add_argument("-j", "--jobs", metavar="N", type=int, default=None,
                     help="worker processes for directories, mbox files and Maildirs "
                          "(default: one per core; 1 parses in this process; output stays in "
@@ -176,6 +191,8 @@ def _options(args) -> Options:
         changes["rules"] = extra + opts.rules
     if getattr(args, "max_size", None):
         changes["max_message_bytes"] = args.max_size
+    if getattr(args, "message_timeout", None) is not None:
+        changes["message_timeout"] = args.message_timeout
     return opts.replace(**changes) if changes else opts
 
 

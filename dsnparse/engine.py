@@ -26,7 +26,7 @@ import weakref
 from email.message import Message
 from typing import Optional
 
-from . import codes, reasons, rfc3464, rules
+from . import budget, codes, reasons, rfc3464, rules
 from .load import header as get_header
 from .load import REPORT_TEXT_LIMIT, load, part_text, unfold
 from .model import Report, Verdict
@@ -78,6 +78,8 @@ class Context:
                 for k, val in self.msg._headers:
                     raw.setdefault(k.lower(), []).append(val)
             vals = raw.get(name, ())
+            if len(vals) > 1:
+                budget.check("decoding the %s header fields", name)
             v = self._headers[name] = bound_lines("\n".join(unfold(x) for x in vals))
         return v
 
@@ -94,6 +96,7 @@ class Context:
                 plain = [html_to_text(h) for h in htmls]
             text = "\n\n".join(plain).replace("\r\n", "\n").replace("\r", "\n")
             self._text = bound_lines(text)
+            budget.check("reading the report text")
         return self._text
 
     def note(self, what: str) -> None:
@@ -186,17 +189,29 @@ def parse(message, options: Optional[Options] = None, trace: Optional[list] = No
 
     Raises:
         InputError: the input is not an email message at all (see :func:`dsnparse.load.load`).
+        MessageTimeout: (an ``InputError``) parsing took longer than
+            ``options.message_timeout`` seconds (see :mod:`dsnparse.budget`).
         RuleError: a rule pack is broken (raised on first use, before any message is read).
     """
     options = options or DEFAULT
-    packs = rules.load_packs(tuple(options.rules))
+    packs = rules.load_packs(tuple(options.rules))  # (not counted in the message's budget)
     if options.leave_out:
         packs = rules.leave_out(packs, options.leave_out)
+    prev = budget.start(options.message_timeout)
+    try:
+        return _parse(message, options, packs, trace)
+    finally:
+        budget.restore(prev)
+
+
+def _parse(message, options: Options, packs, trace) -> Report:
     msg = load(message)
+    budget.check("reading the MIME structure")
     st = rfc3464.scan(msg)
     ctx = Context(msg, st, options, trace)
     base = _base_fields(msg, st)
     ds = rfc3464.read(st)
+    budget.check("reading the delivery-status fields")
     if ds is not None:
         if ctx.trace is not None:
             ctx.note(f"delivery-status fields found ({ds.format}): {len(ds.recipients)} recipient(s)")
@@ -212,6 +227,7 @@ def parse(message, options: Optional[Options] = None, trace: Optional[list] = No
     for pack in _candidates(ctx, packs):
         if not pack.detects:
             continue
+        budget.check("detection (pack %s)", pack.id)
         why = rules.detect(pack, ctx.header, ctx.text, ctx.timeout, why_not, ctx.folded, ctx.memo)
         if not why:
             if why_not:
@@ -431,6 +447,7 @@ def build_verdict(ctx, packs, matched, *, recipient, action, field_status, diagn
     ``matched`` is the pack that recognised the message (its text rules first), ``None``, or
     ``_LAZY`` for a delivery-status report whose vendor is looked for only if it matters.
     """
+    budget.check("the verdict of %.100r", recipient)
     text = diagnostic or fallback_text or ""
     text_status, paired, text_reply = find_codes(text)
     reply = reply_code or text_reply

@@ -29,6 +29,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Iterable, Optional
 
+from . import budget as _budget
 from .backtrack import syntax_chars, untimed_length
 from .errors import RuleError
 from .resources import rules_dir
@@ -181,7 +182,8 @@ class Pattern:
         try:
             if len(text) <= self.untimed:  # (see _search)
                 return list(self.compiled.finditer(text))
-            return list(self.compiled.finditer(text, 0, None, False, None, False, timeout))
+            return list(self.compiled.finditer(text, 0, None, False, None, False,
+                                               _budget.timeout(timeout)))
         except TimeoutError:
             _timed_out(self.where)
             return []
@@ -196,18 +198,26 @@ def _search(compiled, text: str, untimed: int, timeout: float):
     ``finditer(string, pos, endpos, overlapped, concurrent, partial, timeout)`` — as keyword
     parsing costs ~0.4 µs a call.
 
+    A timed search gets at most the time left in the message's budget
+    (:func:`dsnparse.budget.timeout`).
+
     Raises:
         TimeoutError: the timed search ran out of time.
+        MessageTimeout: the message's time budget had run out before the search.
     """
     if len(text) <= untimed:
         return compiled.search(text)
-    return compiled.search(text, 0, None, None, False, timeout)
+    return compiled.search(text, 0, None, None, False, _budget.timeout(timeout))
 
 
 _REPORTED: set = set()
 
 
 def _timed_out(where: str) -> None:
+    """A search of the pattern ``where`` timed out: when the message's budget has run out
+    (the search had only the time left), :class:`~dsnparse.errors.MessageTimeout` naming the
+    pattern; else the pattern is logged once and counts as not matching."""
+    _budget.check(f"the rule pattern at {where}")
     if where not in _REPORTED:
         _REPORTED.add(where)
         log.warning("pattern timed out and was skipped: %s", where)

@@ -10,6 +10,8 @@ import subprocess
 import sys
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from conftest import ROOT
 
@@ -86,3 +88,138 @@ def test_formula_like_local_part_reaches_the_record():
     r = dsnparse.parse(dsn("rfc822; =SUM(1+1)@example.com"))
     assert [v.final_recipient for v in r.verdicts] == ["=SUM(1+1)@example.com"]
     assert r.verdicts[0].code == "511"
+
+
+# --------------------------------------------------------------------------- header decoding
+
+def test_encoded_word_flood_in_headers_completes():
+    # 64 KB header values made of encoded-word openers that no "?=" closes: the stdlib's
+    # decode_header rescans the rest of the value from each one (4 s per value); twenty
+    # such fields (Subject, To, and the returned message's) used to take minutes
+    flood = "a@=?utf-8?b?5." * 4_600
+    headers = "".join(f"X-Flood-{i}: {flood}\r\n" for i in range(40))
+    msg = dsn("rfc822; alice@example.org", headers=headers)
+    msg = msg.replace(b"Subject: Undelivered Mail Returned to Sender",
+                      b"Subject: " + flood.encode()).replace(
+        b"To: sender@example.org", b"To: " + flood.encode())
+    status, records, err = run_parse(msg)
+    assert status == 0, err
+    assert [(r["kind"], r["final_recipient"]) for r in records] == [("bounce", "alice@example.org")]
+
+
+_WORD_TOKENS = ["=?", "?=", "?", "=", "utf-8", "iso-8859-1", "q", "b", "Q", "B", " ", "\t",
+                "a", "QUJD", "caf=C3=A9", "_", "\u00e9", "\n", "\x85", "x@y"]
+
+
+@settings(max_examples=1000, deadline=None)
+@given(st.lists(st.sampled_from(_WORD_TOKENS), max_size=16).map("".join))
+def test_linear_header_decoding_equals_the_stdlib(value):
+    # decode_words replaces email.header.decode_header (quadratic): same text, same errors
+    import email.header
+
+    from dsnparse.load import decode_words
+
+    try:
+        want = "".join(p.decode(c or "utf-8", "replace") if isinstance(p, bytes) else p
+                       for p, c in email.header.decode_header(value))
+    except Exception as e:  # noqa: BLE001 - the same exception type is expected
+        with pytest.raises(type(e)):
+            decode_words(value)
+    else:
+        assert decode_words(value) == want
+
+
+def test_header_decoding_examples():
+    from dsnparse.load import unfold
+
+    assert unfold("=?utf-8?q?caf=C3=A9?= =?utf-8?q?_bar?= plain") == "café bar plain"
+    assert unfold("Re: =?iso-8859-1?b?Y2Fm6Q==?=") == "Re: café"
+    assert unfold("a@=?utf-8?b?5." * 4_600).startswith("a@=?utf-8?b?5.a@")  # nothing to decode
+
+
+# --------------------------------------------------------------------------- the budget
+
+HOSTILE_PACK = """\
+description: a test pack whose pattern backtracks exponentially on its own marker line
+order: 100
+detect:
+  any:
+    - body: '^x-hostile-marker: (?:a|aa)+$'
+recipients:
+  - id: recipient
+    pattern: '^x-recipient: (?P<recipient>\\S+@\\S+)$'
+"""
+
+
+def hostile_message() -> bytes:
+    return ("From: postmaster@mx.example.net\r\nTo: sender@example.org\r\n"
+            "Subject: delivery failure\r\n\r\n"
+            + "x-hostile-marker: " + "a" * 900 + "b\r\n"
+            "x-recipient: bob@example.org\r\n").encode()
+
+
+def test_message_over_its_budget_gets_an_error_record_and_the_run_goes_on(tmp_path):
+    # each search of the pack's pattern may run 30 s (pattern_timeout): only the message's
+    # budget (1 s) stops it; the next message is parsed as usual
+    (tmp_path / "hostile.yaml").write_text(HOSTILE_PACK)
+    code = (
+        "import json, sys\n"
+        "from dsnparse.options import Options\n"
+        "from dsnparse.sources import parse_item\n"
+        f"o = Options(rules=({str(tmp_path)!r},), pattern_timeout=30.0, message_timeout=1.0)\n"
+        f"a = parse_item('hostile.eml', {hostile_message()!r}, o)\n"
+        f"b = parse_item('normal.eml', {dsn('rfc822; alice@example.org')!r}, o)\n"
+        "print(json.dumps([a.kind, a.error, b.kind, [v.final_recipient for v in b.verdicts]]))\n"
+    )
+    e = dict(os.environ, PYTHONPATH=str(ROOT))
+    try:
+        r = subprocess.run([sys.executable, "-c", code], capture_output=True, env=e, timeout=GUARD)
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"the budget did not stop the message within {GUARD} s")
+    assert r.returncode == 0, r.stderr.decode()
+    kind, error, next_kind, next_rcpts = json.loads(r.stdout)
+    assert kind == "error"
+    assert error.startswith("hostile.eml: message_timeout: ")
+    assert "hostile.yaml" in error  # the stage: the pattern that was running
+    assert (next_kind, next_rcpts) == ("bounce", ["alice@example.org"])
+
+
+def test_cli_message_timeout_option(tmp_path):
+    (tmp_path / "hostile.yaml").write_text(HOSTILE_PACK)
+    status, records, err = run_parse(hostile_message(), "--rules", str(tmp_path),
+                                     "--message-timeout", "0.05")
+    assert status == 0, err  # like input that is not an email: a record, exit status 0
+    assert [r["kind"] for r in records] == ["error"]
+    assert records[0]["error"].startswith("-: message_timeout: parsing took longer than the "
+                                          "0.05 s budget")
+    assert "errors: 1" in err
+
+
+@pytest.mark.parametrize("value", ["-1", "nan", "inf", "soon"])
+def test_cli_message_timeout_rejects_bad_values(value):
+    status, records, err = run_parse(b"", "--message-timeout", value, timeout=60)
+    assert status == 2 and "--message-timeout" in err
+
+
+def test_budget_off_and_on():
+    from dsnparse import budget
+    from dsnparse.errors import InputError, MessageTimeout
+
+    prev = budget.start(0)
+    try:
+        budget.check("nothing")  # no budget: never raises
+        assert budget.timeout(0.25) == 0.25
+        budget.start(-1.0)
+        budget.check("nothing")
+        budget.start(1e-9)
+        import time
+        time.sleep(0.01)
+        with pytest.raises(MessageTimeout) as e:
+            budget.check("stage %s", "x")
+        assert isinstance(e.value, InputError) and e.value.stage == "stage x"
+        with pytest.raises(MessageTimeout):
+            budget.timeout(0.25)
+        budget.start(100.0)
+        assert budget.timeout(0.25) == 0.25 and 99 < budget.timeout(1000.0) <= 100
+    finally:
+        budget.restore(prev)
