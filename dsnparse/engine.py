@@ -410,10 +410,16 @@ def _returned_report(ctx):
     return ds if ds is not None and ds.recipients else None
 
 
+# A To field longer than this is not one address (RFC 5321 §4.5.3.1.3: a path is at most 256
+# octets; a display name adds little), and the stdlib's address parser is slow on it.
+_MAX_TO = 4096
+
+
 def _returned_to(pack, ctx, exclude) -> Optional[str]:
     """The one address in the ``To`` of the returned message: the message/rfc822 part, else
     the header block that follows the pack's ``original_start`` marker in the text.  ``None``
-    when there is no such header or it holds more or less than one address."""
+    when there is no such header, it holds more or less than one address, or it is longer
+    than :data:`_MAX_TO` characters."""
     from email.utils import getaddresses
 
     to = get_header(ctx.st.original, "to") if ctx.st.original is not None else None
@@ -425,9 +431,12 @@ def _returned_to(pack, ctx, exclude) -> Optional[str]:
             after = text[start:].split("\n", 1)[1] if "\n" in text[start:] else ""
             headers = rfc3464._parse_headers_text(after[:20_000])
             to = get_header(headers, "to") if headers is not None else None
-    if not to:
+    if not to or len(to) > _MAX_TO:
         return None
-    addrs = [a for _, a in getaddresses([to]) if a]
+    try:
+        addrs = [a for _, a in getaddresses([to]) if a]
+    except RecursionError:  # the stdlib recurses once per nested "(" or group: hostile
+        return None
     if len(addrs) != 1:
         return None
     addr = rules.clean_address(addrs[0])

@@ -324,7 +324,7 @@ def address(value: Optional[str]) -> Optional[str]:
         v = _XTEXT_U.sub(lambda m: chr(int(m.group(1), 16)), v)
     if "+" in v and _XTEXT_PLUS.search(v) and "@" in v:
         v = _XTEXT_PLUS.sub(lambda m: chr(int(m.group(1), 16)), v)
-    bracketed = _bracketed(v)
+    bracketed = bracketed_address(v)
     if bracketed is not None:
         v = bracketed
     else:
@@ -342,9 +342,10 @@ def address(value: Optional[str]) -> Optional[str]:
 _SPACE = re.compile(r"\s")
 
 
-def _bracketed(v: str) -> Optional[str]:
-    """The first ``<local@domain>`` of ``v`` (no ``<``, ``>`` or white space inside, an ``@``
-    with something on both sides), as ``<([^<>\\s]+@[^<>\\s]+)>`` finds it, in linear time."""
+def bracketed_address(v: str) -> Optional[str]:
+    """The first ``<local@domain>`` of ``v`` without its brackets (no ``<``, ``>`` or white
+    space inside, an ``@`` with something on both sides), as ``<([^<>\\s]+@[^<>\\s]+)>``
+    finds it, in time linear in ``len(v)``; ``None`` when there is none."""
     i = v.find("<")
     while i >= 0:
         j = v.find(">", i + 1)

@@ -908,7 +908,7 @@ def _prune_cache(d: Path) -> None:
 
 # --------------------------------------------------------------------------- matching
 
-_ADDR = _BRACKETED = None
+_ADDR = None
 
 
 def clean_address(text: Optional[str]) -> Optional[str]:
@@ -919,22 +919,21 @@ def clean_address(text: Optional[str]) -> Optional[str]:
     as it is slow to import) which validates and normalises RFC 5322 forms such as quoted
     local parts and display names.
     """
-    global _ADDR, _BRACKETED
+    global _ADDR
     if not text:
         return None
     if _ADDR is None:
         regex = _regex()
-        _BRACKETED = regex.compile(r"<([^<>\s]+@[^<>\s]+)>")  # an address in angle brackets
         _ADDR = regex.compile(r"^[A-Za-z0-9!#$%&'*+/=?^_`{|}~.\-\p{L}\p{N}]+@"
                               r"(?:[A-Za-z0-9\p{L}\p{N}](?:[A-Za-z0-9\p{L}\p{N}\-]*[A-Za-z0-9\p{L}\p{N}])?\.)*"
                               r"[A-Za-z0-9\p{L}\p{N}](?:[A-Za-z0-9\p{L}\p{N}\-]*[A-Za-z0-9\p{L}\p{N}])?$")
     t = text.strip()
     if t[:7].lower() == "mailto:":
         t = t[7:]
-    if "<" in t:
-        m = _BRACKETED.search(t)
-        if m:
-            t = m.group(1)
+    if "<" in t:  # an address in angle brackets (found in linear time)
+        from .rfc3464 import bracketed_address
+
+        t = bracketed_address(t) or t
     t = t.strip(" \t<>\"'()[],;:.")
     if "\r" in t or "\n" in t:
         t = t.replace("\r", "").replace("\n", "")

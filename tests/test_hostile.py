@@ -65,6 +65,50 @@ def test_final_recipient_floods_complete_with_the_address(final_recipient, want)
     assert records[0]["status"] == "5.1.1"
 
 
+def arf(original_rcpt_to: str) -> bytes:
+    """An RFC 5965 feedback report whose Original-Rcpt-To field is ``original_rcpt_to``."""
+    return ("From: fbl@isp.example\r\nTo: abuse@example.org\r\nSubject: complaint\r\n"
+            "MIME-Version: 1.0\r\nContent-Type: multipart/report; report-type=feedback-report;"
+            " boundary=\"F\"\r\n\r\n--F\r\nContent-Type: text/plain\r\n\r\nA complaint.\r\n"
+            "--F\r\nContent-Type: message/feedback-report\r\n\r\nFeedback-Type: abuse\r\n"
+            "User-Agent: fbl/1.0\r\nVersion: 1\r\n"
+            f"Original-Rcpt-To: {original_rcpt_to}\r\n\r\n--F--\r\n").encode()
+
+
+def test_complaint_recipient_flood_completes():
+    # clean_address looked for "<local@domain>" with a pattern that rescans from every "@"
+    status, records, err = run_parse(arf("<" + "@" * 400_000))
+    assert status == 0, err
+    assert [(r["kind"], r["final_recipient"], r["feedback_type"]) for r in records] == \
+        [("complaint", None, "abuse")]  # no address in it: reported without one
+
+
+def returned_original_bounce(to: str) -> bytes:
+    """A bounce with no recipient in its report: the generic pack takes the one address in
+    the To of the returned message (``to``)."""
+    return ("From: Mail Delivery System <MAILER-DAEMON@mx.example.net>\r\n"
+            "To: sender@example.org\r\nSubject: Undelivered Mail\r\nMIME-Version: 1.0\r\n"
+            "Content-Type: multipart/mixed; boundary=\"R\"\r\n\r\n--R\r\n"
+            "Content-Type: text/plain\r\n\r\nYour message could not be delivered.\r\n"
+            "--R\r\nContent-Type: message/rfc822\r\n\r\nFrom: sender@example.org\r\n"
+            f"To: {to}\r\nSubject: hello\r\n\r\nhello\r\n--R--\r\n").encode()
+
+
+@pytest.mark.parametrize("to,want", [
+    ("carol@example.com", "carol@example.com"),
+    ("(" * 50_000 + "carol@example.com", None),  # the stdlib parser recursed once per "("
+    ("a@b (" * 20_000, None),
+])
+def test_returned_original_to_shapes(to, want):
+    status, records, err = run_parse(returned_original_bounce(to))
+    assert status == 0, err  # no "internal error" (exit status 1)
+    assert "internal error" not in err
+    if want is None:
+        assert [r["kind"] for r in records] == ["not_bounce"]
+    else:
+        assert [(r["kind"], r["final_recipient"]) for r in records] == [("bounce", want)]
+
+
 @pytest.mark.parametrize("value,want", [
     # RFC 5321 §4.1.2: "=", "+", "(" … are kept in a local part as written
     ("rfc822; =SUM(1+1)@example.com", "=SUM(1+1)@example.com"),
