@@ -327,11 +327,16 @@ class _Progress:
 
 def _summary(c: Counter, unreadable: int) -> str:
     """One line: messages by kind, then failed recipients by hard/soft (a bounce may name
-    several recipients, so the two counts differ)."""
-    return (f"messages: {c['messages']}  bounces: {c['bounce']}  delays: {c['delay']}  "
+    several recipients, so the two counts differ); then, when there are any, the messages
+    whose text was cut at a size limit (their later recipients were not read)."""
+    line = (f"messages: {c['messages']}  bounces: {c['bounce']}  delays: {c['delay']}  "
             f"delivered: {c['delivered']}  auto-replies: {c['auto_reply']}  "
             f"complaints: {c['complaint']}  not bounces: {c['not_bounce']}  errors: {c['error']} "
             f"(unreadable: {unreadable}) | failed recipients: hard: {c['hard']}  soft: {c['soft']}")
+    if c["truncated"]:
+        line += (f" | truncated: {c['truncated']} (text cut at its size limit: later "
+                 f"recipients not read; see the records' 'truncated' field)")
+    return line
 
 
 def main(argv=None) -> int:

@@ -23,12 +23,13 @@ from __future__ import annotations
 import html
 import re
 import weakref
+from dataclasses import replace
 from email.message import Message
 from typing import Optional
 
 from . import budget, codes, reasons, rfc3464, rules
 from .load import header as get_header
-from .load import REPORT_TEXT_LIMIT, load, part_text, unfold
+from .load import REPORT_TEXT_LIMIT, load, part_text_cut, unfold
 from .model import Report, Verdict
 from .options import DEFAULT, Options
 from .status import find_codes, more_specific
@@ -56,6 +57,7 @@ class Context:
         self.memo: dict = {}  # detection conditions already tested on this message
         self.candidates: Optional[list] = None  # indices of the packs that may apply
         self.vendor = _LAZY  # the vendor pack of a delivery-status report, once looked for
+        self.truncated = st.truncated  # some text was cut at its size limit (Report.truncated)
 
     def header_block(self) -> str:
         """The top-level header section as ``Name: value`` lines (for the prefilter; values
@@ -90,7 +92,9 @@ class Context:
             plain, htmls = [], []
             for part in self.st.texts:
                 sub = part.get_content_subtype()
-                t = part_text(part, REPORT_TEXT_LIMIT)
+                t, cut = part_text_cut(part, REPORT_TEXT_LIMIT)
+                if cut:
+                    self.truncated = True
                 (htmls if sub == "html" else plain).append(t)
             if not plain:
                 plain = [html_to_text(h) for h in htmls]
@@ -209,9 +213,17 @@ def _parse(message, options: Options, packs, trace) -> Report:
     budget.check("reading the MIME structure")
     st = rfc3464.scan(msg)
     ctx = Context(msg, st, options, trace)
-    base = _base_fields(msg, st)
     ds = rfc3464.read(st)
     budget.check("reading the delivery-status fields")
+    report = _decide(msg, st, ctx, ds, packs, trace)
+    if ctx.truncated or ds is not None and ds.truncated:
+        ctx.note("a text was cut at its size limit: what follows it was not read")
+        report = replace(report, truncated=True)
+    return report
+
+
+def _decide(msg, st, ctx, ds, packs, trace) -> Report:
+    base = _base_fields(msg, st)
     if ds is not None:
         if ctx.trace is not None:
             ctx.note(f"delivery-status fields found ({ds.format}): {len(ds.recipients)} recipient(s)")

@@ -268,41 +268,51 @@ def part_text(part: Message, limit: int = 2_000_000) -> str:
     """Decode a non-multipart part's body to text (transfer encoding and charset).
 
     Unknown or wrong charsets fall back to UTF-8 then Latin-1 with replacement; never raises.
-    At most ``limit`` characters are returned (bodies are only read for bounce text).  A
+    At most ``limit`` characters are returned (bodies are only read for bounce text; see
+    :func:`part_text_cut` to learn whether text was cut off).  A
     :class:`~dsnparse.mime.Part` keeps the result, so a part read twice is decoded once.
     """
+    return part_text_cut(part, limit)[0]
+
+
+def part_text_cut(part: Message, limit: int = 2_000_000) -> tuple:
+    """``(text, cut)``: :func:`part_text` and whether the body held more than ``limit``
+    characters (``bool``: the text was cut at its size limit and the rest is not read)."""
     texts = part.__dict__.get("_texts") if isinstance(part, mime.Part) else None
     if texts is None or type(part._payload) is not str:
         # (only a text payload is kept: a list of parts changes without the part knowing,
         # by attach() or by a change to a part inside it)
         return _part_text(part, limit)
-    text = texts.get(limit)
-    if text is None:
-        text = texts[limit] = _part_text(part, limit)
-    return text
+    got = texts.get(limit)
+    if got is None:
+        got = texts[limit] = _part_text(part, limit)
+    return got
 
 
-def _part_text(part: Message, limit: int) -> str:
+def _part_text(part: Message, limit: int) -> tuple:
     try:
         payload = part.get_payload(decode=True)
     except Exception:  # noqa: BLE001 - hostile parameters or encodings: read it raw
         payload = None
     if payload is None:
         p = part._payload
-        if isinstance(p, str):
-            return p[:limit]
         if isinstance(p, list):  # message/* parsed as messages: render them back
-            return "\n\n".join(as_text(m) for m in p)[:limit]
-        return ""
-    payload = payload[: limit * 2]
+            p = "\n\n".join(as_text(m) for m in p)
+        if isinstance(p, str):
+            return p[:limit], len(p) > limit
+        return "", False
+    cut = len(payload) > limit * 2
+    if cut:
+        payload = payload[: limit * 2]
     charset = charset_of(part) or "utf-8"
     try:
-        return payload.decode(charset, "replace")[:limit]
+        text = payload.decode(charset, "replace")
     except (LookupError, ValueError):
         try:
-            return payload.decode("utf-8")[:limit]
+            text = payload.decode("utf-8")
         except UnicodeDecodeError:
-            return payload.decode("latin-1")[:limit]
+            text = payload.decode("latin-1")
+    return text[:limit], cut or len(text) > limit
 
 
 def as_text(m) -> str:

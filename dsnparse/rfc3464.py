@@ -14,7 +14,7 @@ from email.message import Message
 from typing import Optional
 
 from . import mime
-from .load import REPORT_TEXT_LIMIT, as_text, charset_of, fix_8bit, part_text, unfold
+from .load import REPORT_TEXT_LIMIT, as_text, charset_of, fix_8bit, part_text, part_text_cut, unfold
 
 DS_TYPES = ("message/delivery-status", "message/global-delivery-status")
 ORIGINAL_TYPES = ("message/rfc822", "message/global")
@@ -56,11 +56,13 @@ class DeliveryStatus:
         per_message: lower-cased field name → unfolded value (RFC 3464 §2.2).
         recipients: one ``dict`` per recipient block (RFC 3464 §2.3), same key convention.
         format: ``rfc3464``, ``rfc6533`` (global) or ``rfc3464-text`` (block found in text).
+        truncated: the part's text was cut at its size limit: later recipients are missing.
     """
 
     per_message: dict = field(default_factory=dict)
     recipients: list = field(default_factory=list)
     format: str = "rfc3464"
+    truncated: bool = False
 
 
 @dataclass
@@ -69,7 +71,8 @@ class Structure:
 
     ``ds_parts``: delivery-status parts; ``original``: the returned message's header section
     as a ``Message`` (or ``None``); ``texts``: decodable text parts outside the returned
-    message, in order; ``report_type``: the ``report-type`` parameter of a multipart/report.
+    message, in order; ``report_type``: the ``report-type`` parameter of a multipart/report;
+    ``truncated``: the walk stopped at its part limit (later parts are not read).
     """
 
     ds_parts: list = field(default_factory=list)
@@ -79,6 +82,7 @@ class Structure:
     feedback_parts: list = field(default_factory=list)
     mdn_parts: list = field(default_factory=list)
     forwarded: int = 0
+    truncated: bool = False
 
 
 def scan(msg: Message, max_parts: int = 500) -> Structure:
@@ -123,6 +127,7 @@ def scan(msg: Message, max_parts: int = 500) -> Structure:
         elif part.get_content_maintype() in ("text", "multipart"):
             # a multipart whose boundary never appears stays a string: read it as text
             st.texts.append(part)
+    st.truncated = bool(stack)
     return st
 
 
@@ -268,9 +273,11 @@ def read(st: Structure) -> Optional[DeliveryStatus]:
         if ds.recipients:
             if part.get_content_type() == "message/global-delivery-status":
                 ds.format = "rfc6533"
+            # (a transfer-encoded part is read as text, up to part_text's limit)
+            ds.truncated = not isinstance(part._payload, list) and part_text_cut(part)[1]
             return ds
     for part in st.texts[:4]:
-        text = part_text(part, REPORT_TEXT_LIMIT)
+        text, cut = part_text_cut(part, REPORT_TEXT_LIMIT)
         if text.isascii() and "final-recipient" not in text.lower():
             # (the field the block needs; tested first as the multi-line searches below try
             # every line; only for ASCII text, where re.I matches no other letters)
@@ -283,6 +290,7 @@ def read(st: Structure) -> Optional[DeliveryStatus]:
         ds = parse_fields(_dedent_block(text[m.start():]))
         if ds.recipients:
             ds.format = "rfc3464-text"
+            ds.truncated = cut
             return ds
     return None
 

@@ -267,3 +267,67 @@ def test_budget_off_and_on():
         assert budget.timeout(0.25) == 0.25 and 99 < budget.timeout(1000.0) <= 100
     finally:
         budget.restore(prev)
+
+
+# --------------------------------------------------------------------------- truncation
+
+def free_text_bounce(n_more: int) -> bytes:
+    """A Postfix-style plain-text bounce: alice, ``n_more`` other recipients, then zed."""
+    lines = ["This is the mail system at host mx.example.net.", "",
+             "I'm sorry to have to inform you that your message could not",
+             "be delivered to one or more recipients. It's attached below.", "",
+             "                   The mail system", "",
+             "<alice@example.org>: host mx.example.org[192.0.2.1] said: 550 5.1.1 user unknown", ""]
+    for i in range(n_more):
+        lines += [f"<u{i}@example.com>: host mx.example.com[192.0.2.2] said: 552 5.2.2 "
+                  f"mailbox full", ""]
+    lines += ["<zed@example.org>: host mx.example.org[192.0.2.1] said: 550 5.1.1 user unknown"]
+    return ("From: MAILER-DAEMON@mx.example.net (Mail Delivery System)\nTo: sender@example.org\n"
+            "Subject: Undelivered Mail Returned to Sender\n"
+            "Content-Type: text/plain; charset=us-ascii\n\n" + "\n".join(lines) + "\n").encode()
+
+
+def test_text_cut_at_its_limit_is_flagged_in_records_and_summary():
+    from dsnparse.load import REPORT_TEXT_LIMIT
+
+    msg = free_text_bounce(6_000)
+    assert len(msg) > REPORT_TEXT_LIMIT  # zed is named beyond the limit
+    status, records, err = run_parse(msg)
+    assert status == 0, err
+    rcpts = [r["final_recipient"] for r in records]
+    assert rcpts[0] == "alice@example.org" and "zed@example.org" not in rcpts
+    assert all(r["truncated"] is True for r in records)
+    assert "truncated: 1" in err
+
+
+def test_short_text_is_not_flagged():
+    status, records, err = run_parse(free_text_bounce(3))
+    assert [r["final_recipient"] for r in records][-1] == "zed@example.org"
+    assert all(r["truncated"] is False for r in records)
+    assert "truncated" not in err
+
+
+def test_inline_status_block_cut_at_its_limit_is_flagged():
+    import dsnparse
+    from dsnparse.load import REPORT_TEXT_LIMIT
+
+    blocks = "".join(f"Final-Recipient: rfc822; u{i}@example.com\nAction: failed\n"
+                     f"Status: 5.1.1\n\n" for i in range(REPORT_TEXT_LIMIT // 60 + 10))
+    msg = ("From: MAILER-DAEMON@mx.example.net\nTo: sender@example.org\nSubject: failure\n"
+           "Content-Type: text/plain\n\nReporting-MTA: dns; mx.example.net\n\n" + blocks).encode()
+    r = dsnparse.parse(msg)
+    assert r.format == "rfc3464-text" and r.truncated
+    assert 0 < len(r.verdicts) < REPORT_TEXT_LIMIT // 60 + 10
+    small = dsnparse.parse(msg[:2_000])
+    assert small.format == "rfc3464-text" and not small.truncated
+
+
+def test_parts_beyond_the_walk_limit_are_flagged():
+    import dsnparse
+
+    parts = "".join("--P\nContent-Type: text/plain\n\nhello\n" for _ in range(600))
+    msg = ("From: a@example.org\nTo: b@example.org\nSubject: many parts\nMIME-Version: 1.0\n"
+           "Content-Type: multipart/mixed; boundary=P\n\n" + parts + "--P--\n").encode()
+    assert dsnparse.parse(msg).truncated
+    few = msg.replace(parts.encode(), parts[: len(parts) // 100].encode())
+    assert not dsnparse.parse(few).truncated
