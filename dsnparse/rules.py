@@ -334,23 +334,49 @@ def _check_keys(path, obj, schema, rule, where):
 
 
 # Counted repeats: the regex package unrolls them when compiling, so ``x{1000000000}`` takes
-# minutes (the match timeout does not cover compiling); no bounce format needs more.
+# minutes and gigabytes (the match timeout does not cover compiling); no bounce format needs
+# more than MAX_REPEAT in one count, nor a program of more than MAX_PROGRAM atoms once the
+# counts are unrolled, nested ones multiplied (``(?:(?:x{10000}){10000})``: 10^8).  The
+# shipped packs' largest is about a thousand.
 MAX_REPEAT = 10_000
-_REPEAT = re.compile(r"(?<!\\)\{\s*(\d*)\s*(?:,\s*(\d*)\s*)?\}")
+MAX_PROGRAM = 100_000
+
+
+def check_pattern_size(source: str) -> Optional[str]:
+    """Why ``source`` would take too long or too much memory to compile, or ``None``.
+
+    Reads the counted repeats as syntax (:func:`dsnparse.backtrack.counted_repeats`: an
+    escaped backslash before ``{n}`` does not hide the repeat, a ``\\{`` is no repeat) and
+    bounds each count by :data:`MAX_REPEAT` and the unrolled program
+    (:func:`dsnparse.backtrack.program_size`, counts of nested repeats multiplied) by
+    :data:`MAX_PROGRAM`.  Linear in ``len(source)``; never compiles anything."""
+    from .backtrack import counted_repeats, program_size
+
+    try:
+        for _, text, low, high in counted_repeats(source):
+            if (low or 0) > MAX_REPEAT or (high or 0) > MAX_REPEAT:
+                return f"repeat count {text} is larger than {MAX_REPEAT}"
+        size = program_size(source)
+    except ValueError as e:  # a class that is never closed
+        return f"pattern does not compile: {e}"
+    if size > MAX_PROGRAM:
+        return (f"pattern too large to compile: about {size:,} atoms once its counted repeats "
+                f"are unrolled (nested counts multiply; at most {MAX_PROGRAM:,})")
+    return None
 
 
 def _compile(path, source, rule, fieldname) -> Pattern:
     regex = _regex()
     if not isinstance(source, str) or not source:
         raise RuleError(path, "expected a non-empty pattern string", rule, fieldname)
-    for m in _REPEAT.finditer(source):
-        if any(g and int(g) > MAX_REPEAT for g in m.groups()):
-            raise RuleError(path, f"repeat count {m.group(0)} is larger than {MAX_REPEAT}",
-                            rule, fieldname)
+    why = check_pattern_size(source)
+    if why:
+        raise RuleError(path, why, rule, fieldname)
     try:
         compiled = _compile_source(source)
-    except regex.error as e:
-        raise RuleError(path, f"pattern does not compile: {e}", rule, fieldname) from None
+    except (regex.error, RecursionError, MemoryError, OverflowError, ValueError) as e:
+        raise RuleError(path, f"pattern does not compile: {type(e).__name__ if not str(e) else e}",
+                        rule, fieldname) from None
     branches = split_branches(source)
     needles, more = _literal_sets(source)
     return Pattern(source, f"{path}: rule {rule!r}: field {fieldname!r}",

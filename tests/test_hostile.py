@@ -331,3 +331,66 @@ def test_parts_beyond_the_walk_limit_are_flagged():
     assert dsnparse.parse(msg).truncated
     few = msg.replace(parts.encode(), parts[: len(parts) // 100].encode())
     assert not dsnparse.parse(few).truncated
+
+
+# --------------------------------------------------------------------------- pack patterns
+
+def _limited_memory():
+    import resource
+
+    resource.setrlimit(resource.RLIMIT_AS, (2 << 30, 2 << 30))  # (so a regression fails fast)
+
+
+@pytest.mark.parametrize("pattern,why", [
+    # an escaped backslash, then a real repeat of ten million (29 s and 2.7 GB to compile)
+    (r"(?P<recipient>\S+@\S+) \\{10000000}", "repeat count {10000000} is larger than 10000"),
+    # nested counts multiply: 10^8 copies (a MemoryError traceback)
+    (r"(?P<recipient>\S+@\S+)(?:(?:x{10000}){10000})", "pattern too large to compile"),
+    (r"(?P<recipient>\S+@\S+)(?:(?:(?:ab|cd){100}){100}){100}", "pattern too large to compile"),
+    (r"(?P<recipient>\S+@\S+)x{,20000}", "repeat count {,20000} is larger than 10000"),
+])
+def test_rules_check_reports_patterns_too_costly_to_compile(tmp_path, pattern, why):
+    rdir = tmp_path / "rules"
+    rdir.mkdir()
+    (rdir / "costly.yaml").write_text(
+        "detect:\n  any:\n    - body: 'undeliverable'\n"
+        f"recipients:\n  - id: rcpt\n    pattern: '{pattern}'\n")
+    e = dict(os.environ, PYTHONPATH=str(ROOT), DSNPARSE_CACHE="0")
+    try:
+        r = subprocess.run([sys.executable, "-m", "dsnparse", "rules", "check", str(rdir)],
+                           capture_output=True, env=e, timeout=GUARD, preexec_fn=_limited_memory)
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"rules check did not finish within {GUARD} s")
+    out = r.stdout.decode() + r.stderr.decode()
+    assert r.returncode == 2, out
+    assert "Traceback" not in out and "MemoryError" not in out
+    assert f"costly.yaml: rule 'rcpt': field 'pattern': {why}" in out
+
+
+@pytest.mark.parametrize("pattern,size", [
+    ("abc", 3),
+    ("x{1000}", 1000),
+    (r"\\{7}", 7),         # an escaped backslash repeated
+    (r"\{7}", 3),          # an escaped brace: no repeat (three atoms)
+    ("[{]{5}", 5),         # a brace in a class, then a repeat of the class
+    ("(?:a|b){10}", (1 + 1 + 1) * 10),  # (the ":" counts as an atom: a safe over-estimate)
+    ("(?:(?:x{100}){100})", 1 + (1 + 100) * 100),
+    ("a{2,5}b{3,}", 8),
+])
+def test_program_size(pattern, size):
+    from dsnparse.backtrack import program_size
+
+    assert program_size(pattern) == size
+
+
+def test_shipped_patterns_are_far_below_the_size_limit():
+    from dsnparse.backtrack import program_size
+    from dsnparse.rules import MAX_PROGRAM, load_packs
+
+    sizes = []
+    for pack in load_packs(()):
+        pats = [c.pattern for c in pack.detect_any + pack.detect_all + pack.detect_none]
+        pats += [r.pattern for r in pack.recipients] + [t.pattern for t in pack.text_rules]
+        pats += list(pack.mta + pack.report_start + pack.original_start)
+        sizes += [program_size(p.source) for p in pats if p is not None]
+    assert sizes and max(sizes) < MAX_PROGRAM // 10
