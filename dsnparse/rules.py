@@ -809,7 +809,7 @@ def _load_listing(listing) -> tuple:
 # recently written or used caches are kept.  DSNPARSE_CACHE=0 turns the cache off;
 # DSNPARSE_CACHE_DIR moves it.
 
-_CACHE_VERSION = 15  # bump when Pack or Pattern change shape
+_CACHE_VERSION = 16  # bump when Pack or Pattern change shape
 
 
 def cache_dir() -> Optional[Path]:
@@ -852,66 +852,43 @@ def _cache_file(dirs) -> Optional[Path]:
     return d / f"packs-{h}.pickle"
 
 
-def _digest(payload: bytes) -> bytes:
-    import hashlib
-
-    return hashlib.blake2b(payload, digest_size=16).digest()
-
-
 _TOUCH_AFTER = 3600  # seconds: a cache read this long after it was written is touched
 
 
 def _cache_read(dirs, key) -> Optional[tuple]:
-    """The cached packs, or ``None`` when the cache is missing, stale or damaged.
+    """The cached packs, or ``None`` when the cache is missing, stale, damaged or not
+    provably this user's own.
 
-    The packs are stored as one pickled payload with its BLAKE2b digest, checked before the
-    payload is unpickled: a damaged file (a flipped bit in a compiled program could crash or
-    hang the ``regex`` package, which trusts the programs it loads) is rebuilt instead."""
+    The file is read through :mod:`dsnparse.cachefile`: the directory and the file must be
+    this user's and writable by no one else, and the file's HMAC (keyed with the user's
+    secret in that directory) must match before anything in it is unpickled, so neither a
+    planted file (a pickle runs code when loaded) nor a damaged one (a flipped bit in a
+    compiled program could crash or hang the ``regex`` package, which trusts the programs
+    it loads) is used: the cache is rebuilt instead."""
+    from . import cachefile
+
     f = _cache_file(dirs)
     if f is None:
         return None
-    try:
-        with open(f, "rb") as fh:
-            obj = pickle.load(fh)
-            written = os.fstat(fh.fileno()).st_mtime
-        if not (isinstance(obj, dict) and obj.get("key") == key):
-            return None
-        payload = obj.get("packs")
-        if not isinstance(payload, bytes) or _digest(payload) != obj.get("digest"):
-            return None
-        packs = pickle.loads(payload)
-    except Exception:  # noqa: BLE001 - a missing, stale or unreadable cache: rebuild
+    packs = cachefile.read(f, key)
+    if packs is None:
         return None
-    if time.time() - written > _TOUCH_AFTER:  # pruning keeps the most recently used ones
-        try:
-            os.utime(f)
-        except OSError:
-            pass
+    try:
+        if time.time() - os.stat(f).st_mtime > _TOUCH_AFTER:  # pruning keeps the most
+            os.utime(f)  # recently used ones
+    except OSError:
+        pass
     return packs
 
 
 def _cache_write(dirs, key, packs) -> None:
-    import tempfile
+    from . import cachefile
 
     f = _cache_file(dirs)
     if f is None:
         return
-    tmp = None
-    try:
-        payload = pickle.dumps(packs, pickle.HIGHEST_PROTOCOL)
-        f.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=f.parent, prefix=".packs-")
-        with os.fdopen(fd, "wb") as fh:
-            pickle.dump({"key": key, "digest": _digest(payload), "packs": payload}, fh,
-                        protocol=pickle.HIGHEST_PROTOCOL)
-        os.replace(tmp, f)
-    except Exception:  # noqa: BLE001 - read-only home, full disk: run without a cache
-        log.debug("pack cache not written", exc_info=True)
-        if tmp:
-            try:
-                os.unlink(tmp)
-            except OSError:
-                pass
+    if not cachefile.write(f, key, packs):  # read-only home, full disk, an unsafe directory
+        log.debug("pack cache not written: %s", f)
         return
     _prune_cache(f.parent)
 
