@@ -208,7 +208,7 @@ def parse_fields(text: str) -> DeliveryStatus:
     one.  Continuation lines (leading whitespace) are unfolded.
     """
     ds = DeliveryStatus()
-    fields_: list[list] = []  # [name, value, block number]
+    fields_: list[list] = []  # [name, value, block number, continuation lines]
     block = 0
     if "\r" in text:
         text = text.replace("\r\n", "\n").replace("\r", "\n")
@@ -218,18 +218,20 @@ def parse_fields(text: str) -> DeliveryStatus:
             block += 1
             continue
         if line[:1] in (" ", "\t") and fields_ and fields_[-1][0]:
-            fields_[-1][1] += " " + stripped
+            fields_[-1][3].append(stripped)  # (joined once below: += would be quadratic)
             continue
         m = _FIELD.match(stripped)
         if m:
-            fields_.append([m.group(1).lower(), m.group(2).strip(), block])
+            fields_.append([m.group(1).lower(), m.group(2).strip(), block, []])
         else:
-            fields_.append(["", stripped, block])  # stray text: ends a continuation
+            fields_.append(["", stripped, block, []])  # stray text: ends a continuation
     cur: Optional[dict] = None
     cur_block = -1
-    for name, value, blk in fields_:
+    for name, value, blk, more in fields_:
         if not name:
             continue
+        if more:
+            value = " ".join([value, *more])
         value = unfold(value) if "=?" in value else value
         if name in PER_MESSAGE and name not in ds.per_message and cur is None:
             ds.per_message[name] = value
