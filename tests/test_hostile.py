@@ -405,3 +405,17 @@ def test_long_folded_field_completes():
     assert [(r["kind"], r["final_recipient"], r["status"]) for r in records] == \
         [("bounce", "alice@example.org", "5.1.1")]
     assert records[0]["diagnostic_code"] == "550 5.1.1 user unknown" + " x" * 1_500_000
+
+
+def test_ledger_records_a_flooded_recipient_in_linear_time(tmp_path):
+    # the recipient is kept as written ("a<" then 400,000 "@"): the ledger's address
+    # normaliser looked for "<local@domain>" with a pattern that rescans from every "@"
+    db = tmp_path / "ledger.sqlite3"
+    status, records, err = run_parse(dsn("rfc822; a<" + "@" * 400_000), "--db", str(db), "-q")
+    assert status == 0, err
+    assert [r["kind"] for r in records] == ["bounce"]
+    assert records[0]["final_recipient"] == "a<" + "@" * 400_000
+    from dsnparse.ledger import normalize_address
+
+    assert normalize_address("Alice <alice@Example.ORG>") == "alice@example.org"
+    assert normalize_address("a<" + "@" * 400_000) is None  # no address in it
