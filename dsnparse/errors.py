@@ -2,6 +2,7 @@
 
 ``DsnparseError``
     ``InputError``   the input is not an email at all (empty, binary, no header section).
+        ``MessageTimeout``  parsing it took longer than its time budget (hostile input).
     ``RuleError``    a rule pack or data file is broken; the message names file, rule, field.
     ``SourceError``  a path, mailbox or server could not be read.
 
