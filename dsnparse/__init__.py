@@ -3,16 +3,17 @@
 Public API::
 
     parse(message, options=None) -> Report          # bytes, str or email.message.Message
+                                                     # (MessageTimeout past options.message_timeout)
     parse_path(path, options=None) -> Iterator[tuple[str, Report]]   # file, dir, mbox, Maildir
     is_suppressed(address, db=None) -> bool          # ask the bounce ledger before sending
 
 See :mod:`dsnparse.model` for :class:`Report` and :class:`Verdict`.
 """
-from .errors import DsnparseError, InputError, RuleError, SourceError
+from .errors import DsnparseError, InputError, MessageTimeout, RuleError, SourceError
 from .model import Report, Verdict
 
 __all__ = ["parse", "parse_path", "is_suppressed", "Report", "Verdict", "DsnparseError",
-           "InputError", "RuleError", "SourceError"]
+           "InputError", "MessageTimeout", "RuleError", "SourceError"]
 __version__ = "0.1.0"
 
 

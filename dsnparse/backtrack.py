@@ -91,6 +91,86 @@ def syntax_chars(source: str):
         i += 1
 
 
+_COUNTED = re.compile(r"\{\s*(\d*)\s*(?:,\s*(\d*)\s*)?\}")  # a counted repeat at "{"
+
+
+def counted_repeats(source: str):
+    """``(index, text, low, high)`` of every counted repeat (``{m}``, ``{m,}``, ``{,n}``,
+    ``{m,n}``) that is syntax in ``source`` (not escaped — ``\\\\{9}`` is an escaped
+    backslash, then a repeat — and not in a class); ``low``/``high`` are ``int`` or ``None``.
+
+    Raises:
+        ValueError: a class that is never closed.
+    """
+    for i, ch in syntax_chars(source):
+        if ch == "{":
+            m = _COUNTED.match(source, i)
+            if m and (m.group(1) or m.group(2)):
+                yield (i, m.group(0), int(m.group(1)) if m.group(1) else None,
+                       int(m.group(2)) if m.group(2) else None)
+
+
+def program_size(source: str) -> int:
+    """An upper bound on the size of the program the ``regex`` package compiles ``source``
+    into, in atoms: it unrolls counted repeats, so ``x{1000}`` is a thousand copies of ``x``
+    and ``(?:(?:x{100}){100})`` ten thousand.  Every atom (character, escape, class) counts
+    one, an alternation the sum of its branches, a counted repeat the count (its upper bound,
+    or its lower one when it has none) times what it repeats; ``*``, ``+`` and ``?`` compile
+    once.  Linear in ``len(source)``.
+
+    Raises:
+        ValueError: a class that is never closed.
+    """
+    stack = [[0, 0]]  # per open group: [total of the finished items, weight of the last item]
+    prev = -1  # index of the previous syntax character
+    skip_to = -1  # the end of a counted repeat being read
+    for i, ch in syntax_chars(source):
+        if i < skip_to:
+            continue
+        top = stack[-1]
+        if i > prev + 1:  # an escape or a class since the last syntax character: one atom
+            top[0] += top[1]
+            top[1] = 1
+        prev = i
+        if ch == "(":
+            top[0] += top[1]
+            top[1] = 0
+            stack.append([0, 0])
+        elif ch == ")":
+            if len(stack) > 1:
+                inner = stack.pop()
+                top = stack[-1]
+                top[1] = inner[0] + inner[1]
+        elif ch == "|":
+            top[0] += top[1]
+            top[1] = 0
+        elif ch == "{":
+            m = _COUNTED.match(source, i)
+            if m and (m.group(1) or m.group(2)):
+                low, high = m.group(1), m.group(2)
+                count = int(high) if high else int(low) if low else 0
+                if m.group(0).find(",") < 0:
+                    count = int(low)
+                top[1] *= max(count, 1)
+                skip_to = m.end()
+                prev = m.end() - 1
+            else:  # a literal "{" (or the regex package's fuzzy constraints)
+                top[0] += top[1]
+                top[1] = 1
+        elif ch in "*+?":
+            pass  # compiled once
+        else:
+            top[0] += top[1]
+            top[1] = 1
+    if len(source) > prev + 1:  # a trailing escape or class
+        stack[-1][0] += stack[-1][1]
+        stack[-1][1] = 1
+    size = 0
+    for total, last in stack:  # (unclosed groups: the pattern will not compile anyway)
+        size += total + last
+    return size
+
+
 def has_comments(source: str, flags: int = 0) -> bool:
     """``True`` when ``source`` may hold text that is no syntax: a ``(?#…)`` comment, or
     verbose mode (``re.X`` or an inline ``x`` flag) with its ``#`` comments."""

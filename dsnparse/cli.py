@@ -39,6 +39,17 @@ def _positive_int(text: str) -> int:
     return n
 
 
+def _seconds(text: str) -> float:
+    """A number of seconds, ``0`` or more (``0``: no limit)."""
+    try:
+        x = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    if not x >= 0 or x == float("inf"):  # (also NaN)
+        raise argparse.ArgumentTypeError(f"must be a finite number of seconds, 0 or more, not {text}")
+    return x
+
+
 #: Commands registered by their own modules: (command, module, help).  Their modules (and
 #: what they import: sqlite3, the policy, IMAP…) are imported only when one of them runs or
 #: help lists them; ``dsnparse parse`` and ``eval`` only see a light placeholder parser.
@@ -116,6 +127,10 @@ def build_parser(argv=None) -> argparse.ArgumentParser:
     pp.add_argument("--max-size", metavar="BYTES", type=_positive_int, default=25 * 1024 * 1024,
                     help="messages larger than this are reported as errors, not loaded "
                          "(default: 25 MiB)")
+    pp.add_argument("--message-timeout", metavar="SECONDS", type=_seconds, default=None,
+                    help="time budget per message: a message that takes longer gets a record "
+                         "of kind error ('message_timeout: …') and the run goes on "
+                         "(default: 5; 0: no limit)")
     pp.add_argument("-j", "--jobs", metavar="N", type=int, default=None,
                     help="worker processes for directories, mbox files and Maildirs "
                          "(default: one per core; 1 parses in this process; output stays in "
@@ -179,6 +194,8 @@ def _options(args) -> Options:
         changes["rules"] = extra + opts.rules
     if getattr(args, "max_size", None):
         changes["max_message_bytes"] = args.max_size
+    if getattr(args, "message_timeout", None) is not None:
+        changes["message_timeout"] = args.message_timeout
     return opts.replace(**changes) if changes else opts
 
 
@@ -313,11 +330,16 @@ class _Progress:
 
 def _summary(c: Counter, unreadable: int) -> str:
     """One line: messages by kind, then failed recipients by hard/soft (a bounce may name
-    several recipients, so the two counts differ)."""
-    return (f"messages: {c['messages']}  bounces: {c['bounce']}  delays: {c['delay']}  "
+    several recipients, so the two counts differ); then, when there are any, the messages
+    whose text was cut at a size limit (their later recipients were not read)."""
+    line = (f"messages: {c['messages']}  bounces: {c['bounce']}  delays: {c['delay']}  "
             f"delivered: {c['delivered']}  auto-replies: {c['auto_reply']}  "
             f"complaints: {c['complaint']}  not bounces: {c['not_bounce']}  errors: {c['error']} "
             f"(unreadable: {unreadable}) | failed recipients: hard: {c['hard']}  soft: {c['soft']}")
+    if c["truncated"]:
+        line += (f" | truncated: {c['truncated']} (text cut at its size limit: later "
+                 f"recipients not read; see the records' 'truncated' field)")
+    return line
 
 
 def main(argv=None) -> int:

@@ -12,7 +12,7 @@ the entry and the field) and answers four questions:
   an optional reply code and the RFC 3464 ``Action``.
 
 Loading is lazy (on first use) and imports only ``yaml``; the validated shipped table is
-cached as a pickle beside the pack cache (:func:`cached_load`).
+cached as a signed pickle beside the pack cache (:func:`cached_load`).
 """
 from __future__ import annotations
 
@@ -149,21 +149,22 @@ def load_table(path: Union[str, Path, None] = None) -> CodeTable:
     return _load(Path(path))
 
 
-_DATA_CACHE_VERSION = 1
+_DATA_CACHE_VERSION = 2
 
 
 def cached_load(path: Path, build):
-    """``build(path)`` through a pickle in the pack cache directory (``rules.cache_dir()``,
-    off with ``DSNPARSE_CACHE=0``), keyed by the file's path, mtime and size and the package
-    version: a fresh process then needs neither ``yaml`` nor the validation (start-up).
+    """``build(path)`` through a signed cache file in the pack cache directory
+    (``rules.cache_dir()``, off with ``DSNPARSE_CACHE=0``; see :mod:`dsnparse.cachefile`:
+    only a file this user wrote, with a matching HMAC, is unpickled), keyed by the file's
+    path, mtime and size and the package version: a fresh process then needs neither
+    ``yaml`` nor the validation (start-up).
 
-    Only for the shipped data files (the result must be picklable); a missing, stale or
-    unreadable cache is rebuilt, an unwritable one is skipped.
+    Only for the shipped data files (the result must be picklable); a missing, stale,
+    damaged or foreign cache is rebuilt, an unwritable one is skipped.
     """
-    import pickle
     import zlib
 
-    from . import __version__
+    from . import __version__, cachefile
     from .rules import cache_dir
 
     d = cache_dir()
@@ -175,25 +176,11 @@ def cached_load(path: Path, build):
         return build(path)
     key = (_DATA_CACHE_VERSION, __version__, str(path), st.st_mtime_ns, st.st_size)
     f = d / f"data-{path.stem}-{zlib.crc32(str(path).encode()):08x}.pickle"
-    try:
-        with open(f, "rb") as fh:
-            obj = pickle.load(fh)
-        if isinstance(obj, tuple) and len(obj) == 2 and obj[0] == key:
-            return obj[1]
-    except Exception:  # noqa: BLE001 - missing, stale or unreadable: rebuild
-        pass
+    value = cachefile.read(f, key)
+    if value is not None:
+        return value
     value = build(path)
-    tmp = f.with_name(f".{f.name}.{os.getpid()}")
-    try:
-        d.mkdir(parents=True, exist_ok=True)
-        with open(tmp, "wb") as fh:
-            pickle.dump((key, value), fh, protocol=pickle.HIGHEST_PROTOCOL)
-        os.replace(tmp, f)
-    except Exception:  # noqa: BLE001 - read-only home, full disk: no cache
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
+    cachefile.write(f, key, value)
     return value
 
 

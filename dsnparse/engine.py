@@ -31,13 +31,14 @@ from __future__ import annotations
 import html
 import re
 import weakref
+from dataclasses import replace
 from email.message import Message
 from typing import Optional
 
-from . import codes, reasons, rfc3464, rules
+from . import budget, codes, reasons, rfc3464, rules
 from .fault import fault_of
 from .load import header as get_header
-from .load import REPORT_TEXT_LIMIT, load, part_text, unfold
+from .load import REPORT_TEXT_LIMIT, load, part_text_cut, unfold
 from .model import Report, Verdict
 from .options import DEFAULT, Options
 from .status import find_codes, more_specific, read_status_field
@@ -68,6 +69,7 @@ class Context:
         self.memo: dict = {}  # detection conditions already tested on this message
         self.candidates: Optional[list] = None  # indices of the packs that may apply
         self.vendor = _LAZY  # the vendor pack of a delivery-status report, once looked for
+        self.truncated = st.truncated  # some text was cut at its size limit (Report.truncated)
 
     def header_block(self) -> str:
         """The top-level header section as ``Name: value`` lines (for the prefilter; values
@@ -90,6 +92,8 @@ class Context:
                 for k, val in self.msg._headers:
                     raw.setdefault(k.lower(), []).append(val)
             vals = raw.get(name, ())
+            if len(vals) > 1:
+                budget.check("decoding the %s header fields", name)
             v = self._headers[name] = bound_lines("\n".join(unfold(x) for x in vals))
         return v
 
@@ -100,12 +104,15 @@ class Context:
             plain, htmls = [], []
             for part in self.st.texts:
                 sub = part.get_content_subtype()
-                t = part_text(part, REPORT_TEXT_LIMIT)
+                t, cut = part_text_cut(part, REPORT_TEXT_LIMIT)
+                if cut:
+                    self.truncated = True
                 (htmls if sub == "html" else plain).append(t)
             if not plain:
                 plain = [html_to_text(h) for h in htmls]
             text = "\n\n".join(plain).replace("\r\n", "\n").replace("\r", "\n")
             self._text = bound_lines(text)
+            budget.check("reading the report text")
         return self._text
 
     def note(self, what: str) -> None:
@@ -198,17 +205,37 @@ def parse(message, options: Optional[Options] = None, trace: Optional[list] = No
 
     Raises:
         InputError: the input is not an email message at all (see :func:`dsnparse.load.load`).
+        MessageTimeout: (an ``InputError``) parsing took longer than
+            ``options.message_timeout`` seconds (see :mod:`dsnparse.budget`).
         RuleError: a rule pack is broken (raised on first use, before any message is read).
     """
     options = options or DEFAULT
-    packs = rules.load_packs(tuple(options.rules))
+    packs = rules.load_packs(tuple(options.rules))  # (not counted in the message's budget)
     if options.leave_out:
         packs = rules.leave_out(packs, options.leave_out)
+    prev = budget.start(options.message_timeout)
+    try:
+        return _parse(message, options, packs, trace)
+    finally:
+        budget.restore(prev)
+
+
+def _parse(message, options: Options, packs, trace) -> Report:
     msg = load(message)
+    budget.check("reading the MIME structure")
     st = rfc3464.scan(msg)
     ctx = Context(msg, st, options, trace)
-    base = _base_fields(msg, st)
     ds = rfc3464.read(st)
+    budget.check("reading the delivery-status fields")
+    report = _decide(msg, st, ctx, ds, packs, trace)
+    if ctx.truncated or ds is not None and ds.truncated:
+        ctx.note("a text was cut at its size limit: what follows it was not read")
+        report = replace(report, truncated=True)
+    return report
+
+
+def _decide(msg, st, ctx, ds, packs, trace) -> Report:
+    base = _base_fields(msg, st)
     if ds is not None:
         if ctx.trace is not None:
             ctx.note(f"delivery-status fields found ({ds.format}): {len(ds.recipients)} recipient(s)"
@@ -234,6 +261,7 @@ def parse(message, options: Optional[Options] = None, trace: Optional[list] = No
     for pack in _candidates(ctx, packs):
         if not pack.detects:
             continue
+        budget.check("detection (pack %s)", pack.id)
         why = rules.detect(pack, ctx.header, ctx.text, ctx.timeout, why_not, ctx.folded, ctx.memo)
         if not why:
             if why_not:
@@ -592,10 +620,16 @@ def _returned_report(ctx):
     return ds if ds is not None and ds.recipients else None
 
 
+# A To field longer than this is not one address (RFC 5321 §4.5.3.1.3: a path is at most 256
+# octets; a display name adds little), and the stdlib's address parser is slow on it.
+_MAX_TO = 4096
+
+
 def _returned_to(pack, ctx, exclude) -> Optional[str]:
     """The one address in the ``To`` of the returned message: the message/rfc822 part, else
     the header block that follows the pack's ``original_start`` marker in the text.  ``None``
-    when there is no such header or it holds more or less than one address."""
+    when there is no such header, it holds more or less than one address, or it is longer
+    than :data:`_MAX_TO` characters."""
     from email.utils import getaddresses
 
     to = get_header(ctx.st.original, "to") if ctx.st.original is not None else None
@@ -607,9 +641,12 @@ def _returned_to(pack, ctx, exclude) -> Optional[str]:
             after = text[start:].split("\n", 1)[1] if "\n" in text[start:] else ""
             headers = rfc3464._parse_headers_text(after[:20_000])
             to = get_header(headers, "to") if headers is not None else None
-    if not to:
+    if not to or len(to) > _MAX_TO:
         return None
-    addrs = [a for _, a in getaddresses([to]) if a]
+    try:
+        addrs = [a for _, a in getaddresses([to]) if a]
+    except RecursionError:  # the stdlib recurses once per nested "(" or group: hostile
+        return None
     if len(addrs) != 1:
         return None
     addr = rules.clean_address(addrs[0])
@@ -629,6 +666,7 @@ def build_verdict(ctx, packs, matched, *, recipient, action, field_status, diagn
     ``matched`` is the pack that recognised the message (its text rules first), ``None``, or
     ``_LAZY`` for a delivery-status report whose vendor is looked for only if it matters.
     """
+    budget.check("the verdict of %.100r", recipient)
     text = diagnostic or fallback_text or ""
     text_status, paired, text_reply = find_codes(text)
     reply = reply_code or text_reply

@@ -2,6 +2,7 @@
 
 ``DsnparseError``
     ``InputError``   the input is not an email at all (empty, binary, no header section).
+        ``MessageTimeout``  parsing it took longer than its time budget (hostile input).
     ``RuleError``    a rule pack or data file is broken; the message names file, rule, field.
     ``SourceError``  a path, mailbox or server could not be read.
 
@@ -39,3 +40,20 @@ class RuleError(DsnparseError):
 
 class SourceError(DsnparseError):
     """A file, directory, mailbox or server could not be read."""
+
+
+class MessageTimeout(InputError):
+    """Parsing one message took longer than its time budget (``Options.message_timeout``):
+    hostile or pathological input.  Sources turn it into a record of kind ``error`` whose
+    ``error`` names the budget and the stage that ran out of it, and go on with the next
+    message (as for any :class:`InputError`).
+
+    Attributes:
+        seconds: the budget (``float``, seconds of wall-clock time).
+        stage: what was running when the budget ran out (``str``).
+    """
+
+    def __init__(self, seconds: float, stage: str):
+        self.seconds, self.stage = seconds, stage
+        super().__init__(f"message_timeout: parsing took longer than the {seconds:g} s budget "
+                         f"per message (in {stage})")

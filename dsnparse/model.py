@@ -135,6 +135,11 @@ class Report:
             of the output records.
         defects: short names of the problems met while reading (e.g. parser defects).
         error: for kind ``error`` only: why the input could not be read or parsed.
+        truncated: ``True`` when a text of the message was cut at its size limit and what
+            follows was not read (a text part beyond
+            :data:`dsnparse.load.REPORT_TEXT_LIMIT` characters, a delivery-status part
+            beyond 2,000,000, MIME parts beyond the 500th): recipients named later are
+            missing from ``verdicts``.
     """
 
     kind: str
@@ -153,6 +158,7 @@ class Report:
     original_headers: tuple = field(default=(), repr=False)
     defects: tuple[str, ...] = field(default=())
     error: Optional[str] = None
+    truncated: bool = False
 
     @property
     def is_bounce(self) -> bool:
@@ -173,7 +179,9 @@ class Report:
 
         Every record has ``source`` and ``kind`` first, then every :class:`Verdict` field,
         then ``format``, ``message_id`` and ``original_message_id`` (these let a ledger
-        deduplicate and link a bounce to the campaign mail it returns), and ``error``.
+        deduplicate and link a bounce to the campaign mail it returns), ``error`` and
+        ``truncated`` (``bool``: the message's text was cut at a size limit, see
+        :class:`Report`).
 
         Args:
             source: where the message came from (file path, ``mbox#index``, Maildir key,
@@ -187,11 +195,13 @@ class Report:
             "message_id": self.message_id,
             "original_message_id": self.original_message_id,
             "error": self.error,
+            "truncated": self.truncated,
         }
         verdicts = self.verdicts or (Verdict(reporting_mta=self.reporting_mta),)
         return [{"source": source, "kind": self.kind, **v.to_dict(), **tail} for v in verdicts]
 
 
 RECORD_FIELDS: tuple[str, ...] = (
-    ("source", "kind") + VERDICT_FIELDS + ("format", "message_id", "original_message_id", "error")
+    ("source", "kind") + VERDICT_FIELDS
+    + ("format", "message_id", "original_message_id", "error", "truncated")
 )

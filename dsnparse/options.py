@@ -18,6 +18,13 @@ class Options:
         pattern_timeout: seconds one rule pattern may run on one text before it is abandoned
             and reported (the ``regex`` package's timeout); searches that
             :mod:`dsnparse.backtrack` bounds to a million backtracking steps run without it.
+        message_timeout: seconds of wall-clock time the parser may spend on one message
+            (default 5; ``0`` or less: no limit).  A message that takes longer stops with
+            :class:`~dsnparse.errors.MessageTimeout` (an ``InputError``): sources report it
+            as a record of kind ``error`` whose ``error`` starts ``message_timeout:`` and go
+            on.  Checked between the parser's stages and passed down as the time limit of
+            each timed pattern search (:mod:`dsnparse.budget`), so a message may overrun it
+            by the time of one stage of linear work.
         leave_out: corpus family names (``frozenset`` of ``str``) whose packs are not used:
             every pack whose ``written_from`` names one of them is left out (``dsnparse eval
             --leave-out``, to measure the other rules on mail they were not written from).
@@ -26,6 +33,7 @@ class Options:
     rules: tuple = ()
     max_message_bytes: int = 25 * 1024 * 1024
     pattern_timeout: float = 0.25
+    message_timeout: float = 5.0
     leave_out: frozenset = frozenset()
 
     def replace(self, **changes) -> "Options":

@@ -101,7 +101,8 @@ class Chunk(NamedTuple):
 
     Attributes:
         text: the chunk's output records, rendered (no header).
-        counts: summary counters: ``messages``, one per report kind, ``hard``, ``soft``.
+        counts: summary counters: ``messages``, one per report kind, ``hard``, ``soft``,
+            ``truncated`` (messages whose text was cut at a size limit).
         warnings: one message per input that could not be read.
         reports: the reports (with ``keep_reports``), else ``None``.
     """
@@ -139,6 +140,8 @@ def _process_chunk(chunk: list) -> Chunk:
             warnings.append(report.error)  # the parser failed on this message: exit status 1
         counts["messages"] = get("messages", 0) + 1
         counts[report.kind] = get(report.kind, 0) + 1
+        if report.truncated:
+            counts["truncated"] = get("truncated", 0) + 1
         for v in report.verdicts:
             if v.action == "failed" and v.bounce_type:
                 counts[v.bounce_type] = get(v.bounce_type, 0) + 1

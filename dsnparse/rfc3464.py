@@ -17,7 +17,7 @@ from email.message import Message
 from typing import Optional
 
 from . import mime
-from .load import REPORT_TEXT_LIMIT, as_text, charset_of, fix_8bit, part_text, unfold
+from .load import REPORT_TEXT_LIMIT, as_text, charset_of, fix_8bit, part_text, part_text_cut, unfold
 
 DS_TYPES = ("message/delivery-status", "message/global-delivery-status")
 ORIGINAL_TYPES = ("message/rfc822", "message/global")
@@ -61,12 +61,14 @@ class DeliveryStatus:
         format: ``rfc3464``, ``rfc6533`` (global) or ``rfc3464-text`` (block found in text).
         parts: the MIME parts the fields were read from (the delivery-status parts that held
             recipients, or the text part holding an inline block), in order.
+        truncated: the part's text was cut at its size limit: later recipients are missing.
     """
 
     per_message: dict = field(default_factory=dict)
     recipients: list = field(default_factory=list)
     format: str = "rfc3464"
     parts: list = field(default_factory=list)
+    truncated: bool = False
 
 
 @dataclass
@@ -75,7 +77,8 @@ class Structure:
 
     ``ds_parts``: delivery-status parts; ``original``: the returned message's header section
     as a ``Message`` (or ``None``); ``texts``: decodable text parts outside the returned
-    message, in order; ``report_type``: the ``report-type`` parameter of a multipart/report.
+    message, in order; ``report_type``: the ``report-type`` parameter of a multipart/report;
+    ``truncated``: the walk stopped at its part limit (later parts are not read).
     """
 
     ds_parts: list = field(default_factory=list)
@@ -85,6 +88,7 @@ class Structure:
     feedback_parts: list = field(default_factory=list)
     mdn_parts: list = field(default_factory=list)
     forwarded: int = 0
+    truncated: bool = False
 
 
 def scan(msg: Message, max_parts: int = 500) -> Structure:
@@ -129,6 +133,7 @@ def scan(msg: Message, max_parts: int = 500) -> Structure:
         elif part.get_content_maintype() in ("text", "multipart"):
             # a multipart whose boundary never appears stays a string: read it as text
             st.texts.append(part)
+    st.truncated = bool(stack)
     return st
 
 
@@ -385,7 +390,7 @@ def parse_fields(text: str) -> DeliveryStatus:
     one.  Continuation lines (leading whitespace) are unfolded.
     """
     ds = DeliveryStatus()
-    fields_: list[list] = []  # [name, value, block number]
+    fields_: list[list] = []  # [name, value, block number, continuation lines]
     block = 0
     if "\r" in text:
         text = text.replace("\r\n", "\n").replace("\r", "\n")
@@ -395,28 +400,32 @@ def parse_fields(text: str) -> DeliveryStatus:
             block += 1
             continue
         if line[:1] in (" ", "\t") and fields_ and fields_[-1][0]:
-            m = _FIELD.match(stripped) if _open_value(fields_[-1][1]) else None
+            last = fields_[-1]
+            m = _FIELD.match(stripped) if not last[3] and _open_value(last[1]) else None
             if m is None or m.group(1).lower() not in _KNOWN:
-                fields_[-1][1] += " " + stripped
+                last[3].append(stripped)  # (joined once below: += would be quadratic)
                 continue
             # an indented field line under a field with no value yet ("Diagnostic-Code:
             # smtp;" then "  Remote-MTA: dns; …"): a field of its own, not the value
-            fields_.append([m.group(1).lower(), m.group(2).strip(), block])
+            fields_.append([m.group(1).lower(), m.group(2).strip(), block, []])
             continue
         m = _FIELD.match(stripped)
         if m:
-            fields_.append([m.group(1).lower(), m.group(2).strip(), block])
-        elif fields_ and fields_[-1][0] and fields_[-1][2] == block and _open_value(fields_[-1][1]):
+            fields_.append([m.group(1).lower(), m.group(2).strip(), block, []])
+        elif fields_ and fields_[-1][0] and fields_[-1][2] == block and not fields_[-1][3] \
+                and _open_value(fields_[-1][1]):
             # the value of a field left empty ("Status:" / "Diagnostic-Code: smtp;") written
             # on the next line without the folding white space
-            fields_[-1][1] += " " + stripped
+            fields_[-1][3].append(stripped)
         else:
-            fields_.append(["", stripped, block])  # stray text: ends a continuation
+            fields_.append(["", stripped, block, []])  # stray text: ends a continuation
     cur: Optional[dict] = None
     cur_block = -1
-    for name, value, blk in fields_:
+    for name, value, blk, more in fields_:
         if not name:
             continue
+        if more:
+            value = " ".join([value, *more])
         value = unfold(value) if "=?" in value else value
         if name in PER_MESSAGE and name not in ds.per_message and cur is None:
             ds.per_message[name] = value
@@ -478,7 +487,10 @@ def read(st: Structure) -> Optional[DeliveryStatus]:
         ds = parse_fields(ds_text(part, st))
         if not ds.recipients:
             continue
+        # (a transfer-encoded part is read as text, up to part_text's limit)
+        cut = not isinstance(part._payload, list) and part_text_cut(part)[1]
         if merged is None:
+            ds.truncated = cut
             if part.get_content_type() == "message/global-delivery-status":
                 ds.format = "rfc6533"
             ds.parts.append(part)
@@ -487,6 +499,7 @@ def read(st: Structure) -> Optional[DeliveryStatus]:
             merged = ds
             continue
         merged.parts.append(part)
+        merged.truncated = merged.truncated or cut
         mta = ds.per_message.get("reporting-mta")
         own = mta and mta != merged.per_message.get("reporting-mta")
         for r in ds.recipients:
@@ -505,7 +518,7 @@ def read(st: Structure) -> Optional[DeliveryStatus]:
     if merged is not None:
         return merged
     for part in st.texts[:4]:
-        text = part_text(part, REPORT_TEXT_LIMIT)
+        text, cut = part_text_cut(part, REPORT_TEXT_LIMIT)
         if text.isascii() and "final-recipient" not in text.lower():
             # (the field the block needs; tested first as the multi-line searches below try
             # every line; only for ASCII text, where re.I matches no other letters)
@@ -519,6 +532,7 @@ def read(st: Structure) -> Optional[DeliveryStatus]:
         if ds.recipients:
             ds.format = "rfc3464-text"
             ds.parts.append(part)
+            ds.truncated = cut
             return ds
     return None
 
@@ -591,16 +605,68 @@ def address(value: Optional[str]) -> Optional[str]:
         v = _XTEXT_U.sub(lambda m: chr(int(m.group(1), 16)), v)
     if "+" in v and _XTEXT_PLUS.search(v) and "@" in v:
         v = _XTEXT_PLUS.sub(lambda m: chr(int(m.group(1), 16)), v)
-    m = re.search(r"<([^<>\s]+@[^<>\s]+)>", v)
-    if m:
-        v = m.group(1)
+    bracketed = bracketed_address(v)
+    if bracketed is not None:
+        v = bracketed
     else:
-        v = re.sub(r"\([^)]*\)", " ", v).strip()
+        v = _drop_comments(v).strip()
         toks = [t for t in v.split() if "@" in t]
         if toks:
             v = toks[0]
     v = v.strip("<>\"' ;,")
     return v or None
+
+
+# The address readers below scan the value once (str.find), where the patterns they replace,
+# ``<([^<>\s]+@[^<>\s]+)>`` and ``\([^)]*\)``, rescan the rest of the value from every
+# "<" or "(" (a value of 100,000 "@" after one "<" took a minute).
+_SPACE = re.compile(r"\s")
+
+
+def bracketed_address(v: str) -> Optional[str]:
+    """The first ``<local@domain>`` of ``v`` without its brackets (no ``<``, ``>`` or white
+    space inside, an ``@`` with something on both sides), as ``<([^<>\\s]+@[^<>\\s]+)>``
+    finds it, in time linear in ``len(v)``; ``None`` when there is none."""
+    i = v.find("<")
+    while i >= 0:
+        j = v.find(">", i + 1)
+        if j < 0:
+            return None
+        k = v.rfind("<", i + 1, j)
+        if k >= 0:  # a later "<" before this ">": only it can start a match ending there
+            i = k
+            continue
+        inner = v[i + 1:j]
+        if "@" in inner[1:-1] and not _SPACE.search(inner):
+            return inner
+        i = v.find("<", j + 1)
+    return None
+
+
+def _drop_comments(v: str) -> str:
+    """``v`` without the parenthesised comments (RFC 5322 §3.2.2) that stand apart from a
+    word: ``alice@example.org (Alice)`` or ``(x) alice@example.org``.  Parentheses inside a
+    word are kept as written (``=SUM(1+1)@example.com``: RFC 5321 §4.1.2 local parts may hold
+    such characters, and mangling them would report another address).  Linear in ``len(v)``."""
+    if "(" not in v:
+        return v
+    out, pos, i, close = [], 0, v.find("("), -1
+    n = len(v)
+    while i >= 0:
+        if close < i:
+            close = v.find(")", i)  # the next ")" (only moves forward: one scan in all)
+            if close < 0:
+                break
+        apart = (i == 0 or v[i - 1].isspace()) or (close + 1 == n or v[close + 1].isspace())
+        if apart:
+            out.append(v[pos:i])
+            out.append(" ")
+            pos = close + 1
+            i = v.find("(", pos)
+        else:
+            i = v.find("(", i + 1)
+    out.append(v[pos:])
+    return "".join(out)
 
 
 def action(value: Optional[str]) -> Optional[str]:

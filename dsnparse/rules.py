@@ -29,6 +29,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Iterable, Optional
 
+from . import budget as _budget
 from .backtrack import syntax_chars, untimed_length
 from .errors import RuleError
 from .resources import rules_dir
@@ -181,7 +182,8 @@ class Pattern:
         try:
             if len(text) <= self.untimed:  # (see _search)
                 return list(self.compiled.finditer(text))
-            return list(self.compiled.finditer(text, 0, None, False, None, False, timeout))
+            return list(self.compiled.finditer(text, 0, None, False, None, False,
+                                               _budget.timeout(timeout)))
         except TimeoutError:
             _timed_out(self.where)
             return []
@@ -196,18 +198,26 @@ def _search(compiled, text: str, untimed: int, timeout: float):
     ``finditer(string, pos, endpos, overlapped, concurrent, partial, timeout)`` — as keyword
     parsing costs ~0.4 µs a call.
 
+    A timed search gets at most the time left in the message's budget
+    (:func:`dsnparse.budget.timeout`).
+
     Raises:
         TimeoutError: the timed search ran out of time.
+        MessageTimeout: the message's time budget had run out before the search.
     """
     if len(text) <= untimed:
         return compiled.search(text)
-    return compiled.search(text, 0, None, None, False, timeout)
+    return compiled.search(text, 0, None, None, False, _budget.timeout(timeout))
 
 
 _REPORTED: set = set()
 
 
 def _timed_out(where: str) -> None:
+    """A search of the pattern ``where`` timed out: when the message's budget has run out
+    (the search had only the time left), :class:`~dsnparse.errors.MessageTimeout` naming the
+    pattern; else the pattern is logged once and counts as not matching."""
+    _budget.check(f"the rule pattern at {where}")
     if where not in _REPORTED:
         _REPORTED.add(where)
         log.warning("pattern timed out and was skipped: %s", where)
@@ -324,23 +334,49 @@ def _check_keys(path, obj, schema, rule, where):
 
 
 # Counted repeats: the regex package unrolls them when compiling, so ``x{1000000000}`` takes
-# minutes (the match timeout does not cover compiling); no bounce format needs more.
+# minutes and gigabytes (the match timeout does not cover compiling); no bounce format needs
+# more than MAX_REPEAT in one count, nor a program of more than MAX_PROGRAM atoms once the
+# counts are unrolled, nested ones multiplied (``(?:(?:x{10000}){10000})``: 10^8).  The
+# shipped packs' largest is about a thousand.
 MAX_REPEAT = 10_000
-_REPEAT = re.compile(r"(?<!\\)\{\s*(\d*)\s*(?:,\s*(\d*)\s*)?\}")
+MAX_PROGRAM = 100_000
+
+
+def check_pattern_size(source: str) -> Optional[str]:
+    """Why ``source`` would take too long or too much memory to compile, or ``None``.
+
+    Reads the counted repeats as syntax (:func:`dsnparse.backtrack.counted_repeats`: an
+    escaped backslash before ``{n}`` does not hide the repeat, a ``\\{`` is no repeat) and
+    bounds each count by :data:`MAX_REPEAT` and the unrolled program
+    (:func:`dsnparse.backtrack.program_size`, counts of nested repeats multiplied) by
+    :data:`MAX_PROGRAM`.  Linear in ``len(source)``; never compiles anything."""
+    from .backtrack import counted_repeats, program_size
+
+    try:
+        for _, text, low, high in counted_repeats(source):
+            if (low or 0) > MAX_REPEAT or (high or 0) > MAX_REPEAT:
+                return f"repeat count {text} is larger than {MAX_REPEAT}"
+        size = program_size(source)
+    except ValueError as e:  # a class that is never closed
+        return f"pattern does not compile: {e}"
+    if size > MAX_PROGRAM:
+        return (f"pattern too large to compile: about {size:,} atoms once its counted repeats "
+                f"are unrolled (nested counts multiply; at most {MAX_PROGRAM:,})")
+    return None
 
 
 def _compile(path, source, rule, fieldname) -> Pattern:
     regex = _regex()
     if not isinstance(source, str) or not source:
         raise RuleError(path, "expected a non-empty pattern string", rule, fieldname)
-    for m in _REPEAT.finditer(source):
-        if any(g and int(g) > MAX_REPEAT for g in m.groups()):
-            raise RuleError(path, f"repeat count {m.group(0)} is larger than {MAX_REPEAT}",
-                            rule, fieldname)
+    why = check_pattern_size(source)
+    if why:
+        raise RuleError(path, why, rule, fieldname)
     try:
         compiled = _compile_source(source)
-    except regex.error as e:
-        raise RuleError(path, f"pattern does not compile: {e}", rule, fieldname) from None
+    except (regex.error, RecursionError, MemoryError, OverflowError, ValueError) as e:
+        raise RuleError(path, f"pattern does not compile: {type(e).__name__ if not str(e) else e}",
+                        rule, fieldname) from None
     branches = split_branches(source)
     needles, more = _literal_sets(source)
     return Pattern(source, f"{path}: rule {rule!r}: field {fieldname!r}",
@@ -773,7 +809,7 @@ def _load_listing(listing) -> tuple:
 # recently written or used caches are kept.  DSNPARSE_CACHE=0 turns the cache off;
 # DSNPARSE_CACHE_DIR moves it.
 
-_CACHE_VERSION = 15  # bump when Pack or Pattern change shape
+_CACHE_VERSION = 16  # bump when Pack or Pattern change shape
 
 
 def cache_dir() -> Optional[Path]:
@@ -816,66 +852,43 @@ def _cache_file(dirs) -> Optional[Path]:
     return d / f"packs-{h}.pickle"
 
 
-def _digest(payload: bytes) -> bytes:
-    import hashlib
-
-    return hashlib.blake2b(payload, digest_size=16).digest()
-
-
 _TOUCH_AFTER = 3600  # seconds: a cache read this long after it was written is touched
 
 
 def _cache_read(dirs, key) -> Optional[tuple]:
-    """The cached packs, or ``None`` when the cache is missing, stale or damaged.
+    """The cached packs, or ``None`` when the cache is missing, stale, damaged or not
+    provably this user's own.
 
-    The packs are stored as one pickled payload with its BLAKE2b digest, checked before the
-    payload is unpickled: a damaged file (a flipped bit in a compiled program could crash or
-    hang the ``regex`` package, which trusts the programs it loads) is rebuilt instead."""
+    The file is read through :mod:`dsnparse.cachefile`: the directory and the file must be
+    this user's and writable by no one else, and the file's HMAC (keyed with the user's
+    secret in that directory) must match before anything in it is unpickled, so neither a
+    planted file (a pickle runs code when loaded) nor a damaged one (a flipped bit in a
+    compiled program could crash or hang the ``regex`` package, which trusts the programs
+    it loads) is used: the cache is rebuilt instead."""
+    from . import cachefile
+
     f = _cache_file(dirs)
     if f is None:
         return None
-    try:
-        with open(f, "rb") as fh:
-            obj = pickle.load(fh)
-            written = os.fstat(fh.fileno()).st_mtime
-        if not (isinstance(obj, dict) and obj.get("key") == key):
-            return None
-        payload = obj.get("packs")
-        if not isinstance(payload, bytes) or _digest(payload) != obj.get("digest"):
-            return None
-        packs = pickle.loads(payload)
-    except Exception:  # noqa: BLE001 - a missing, stale or unreadable cache: rebuild
+    packs = cachefile.read(f, key)
+    if packs is None:
         return None
-    if time.time() - written > _TOUCH_AFTER:  # pruning keeps the most recently used ones
-        try:
-            os.utime(f)
-        except OSError:
-            pass
+    try:
+        if time.time() - os.stat(f).st_mtime > _TOUCH_AFTER:  # pruning keeps the most
+            os.utime(f)  # recently used ones
+    except OSError:
+        pass
     return packs
 
 
 def _cache_write(dirs, key, packs) -> None:
-    import tempfile
+    from . import cachefile
 
     f = _cache_file(dirs)
     if f is None:
         return
-    tmp = None
-    try:
-        payload = pickle.dumps(packs, pickle.HIGHEST_PROTOCOL)
-        f.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=f.parent, prefix=".packs-")
-        with os.fdopen(fd, "wb") as fh:
-            pickle.dump({"key": key, "digest": _digest(payload), "packs": payload}, fh,
-                        protocol=pickle.HIGHEST_PROTOCOL)
-        os.replace(tmp, f)
-    except Exception:  # noqa: BLE001 - read-only home, full disk: run without a cache
-        log.debug("pack cache not written", exc_info=True)
-        if tmp:
-            try:
-                os.unlink(tmp)
-            except OSError:
-                pass
+    if not cachefile.write(f, key, packs):  # read-only home, full disk, an unsafe directory
+        log.debug("pack cache not written: %s", f)
         return
     _prune_cache(f.parent)
 
@@ -898,7 +911,7 @@ def _prune_cache(d: Path) -> None:
 
 # --------------------------------------------------------------------------- matching
 
-_ADDR = _BRACKETED = None
+_ADDR = None
 
 
 def clean_address(text: Optional[str]) -> Optional[str]:
@@ -909,22 +922,21 @@ def clean_address(text: Optional[str]) -> Optional[str]:
     as it is slow to import) which validates and normalises RFC 5322 forms such as quoted
     local parts and display names.
     """
-    global _ADDR, _BRACKETED
+    global _ADDR
     if not text:
         return None
     if _ADDR is None:
         regex = _regex()
-        _BRACKETED = regex.compile(r"<([^<>\s]+@[^<>\s]+)>")  # an address in angle brackets
         _ADDR = regex.compile(r"^[A-Za-z0-9!#$%&'*+/=?^_`{|}~.\-\p{L}\p{N}]+@"
                               r"(?:[A-Za-z0-9\p{L}\p{N}](?:[A-Za-z0-9\p{L}\p{N}\-]*[A-Za-z0-9\p{L}\p{N}])?\.)*"
                               r"[A-Za-z0-9\p{L}\p{N}](?:[A-Za-z0-9\p{L}\p{N}\-]*[A-Za-z0-9\p{L}\p{N}])?$")
     t = text.strip()
     if t[:7].lower() == "mailto:":
         t = t[7:]
-    if "<" in t:
-        m = _BRACKETED.search(t)
-        if m:
-            t = m.group(1)
+    if "<" in t:  # an address in angle brackets (found in linear time)
+        from .rfc3464 import bracketed_address
+
+        t = bracketed_address(t) or t
     t = t.strip(" \t<>\"'()[],;:.")
     if "\r" in t or "\n" in t:
         t = t.replace("\r", "").replace("\n", "")

@@ -149,6 +149,124 @@ def mutate(rng: random.Random, pool: list) -> bytes:
     return d
 
 
+# --------------------------------------------------------------------------- hostile shapes
+# Inputs built to make a parser slow rather than to break it (issue 18): a long run of one
+# token, unbalanced brackets, floods of encoded-word openers, placed where the parser reads
+# them (an RFC 3464 field, a header, the returned message's To, an ARF field, a free-text
+# bounce's body).  The contract for them is the time budget: ``parse`` with
+# ``Options(message_timeout=B)`` returns a Report or raises InputError (MessageTimeout for a
+# message over its budget) within B plus a margin.
+
+HOSTILE_TOKENS = ["@", "<", ">", "(", ")", "<@", "(x", "a@", "a@b ", "\"", "\\", "[", "]",
+                  "{", ":", ";", ",", " ", "\t", "-", ".", "=", "=?", "?=", "=?utf-8?b?",
+                  "a@=?utf-8?b?5.", "=?utf-8?q?a?= ", "550 ", "550-", "5.1.", "5.1.1 ", "+2B",
+                  "\\x{", "x", "aa", "<a@b.c>", "mailto:", "rfc822;", "user unknown ", "\u00e9"]
+HOSTILE_PLACES = ["final-recipient", "original-recipient", "diagnostic-code", "remote-mta",
+                  "status", "subject", "to", "from", "returned-to", "arf-rcpt", "body",
+                  "body-line", "html"]
+
+
+def hostile_run(rng: random.Random, size: int) -> str:
+    """``size`` characters (about) of one token repeated, or of a few tokens mixed."""
+    if rng.random() < 0.7:
+        tok = rng.choice(HOSTILE_TOKENS)
+        return tok * max(1, size // len(tok))
+    toks = rng.sample(HOSTILE_TOKENS, rng.randint(2, 4))
+    unit = "".join(toks)
+    return unit * max(1, size // len(unit))
+
+
+def hostile(rng: random.Random, size: Optional[int] = None) -> tuple:
+    """One hostile message: ``(place, size, bytes)`` (size: the run's length in characters,
+    log-uniform between 1,000 and 300,000 unless given)."""
+    if size is None:
+        size = int(10 ** rng.uniform(3, 5.5))
+    place = rng.choice(HOSTILE_PLACES)
+    run = hostile_run(rng, size)
+    fields = {"final-recipient": "rfc822; alice@example.org", "original-recipient": None,
+              "diagnostic-code": "smtp; 550 5.1.1 user unknown", "remote-mta": "dns; mx.example.org",
+              "status": "5.1.1"}
+    head = {"subject": "Undelivered Mail Returned to Sender", "to": "sender@example.org",
+            "from": "MAILER-DAEMON@mx.example.net"}
+    body = "This is the mail system at host mx.example.net.\n\nYour message could not be delivered."
+    if place in fields:
+        fields[place] = ("rfc822; " if place.endswith("recipient") else "") + run
+    elif place in head:
+        head[place] = run
+    if place == "arf-rcpt":
+        return place, size, (
+            f"From: fbl@isp.example\nTo: abuse@example.org\nSubject: complaint\nMIME-Version: 1.0\n"
+            "Content-Type: multipart/report; report-type=feedback-report; boundary=F\n\n--F\n"
+            "Content-Type: text/plain\n\ncomplaint\n--F\nContent-Type: message/feedback-report\n\n"
+            f"Feedback-Type: abuse\nVersion: 1\nOriginal-Rcpt-To: {run}\n\n--F--\n").encode()
+    if place in ("body", "body-line", "html", "returned-to"):
+        if place == "body":
+            text = body + "\n\n" + run + "\n"
+        elif place == "body-line":
+            text = body + "\n\n" + "\n".join([run[:997]] * max(1, size // 998)) + "\n"
+        else:
+            text = body + "\n"
+        ctype = "text/html" if place == "html" else "text/plain"
+        if place == "html":
+            text = "<html><body><p>" + body + "</p>" + run + "</body></html>\n"
+        to = run if place == "returned-to" else "carol@example.com"
+        return place, size, (
+            f"From: {head['from']}\nTo: {head['to']}\nSubject: {head['subject']}\n"
+            "MIME-Version: 1.0\nContent-Type: multipart/mixed; boundary=R\n\n"
+            f"--R\nContent-Type: {ctype}; charset=utf-8\n\n{text}--R\n"
+            "Content-Type: message/rfc822\n\nFrom: sender@example.org\n"
+            f"To: {to}\nSubject: hello\n\nhello\n--R--\n").encode()
+    ds = "".join(f"{k.title()}: {v}\n" for k, v in fields.items() if v is not None)
+    return place, size, (
+        f"From: {head['from']}\nTo: {head['to']}\nSubject: {head['subject']}\nMIME-Version: 1.0\n"
+        "Content-Type: multipart/report; report-type=delivery-status; boundary=B\n\n"
+        f"--B\nContent-Type: text/plain\n\n{body}\n--B\n"
+        "Content-Type: message/delivery-status\n\nReporting-MTA: dns; mx.example.net\n\n"
+        f"{ds}\n--B--\n").encode()
+
+
+def run_hostile(cases: int, seed: int = 0, budget: float = 2.0, margin: float = 3.0,
+                on_failure: Optional[Callable] = None) -> dict:
+    """``cases`` hostile messages parsed with ``Options(message_timeout=budget)``: a case
+    fails when it breaks the contract of :func:`check` or takes longer than ``budget +
+    margin`` seconds (the budget did not hold).  Returns counts, the first failures, the
+    cases stopped by the budget and the slowest case."""
+    import dsnparse
+    from dsnparse.errors import MessageTimeout
+    from dsnparse.options import Options
+
+    opts = Options(message_timeout=budget)
+    rng = random.Random(seed)
+    failures: list = []
+    stopped = 0
+    slowest = (0.0, None, 0)
+    t0 = time.perf_counter()
+    for i in range(cases):
+        place, size, data = hostile(rng)
+        timed_out = []
+
+        def parse(d):
+            try:
+                return dsnparse.parse(d, opts)
+            except MessageTimeout:
+                timed_out.append(1)
+                raise
+
+        t = time.perf_counter()
+        why = check(parse, data, slow=budget + margin)
+        dt = time.perf_counter() - t
+        stopped += bool(timed_out)
+        if dt > slowest[0]:
+            slowest = (dt, place, size)
+        if why:
+            failures.append((seed, i, place, size, why))
+            if on_failure:
+                on_failure(seed, i, data, f"{place} x{size}: {why}")
+    return {"cases": cases, "failures": len(failures), "first": failures[:20],
+            "stopped_by_budget": stopped, "slowest": slowest,
+            "seconds": time.perf_counter() - t0}
+
+
 # --------------------------------------------------------------------------- the contract
 
 def check(parse: Callable, data, slow: float = 5.0) -> Optional[str]:

@@ -2,8 +2,9 @@
 never another exception, never a hang (see tests/fuzzing.py for the mutations).
 
 CI runs ``DSNPARSE_FUZZ_CASES`` mutated cases (default 20,000; seeds: the samples, plus the
-shared corpus when ../shared is present), every truncation of a few seeds, hypothesis-built
-inputs, and a handful of big hostile inputs.  The long campaign is benchmarks/fuzz.py.
+shared corpus when ../shared is present), ``DSNPARSE_FUZZ_HOSTILE`` hostile shapes under the
+time budget (default 60), every truncation of a few seeds, hypothesis-built inputs, and a
+handful of big hostile inputs.  The long campaign is benchmarks/fuzz.py.
 Timings are never asserted here, only the contract (a case slower than 5 s counts as a hang).
 """
 from __future__ import annotations
@@ -33,6 +34,17 @@ def _ok(data):
 def test_mutation_fuzzer(part):
     n = CASES // 4
     res = fuzzing.run(POOL, n, seed=part)
+    assert res["failures"] == 0, res["first"]
+
+
+HOSTILE_CASES = int(os.environ.get("DSNPARSE_FUZZ_HOSTILE", "60"))
+
+
+def test_hostile_shapes_stay_within_the_time_budget():
+    # long runs of one token, unbalanced brackets, encoded-word floods in every field the
+    # parser reads: each message ends (a Report, or the budget's MessageTimeout) within its
+    # budget plus a margin, never a hang
+    res = fuzzing.run_hostile(HOSTILE_CASES, seed=18, budget=2.0, margin=8.0)
     assert res["failures"] == 0, res["first"]
 
 

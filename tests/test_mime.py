@@ -304,10 +304,10 @@ def test_kept_part_text_follows_changes_to_the_parts_inside():
     part = m.get_payload(0)
     part_text(part)
     part.get_payload(0).replace_header("Subject", "new")
-    assert part_text(part) == _part_text(part, 2_000_000) == "Subject: new\n\nbody"
+    assert part_text(part) == _part_text(part, 2_000_000)[0] == "Subject: new\n\nbody"
     part_text(m)
     m.attach(mime.Part())
-    assert part_text(m) == _part_text(m, 2_000_000)
+    assert part_text(m) == _part_text(m, 2_000_000)[0]
 
 
 def test_root_keeps_its_header_section_as_written_until_changed():

@@ -253,3 +253,19 @@ def test_documented_statuses_are_in_the_status_table():
         for s in r.statuses:
             _, subj, det = s.split(".")
             assert tbl.enhanced_code(int(subj), int(det)) is not None, (r.name, s)
+
+
+def test_command_search_offsets_survive_letters_whose_lower_case_is_longer():
+    # "İ".lower() is two characters: offsets into the lowered text must still be the text's
+    from dsnparse.reasons import smtp_command
+
+    text = "İ" * 50 + " report\nuser@x.org\n  SMTP error from remote mail server after " \
+           "RCPT TO:<user@x.org>: 550 no such user\n"
+    assert smtp_command("", text, "user@x.org") == "RCPT"
+
+
+def test_command_inside_a_word_is_not_a_command():
+    from dsnparse.reasons import smtp_command
+
+    assert smtp_command("xRCPT TO:<a@b.c> 550") == "none"
+    assert smtp_command("550 5.1.1 (in reply to RCPT TO command)") == "RCPT"
