@@ -379,9 +379,19 @@ def _from_pack(pack, ctx, base, packs) -> Optional[Report]:
             reply_code=f.get("reply_code"),
             remote_mta=f.get("remote_mta"),
             rule=f"{pack.id}#{rule_id}",
-            fallback_text=text if len(found) == 1 and not f.get("diagnostic") else None,
+            fallback_text=text if len(found) == 1 and not _has_code(f.get("diagnostic")) else None,
         ))
     return Report(kind=kind_of(verdicts), format=pack.id, verdicts=tuple(verdicts), **base)
+
+
+def _has_code(diagnostic: Optional[str]) -> bool:
+    """``True`` when ``diagnostic`` holds an enhanced status or a reply code: a recipient line
+    without one (a label, a sentence naming the address) leaves the codes of a single
+    recipient's report to the lines around it, rather than a 911."""
+    if not diagnostic:
+        return False
+    status, _, reply = find_codes(diagnostic)
+    return bool(status or reply)
 
 
 def _returned_report(ctx):
@@ -427,11 +437,15 @@ def build_verdict(ctx, packs, matched, *, recipient, action, field_status, diagn
 
     ``field_status`` is a status stated as such (RFC 3464 ``Status`` or a pack's ``status``
     group); ``diagnostic`` the diagnostic text; ``fallback_text`` text searched for codes and
-    text rules when there is no diagnostic (the report of a single-recipient bounce).
+    text rules when there is no diagnostic (the report of a single-recipient bounce), or,
+    after it, when the diagnostic holds no code (a recipient line that only names the
+    address: the codes on the lines around it count).
     ``matched`` is the pack that recognised the message (its text rules first), ``None``, or
     ``_LAZY`` for a delivery-status report whose vendor is looked for only if it matters.
     """
     text = diagnostic or fallback_text or ""
+    if diagnostic and fallback_text:  # a recipient line without a code: the report's count too
+        text = f"{diagnostic}\n{fallback_text}"
     text_status, paired, text_reply = find_codes(text)
     reply = reply_code or text_reply
     status, source = decide_status(field_status, text_status, paired)

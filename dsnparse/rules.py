@@ -230,7 +230,10 @@ class Condition:
 class RecipientRule:
     """A recipient pattern: named groups ``recipient``, ``reply_code``, ``status``,
     ``diagnostic``, ``remote_mta``; ``continuation`` extends the diagnostic over following
-    lines (``indented``: lines starting with whitespace; ``paragraph``: up to a blank line)."""
+    lines (``indented``: lines starting with whitespace; ``paragraph``: up to a blank line,
+    the next paragraph when the matched line ends the match's own; ``block``: the lines
+    that directly follow, up to a blank line or a line that starts with an address, nothing
+    when the next line is blank)."""
 
     id: str
     pattern: Pattern
@@ -573,8 +576,9 @@ def load_pack(path: Path, pack_id: Optional[str] = None) -> Pack:
         if "pattern" not in r:
             raise RuleError(path, "missing 'pattern'", rid, "pattern")
         cont = r.get("continuation")
-        if cont not in (None, "indented", "paragraph"):
-            raise RuleError(path, "continuation must be 'indented' or 'paragraph'", rid, "continuation")
+        if cont not in (None, "indented", "paragraph", "block"):
+            raise RuleError(path, "continuation must be 'indented', 'paragraph' or 'block'", rid,
+                            "continuation")
         act = r.get("action", "failed")
         if act not in RECIPIENT_ACTIONS:
             raise RuleError(path, f"action must be one of {', '.join(RECIPIENT_ACTIONS)}", rid, "action")
@@ -1194,7 +1198,7 @@ def _continue(text: str, pos: int, mode: Optional[str]) -> str:
     out = []
     lines = _lines_from(text, pos)
     first = next(lines, None)
-    if first is not None and first.strip() == "" and mode != "indented":
+    if first is not None and first.strip() == "" and mode == "paragraph":
         lines = itertools.chain((first,), lines)
     # else: the rest of the matched line is already in the match (or blank, when indented)
     for line in lines:
@@ -1203,11 +1207,14 @@ def _continue(text: str, pos: int, mode: Optional[str]) -> str:
                 out.append(line.strip())
                 continue
             break
-        if not line.strip():
-            if out:
+        stripped = line.strip()
+        if not stripped:
+            if out or mode == "block":
                 break
             continue
-        out.append(line.strip())
+        if mode == "block" and "@" in stripped.split(None, 1)[0]:
+            break  # the next entry of a list: a line that starts with an address
+        out.append(stripped)
     return " ".join(out)
 
 
