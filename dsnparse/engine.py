@@ -391,7 +391,10 @@ def _has_code(diagnostic: Optional[str]) -> bool:
     if not diagnostic:
         return False
     status, _, reply = find_codes(diagnostic)
-    return bool(status or reply)
+    return bool(status or reply or _BARE_REPLY.search(diagnostic))
+
+
+_BARE_REPLY = re.compile(r"(?<![\d.])[45][0-5]\d(?![\d.])")  # a reply code anywhere in the line
 
 
 def _returned_report(ctx):
