@@ -103,6 +103,32 @@ LAYOUTS = {
         " Out: 354 End data with <CR><LF>.<CR><LF>\n Out: 451 4.3.0 Error: queue file write error\n"
         " In:  QUIT\n",
         [("lou@example.com", "4.3.0", "451", "generic/smtp-transcript#rcpt-then-data")]),
+    "address, blanks, colon and reason (a list)": (
+        "The original message was not delivered to the following address(es):\n\n"
+        "    pat@example.com   : unknown user\n    quin@example.com  : 552 mailbox full\n",
+        [("pat@example.com", None, None, "generic/free-text-layouts#address-colon"),
+         ("quin@example.com", None, "552", "generic/free-text-layouts#address-colon")]),
+    "indented address, then the remote server's error below it": (
+        "A message that you sent could not be delivered to one or more of its\n"
+        "recipients. This is a permanent error. The following address(es) failed:\n\n"
+        "  rae@example.com\n    SMTP error from remote mail server after RCPT TO:<rae@example.com>:\n"
+        "    host mx.example.com [192.0.2.1]: 550 5.1.1 No such user\n\n"
+        "  sol@example.com\n    SMTP error from remote mail server after end of data:\n"
+        "    host mx.example.com [192.0.2.1]: 552 5.3.4 Message size exceeds fixed limit\n\n"
+        "------ This is a copy of the message, including all the headers. ------\n"
+        "To: rae@example.com, sol@example.com\n",
+        [("rae@example.com", "5.1.1", "550", "generic/smtp-transcript#rcpt"),
+         ("sol@example.com", "5.3.4", "552", "generic/smtp-transcript#address-then-smtp-error")]),
+    "address lines, each with its reason below": (
+        "----- The following addresses had permanent fatal errors -----\n"
+        "tia@example.com\n    (reason: 550 5.1.1 Mailbox unavailable)\n"
+        "uma@example.com\n    (reason: 552 5.2.2 Mailbox full)\n\n",
+        [("tia@example.com", "5.1.1", "550", "generic/unknown-mta#address-line"),
+         ("uma@example.com", "5.2.2", "552", "generic/unknown-mta#address-line")]),
+    "failure sentence with the reason on its line": (
+        "Hello,\n\nYour message to val@example.com could not be delivered because the "
+        "recipient's mailbox is full.\n\nThis is an automated message.\n",
+        [("val@example.com", None, None, "generic/free-text-layouts#failure-sentence-inline")]),
 }
 
 
@@ -258,3 +284,16 @@ def test_the_null_reverse_path_is_sender_evidence(return_path, kind):
     if kind == "bounce":
         [v] = r.verdicts
         assert (v.final_recipient, v.status, v.reason) == ("una@example.com", "5.2.2", "mailbox_full")
+
+
+def test_an_address_is_never_cut_short_to_fit_a_sentence():
+    body = "undeliverable to kay@example.jp \n\nBody of message generated response:\n550 5.7.1 no\n"
+    assert [v.final_recipient for v in _parse(_bounce(body)).verdicts] == ["kay@example.jp"]
+
+
+def test_a_delay_warning_lists_delayed_recipients():
+    body = ("THIS IS A WARNING MESSAGE ONLY.\n\nDelivery to the following recipient has been "
+            "delayed:\n\n     dan@example.com\n\nMessage will be retried for 2 more day(s)\n")
+    r = _parse(_bounce(body, subject="Delivery Status Notification (Delay)"))
+    assert r.kind == "delay"
+    assert [(v.final_recipient, v.action) for v in r.verdicts] == [("dan@example.com", "delayed")]
