@@ -1192,7 +1192,10 @@ def _test(c: Condition, header, body, timeout: float, folded: Optional[Folded], 
     return m
 
 
-def _continue(text: str, pos: int, mode: Optional[str]) -> str:
+def _continue(text: str, pos: int, mode: Optional[str], entry=None, timeout: float = 0.25) -> str:
+    """The lines after ``pos`` that extend a recipient's diagnostic (``mode``: the rule's
+    ``continuation``).  ``entry``: the rule's pattern; in ``block`` mode a line where it
+    matches starts the next entry of the list and ends the block."""
     if not mode:
         return ""
     out = []
@@ -1212,10 +1215,16 @@ def _continue(text: str, pos: int, mode: Optional[str]) -> str:
             if out or mode == "block":
                 break
             continue
-        if mode == "block" and "@" in stripped.split(None, 1)[0]:
-            break  # the next entry of a list: a line that starts with an address
+        if mode == "block" and ("@" in stripped.split(None, 1)[0] or entry is not None
+                                and "@" in stripped and _starts_entry(entry, line, timeout)):
+            break  # the next entry of a list: a line that starts with an address, or the rule's own
         out.append(stripped)
     return " ".join(out)
+
+
+def _starts_entry(entry, line: str, timeout: float) -> bool:
+    m = entry.search(line, timeout)
+    return m is not None and not line[:m.start()].strip()
 
 
 def _lines_from(text: str, pos: int):
@@ -1281,7 +1290,7 @@ def extract(pack: Pack, text: str, header, timeout: float, exclude=None,
             if not addr or exclude is not None and (addr.lower() in exclude or is_system_address(addr)):
                 continue
             diag = (gd.get("diagnostic") or "").strip()
-            more = _continue(src, m.end(), rule.continuation)
+            more = _continue(src, m.end(), rule.continuation, rule.pattern, timeout)
             if more:
                 diag = f"{diag} {more}".strip()
             fields_ = {"recipient": addr, "action": rule.action}

@@ -129,6 +129,21 @@ LAYOUTS = {
         "Hello,\n\nYour message to val@example.com could not be delivered because the "
         "recipient's mailbox is full.\n\nThis is an automated message.\n",
         [("val@example.com", None, None, "generic/free-text-layouts#failure-sentence-inline")]),
+    "labelled entries, each with its reason and code lines below": (
+        "Your message cannot be delivered to the following recipients:\n\n"
+        "  Recipient address: ema@example.com\n  Reason: Remote SMTP server has rejected address\n"
+        "  Diagnostic code: smtp;550 5.1.1 User unknown\n  Remote system: dns;mx.example.com\n\n"
+        "  Recipient address: fin@example.com\n  Reason: Mailbox quota exceeded\n"
+        "  Diagnostic code: smtp;552 5.2.2 Over quota\n",
+        [("ema@example.com", "5.1.1", "550", "generic/unknown-mta#labelled"),
+         ("fin@example.com", "5.2.2", "552", "generic/unknown-mta#labelled")]),
+    "multi-line reply in a transcript": (
+        "A message that you sent could not be delivered to one or more of its\n"
+        "recipients. This is a permanent error. The following address(es) failed:\n\n"
+        "  ivy@example.com\n    SMTP error from remote mail server after RCPT TO:<ivy@example.com>:\n"
+        "    host mx.example.com [192.0.2.1]: 550-Your message was rejected by this system.\n"
+        "    550-Please contact your provider.\n    550 5.7.1 Sender host has no PTR record\n",
+        [("ivy@example.com", "5.7.1", "550", "generic/smtp-transcript#rcpt")]),
 }
 
 
@@ -297,3 +312,11 @@ def test_a_delay_warning_lists_delayed_recipients():
     r = _parse(_bounce(body, subject="Delivery Status Notification (Delay)"))
     assert r.kind == "delay"
     assert [(v.final_recipient, v.action) for v in r.verdicts] == [("dan@example.com", "delayed")]
+
+
+def test_block_stops_where_the_rules_own_entry_starts_again():
+    pack = next(p for p in rules.load_packs() if p.id == "generic/unknown-mta")
+    rule = next(r for r in pack.recipients if r.id == "labelled")
+    text = "Recipient: a@example.com\n  Reason: no\nRecipient: b@example.com\n"
+    m = rule.pattern.search(text, 1.0)
+    assert rules._continue(text, m.end(), "block", rule.pattern, 1.0) == "Reason: no"
