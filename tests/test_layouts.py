@@ -320,3 +320,14 @@ def test_block_stops_where_the_rules_own_entry_starts_again():
     text = "Recipient: a@example.com\n  Reason: no\nRecipient: b@example.com\n"
     m = rule.pattern.search(text, 1.0)
     assert rules._continue(text, m.end(), "block", rule.pattern, 1.0) == "Reason: no"
+
+
+def test_a_challenge_response_request_is_not_a_bounce():
+    # held until the sender verifies, not refused: its recipient must not be suppressed
+    body = ("Hello,\n\nYour message to alice@example.com has not been delivered yet.\n"
+            "alice@example.com uses a challenge-response system. Please click the link below "
+            "to verify that you are a person:\nhttps://verify.example.net/c/8812\n")
+    for sender in ("alice@example.com", "MAILER-DAEMON@verify.example.net"):
+        r = _parse(_bounce(body, sender=sender, subject="Please verify your message",
+                           extra="Return-Path: <>\n"))
+        assert r.kind != "bounce", sender
