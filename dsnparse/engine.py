@@ -56,6 +56,7 @@ class Context:
         self.memo: dict = {}  # detection conditions already tested on this message
         self.candidates: Optional[list] = None  # indices of the packs that may apply
         self.vendor = _LAZY  # the vendor pack of a delivery-status report, once looked for
+        self.local_map: Optional[dict] = None  # local part -> addresses of the returned To/Cc
 
     def header_block(self) -> str:
         """The top-level header section as ``Name: value`` lines (for the prefilter; values
@@ -351,7 +352,8 @@ def _from_delivery_status(ds, base, ctx, packs, vendor=None) -> Report:
 def _from_pack(pack, ctx, base, packs) -> Optional[Report]:
     text = rules.region(pack, ctx.text(), ctx.timeout, ctx.folded.body())
     exclude = rules.notified_addresses(ctx.header) if pack.exclude_notified else None
-    found = rules.extract(pack, text, ctx.header, ctx.timeout, exclude, ctx.folded.body())
+    found = rules.extract(pack, text, ctx.header, ctx.timeout, exclude, ctx.folded.body(),
+                          complete=lambda local: _local_part_in_original(pack, ctx, local))
     if not found and pack.recipient_from_original:
         inner = _returned_report(ctx)
         if inner is not None:
@@ -407,6 +409,45 @@ def _returned_report(ctx):
     return ds if ds is not None and ds.recipients else None
 
 
+def _local_part_in_original(pack, ctx, local: str) -> Optional[str]:
+    """The address a local-part-only recipient line stands for (``550 5.1.1 alice... User
+    unknown``, written by an MTA delivering to its own users): the one address of the
+    returned message's ``To`` / ``Cc`` with that local part (compared case-insensitively),
+    else ``None``; an address is never made up from a host name."""
+    from email.utils import getaddresses
+
+    if not local or len(local) > 64:
+        return None
+    if ctx.local_map is None:
+        ctx.local_map = {}
+        values = []
+        orig = ctx.st.original
+        if orig is not None:
+            values = [v for n in ("to", "cc") if (v := get_header(orig, n))]
+        elif pack.original_start:
+            headers = _original_header_block(pack, ctx)
+            if headers is not None:
+                values = [v for n in ("to", "cc") if (v := get_header(headers, n))]
+        for _, a in getaddresses(values):
+            a = rules.clean_address(a)
+            if a:
+                ctx.local_map.setdefault(a.split("@", 1)[0].lower(), set()).add(a)
+    cands = ctx.local_map.get(local.lower(), ())
+    return next(iter(cands)) if len(cands) == 1 else None
+
+
+def _original_header_block(pack, ctx):
+    """The header block that follows the pack's first ``original_start`` marker in the text,
+    parsed, or ``None``."""
+    text = ctx.text()
+    hits = [m for p in pack.original_start if (m := p.search(text, ctx.timeout))]
+    if not hits:
+        return None
+    start = min(m.start() for m in hits)
+    after = text[start:].split("\n", 1)[1] if "\n" in text[start:] else ""
+    return rfc3464._parse_headers_text(after[:20_000])
+
+
 def _returned_to(pack, ctx, exclude) -> Optional[str]:
     """The one address in the ``To`` of the returned message: the message/rfc822 part, else
     the header block that follows the pack's ``original_start`` marker in the text.  ``None``
@@ -415,13 +456,8 @@ def _returned_to(pack, ctx, exclude) -> Optional[str]:
 
     to = get_header(ctx.st.original, "to") if ctx.st.original is not None else None
     if to is None and pack.original_start:
-        text = ctx.text()
-        hits = [m for p in pack.original_start if (m := p.search(text, ctx.timeout))]
-        if hits:
-            start = min(m.start() for m in hits)
-            after = text[start:].split("\n", 1)[1] if "\n" in text[start:] else ""
-            headers = rfc3464._parse_headers_text(after[:20_000])
-            to = get_header(headers, "to") if headers is not None else None
+        headers = _original_header_block(pack, ctx)
+        to = get_header(headers, "to") if headers is not None else None
     if not to:
         return None
     addrs = [a for _, a in getaddresses([to]) if a]

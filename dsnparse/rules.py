@@ -1258,7 +1258,7 @@ def _matches(rule: RecipientRule, src: str, timeout: float):
 
 
 def extract(pack: Pack, text: str, header, timeout: float, exclude=None,
-            folded: Optional[str] = None) -> list:
+            folded: Optional[str] = None, complete=None) -> list:
     """Apply the pack's recipient rules; return ``[(rule_id, fields dict)]`` in text order.
 
     ``fields`` has ``recipient`` and any of ``reply_code``, ``status``, ``diagnostic``,
@@ -1266,7 +1266,9 @@ def extract(pack: Pack, text: str, header, timeout: float, exclude=None,
     fields completed from the later match.  With ``exclude`` (a set of lower-case addresses,
     see :func:`notified_addresses`), those addresses and mail-system mailboxes are skipped.
     ``folded``: the case-folded text ``text`` was cut from, when the caller has it (rules
-    whose required literals are absent from it are not run).
+    whose required literals are absent from it are not run).  ``complete``: a function from
+    a local part (a recipient match without ``@`` or ``recipient_domain``) to the address it
+    stands for, or ``None``; without it such a match is skipped.
     """
     found: dict = {}
     order = []
@@ -1286,6 +1288,8 @@ def extract(pack: Pack, text: str, header, timeout: float, exclude=None,
             raw = gd.get("recipient")
             if raw and gd.get("recipient_domain") and "@" not in raw:
                 raw = f"{raw}@{gd['recipient_domain']}"  # split address, e.g. VERP "user=domain"
+            elif raw and "@" not in raw and complete is not None:
+                raw = complete(raw.strip(" \t<>\"'()[],;:."))  # a local part only
             addr = clean_address(raw)
             if not addr or exclude is not None and (addr.lower() in exclude or is_system_address(addr)):
                 continue

@@ -331,3 +331,29 @@ def test_a_challenge_response_request_is_not_a_bounce():
         r = _parse(_bounce(body, sender=sender, subject="Please verify your message",
                            extra="Return-Path: <>\n"))
         assert r.kind != "bounce", sender
+
+
+LOCAL = ("The original message was received at Mon, 2 Mar 2026 10:00:00 +0100\n"
+         "from mx.example.org [192.0.2.9]\n\n"
+         "   ----- Transcript of session follows -----\n550 5.1.1 karen... User unknown\n\n"
+         "   ----- Original message follows -----\nFrom: sender@example.org\n"
+         "To: {to}\nSubject: hi\n\nhello\n")
+
+
+@pytest.mark.parametrize("to, want", [
+    ("Karen <Karen@example.net>, leo@example.net", ["Karen@example.net"]),  # local part matched
+    ("karen@example.net, karen@example.com", []),  # two candidates: no guess
+])
+def test_a_local_part_is_completed_from_the_returned_messages_recipients(to, want):
+    r = _parse(_bounce(LOCAL.format(to=to), subject="Returned mail: see transcript for details"))
+    got = [v.final_recipient for v in r.verdicts if v.rule.startswith("generic/smtp-transcript")]
+    assert got == want
+    if want:
+        assert (r.verdicts[0].status, r.verdicts[0].reply_code) == ("5.1.1", "550")
+
+
+def test_a_local_part_is_never_completed_from_a_host_name():
+    body = ("This is the mail system at host mail.example.net.\n\n"
+            "   ----- Transcript of session follows -----\n550 5.1.1 karen... User unknown\n")
+    r = _parse(_bounce(body, subject="Returned mail: see transcript for details"))
+    assert [v.final_recipient for v in r.verdicts] == []
