@@ -1152,6 +1152,16 @@ def detect(pack: Pack, header, body, timeout: float, why_not: Optional[list] = N
 
     if memo is None:
         memo = {}
+    # The outcome is the same in any order (none: no match; all: every one; any: one); the
+    # header tests run first, as they are cheap and most messages fail them (ordinary mail is
+    # neither from a mail system nor titled as a bounce), so the body searches of a generic
+    # pack cost ordinary mail nothing.  ``dsnparse explain`` keeps the documented order.
+    if why_not is None and pack.detect_any and all(c.target == "header" for c in pack.detect_any):
+        for c in pack.detect_all:
+            if c.target == "header" and not _test(c, header, body, timeout, folded, memo):
+                return None
+        if not any(_test(c, header, body, timeout, folded, memo) for c in pack.detect_any):
+            return None
     for c in pack.detect_none:
         m = _test(c, header, body, timeout, folded, memo)
         if m:

@@ -357,3 +357,24 @@ def test_a_local_part_is_never_completed_from_a_host_name():
             "   ----- Transcript of session follows -----\n550 5.1.1 karen... User unknown\n")
     r = _parse(_bounce(body, subject="Returned mail: see transcript for details"))
     assert [v.final_recipient for v in r.verdicts] == []
+
+
+def test_ordinary_mail_costs_the_generic_packs_no_body_search(monkeypatch):
+    # their header tests (a mail system's sender, a bounce subject, the null reverse-path)
+    # run first; the body searches only for a message that passes them
+    searched = []
+    real = rules._test
+
+    def spy(c, header, body, timeout, folded, memo):
+        if c.target == "body":
+            searched.append(c.pattern.source)
+        return real(c, header, body, timeout, folded, memo)
+
+    monkeypatch.setattr(rules, "_test", spy)
+    generic = {c.pattern.source for p in rules.load_packs() if p.id.startswith("generic/")
+               for c in p.detect_all + p.detect_none if c.target == "body"}
+    msg = _bounce("Hi Ann,\n\nthe invoice could not be delivered to the office on time; the courier\n"
+                  "failed twice. Undeliverable parcels go back to the depot.\n\nBest, Sam\n",
+                  sender="Sam <sam@example.org>", subject="Invoice", extra="Return-Path: <sam@example.org>\n")
+    assert _parse(msg).kind == "not_bounce"
+    assert not generic & set(searched)
