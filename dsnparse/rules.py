@@ -32,6 +32,7 @@ from typing import Any, Iterable, Optional
 from .backtrack import syntax_chars, untimed_length
 from .errors import RuleError
 from .resources import rules_dir
+from .status import find_codes
 
 log = logging.getLogger("dsnparse.rules")
 
@@ -1313,6 +1314,10 @@ def extract(pack: Pack, text: str, header, timeout: float, exclude=None,
                     fields_[k] = gd[k].strip()
             if diag:
                 fields_["diagnostic"] = " ".join(diag.split())
+                if "reply_code" not in fields_ and "status" not in fields_:
+                    reply = labelled_reply(fields_["diagnostic"])
+                    if reply:
+                        fields_["reply_code"] = reply
             key = addr.lower()
             if key in found:
                 old = found[key][1]
@@ -1322,6 +1327,27 @@ def extract(pack: Pack, text: str, header, timeout: float, exclude=None,
                 found[key] = (rule.id, fields_)
                 order.append(key)
     return [found[k] for k in order]
+
+
+# A reply code in brackets or after a label, where the RFC 5321 reply-line form ("550 text",
+# "said: 550") is not used: "[550]", "(550)", "error 550:", "ERROR_CODE :550", "code=550",
+# "ResponseCode 421".  Read only for a recipient line that holds no enhanced status and no
+# reply code in that form.
+_LABELLED_REPLY = re.compile(
+    r"\[(?P<a>[45][0-5]\d)\]|\((?P<b>[45][0-5]\d)\)"
+    r"|\b(?:error|code|reply|response|smtp)(?:[ _-]?code)?[ \t]*[:=#]?[ \t]*(?P<c>[45][0-5]\d)(?![\d.])",
+    re.I)
+
+
+def labelled_reply(text: str) -> Optional[str]:
+    """The SMTP reply code (RFC 5321 §4.2) a diagnostic states in brackets or after a label,
+    when it states no enhanced status and no reply code in the reply-line form, else
+    ``None`` (see :data:`_LABELLED_REPLY`)."""
+    status, _, reply = find_codes(text)
+    if status or reply:
+        return None
+    m = _LABELLED_REPLY.search(text)
+    return (m.group("a") or m.group("b") or m.group("c")) if m else None
 
 
 _SYSTEM_LOCAL = ("postmaster", "mailer-daemon", "mailer_daemon", "mailerdaemon")

@@ -378,3 +378,24 @@ def test_ordinary_mail_costs_the_generic_packs_no_body_search(monkeypatch):
                   sender="Sam <sam@example.org>", subject="Invoice", extra="Return-Path: <sam@example.org>\n")
     assert _parse(msg).kind == "not_bounce"
     assert not generic & set(searched)
+
+
+@pytest.mark.parametrize("text, want", [
+    ("Remote server replied: [550] mailbox unavailable", "550"),
+    ("error 550: no such user", "550"),
+    ("Error, ERROR_CODE :421, ERROR_CODE :, Host not reachable.", "421"),
+    ("ResponseCode 452, , insufficient storage", "452"),
+    ("The server said 550 5.1.1 unknown", None),  # the reply-line form: status.find_codes reads it
+    ("message of (552 bytes) refused", None),     # a number, not a code
+    ("size 550 KB", None),
+])
+def test_a_reply_code_in_brackets_or_after_a_label(text, want):
+    assert rules.labelled_reply(text) == want
+
+
+def test_a_bracketed_reply_code_is_the_verdicts_reply_code():
+    body = ("The following message could not be delivered to these recipients:\n\n"
+            "  nia@example.com (Remote server replied: [550] mailbox unavailable)\n")
+    [v] = _parse(_bounce(body)).verdicts
+    assert (v.final_recipient, v.reply_code, v.bounce_type) == ("nia@example.com", "550", "hard")
+    assert v.code != "911"
