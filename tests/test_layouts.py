@@ -144,6 +144,15 @@ LAYOUTS = {
         "    host mx.example.com [192.0.2.1]: 550-Your message was rejected by this system.\n"
         "    550-Please contact your provider.\n    550 5.7.1 Sender host has no PTR record\n",
         [("ivy@example.com", "5.7.1", "550", "generic/smtp-transcript#rcpt")]),
+    "angle-bracketed address expanded from an alias": (
+        "This is the mail system at host mail.example.net.\n\n"
+        "<ugo@mail.example.net> (expanded from <ugo>): user unknown\n",
+        [("ugo@mail.example.net", None, None, "generic/unknown-mta#angle-colon")]),
+    "reason sentence with the address in brackets, codes on the lines below": (
+        "This Message was undeliverable due to the following reason:\n\n"
+        "The following message to <oli@example.com> was undeliverable.\n"
+        "The reason for the problem:\n5.1.0 - Unknown address error 550-'oli@example.com... No such user'\n",
+        [("oli@example.com", "5.1.0", "550", "generic/unknown-mta#named-in-sentence")]),
 }
 
 
