@@ -272,7 +272,11 @@ HOSTILE = ["a@b.cc: " * 3000, '"a@b.cc": ' * 2000, "a@b.cc on 1 " * 2000, "a@b.c
            "ERROR_CODE :550 " * 2000, "Address: <a@b.cc>, " * 1500, "-------- failure " * 1500,
            "exceeds quota " * 2000 + ": a@b.cc", "error delivering to " * 1500 + "<a@b.cc>",
            "RCPT TO:<a@b.cc> " * 2000, "RCPT TO:<a@b.cc>\n" * 2000, "550 <a@b.cc>... x\n" * 2000,
-           "error " * 4000 + "to a@b.cc", "fail\n" * 3000 + "a@b.cc", "a@b.cc\n" * 3000]
+           "error " * 4000 + "to a@b.cc", "fail\n" * 3000 + "a@b.cc", "a@b.cc\n" * 3000,
+           "a@b.cc   : " * 2000, "Your message to a@b.cc could not be delivered " * 300,
+           "Recipient address: a@b.cc\n  Reason: x\n" * 1500, "<a@b.cc> (expanded from <" * 1000,
+           "[550] " * 3000, "has been delayed\n" + "a@b.cc\n" * 3000, "550 karen... x\n" * 2000,
+           "RCPT TO:<a@b.cc>\n550-x\n" * 1000, "550-" * 5000]
 
 
 @pytest.mark.parametrize("h", HOSTILE, ids=lambda h: repr(h[:14]))
