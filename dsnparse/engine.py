@@ -70,6 +70,7 @@ class Context:
         self.candidates: Optional[list] = None  # indices of the packs that may apply
         self.vendor = _LAZY  # the vendor pack of a delivery-status report, once looked for
         self.truncated = st.truncated  # some text was cut at its size limit (Report.truncated)
+        self.local_map: Optional[dict] = None  # local part -> addresses of the returned To/Cc
 
     def header_block(self) -> str:
         """The top-level header section as ``Name: value`` lines (for the prefilter; values
@@ -577,7 +578,8 @@ def _extension_codes(r: dict, diag: Optional[str]):
 def _from_pack(pack, ctx, base, packs) -> Optional[Report]:
     text = rules.region(pack, ctx.text(), ctx.timeout, ctx.folded.body())
     exclude = rules.notified_addresses(ctx.header) if pack.exclude_notified else None
-    found = rules.extract(pack, text, ctx.header, ctx.timeout, exclude, ctx.folded.body())
+    found = rules.extract(pack, text, ctx.header, ctx.timeout, exclude, ctx.folded.body(),
+                          complete=lambda local: _local_part_in_original(pack, ctx, local))
     if not found and pack.recipient_from_original:
         inner = _returned_report(ctx)
         if inner is not None:
@@ -605,9 +607,22 @@ def _from_pack(pack, ctx, base, packs) -> Optional[Report]:
             reply_code=f.get("reply_code"),
             remote_mta=f.get("remote_mta"),
             rule=f"{pack.id}#{rule_id}",
-            fallback_text=text if len(found) == 1 and not f.get("diagnostic") else None,
+            fallback_text=text if len(found) == 1 and not _has_code(f.get("diagnostic")) else None,
         ))
     return Report(kind=kind_of(verdicts), format=pack.id, verdicts=tuple(verdicts), **base)
+
+
+def _has_code(diagnostic: Optional[str]) -> bool:
+    """``True`` when ``diagnostic`` holds an enhanced status or a reply code: a recipient line
+    without one (a label, a sentence naming the address) leaves the codes of a single
+    recipient's report to the lines around it, rather than a 911."""
+    if not diagnostic:
+        return False
+    status, _, reply = find_codes(diagnostic)
+    return bool(status or reply or _BARE_REPLY.search(diagnostic))
+
+
+_BARE_REPLY = re.compile(r"(?<![\d.])[45][0-5]\d(?![\d.])")  # a reply code anywhere in the line
 
 
 def _returned_report(ctx):
@@ -625,6 +640,50 @@ def _returned_report(ctx):
 _MAX_TO = 4096
 
 
+def _local_part_in_original(pack, ctx, local: str) -> Optional[str]:
+    """The address a local-part-only recipient line stands for (``550 5.1.1 alice... User
+    unknown``, written by an MTA delivering to its own users): the one address of the
+    returned message's ``To`` / ``Cc`` with that local part (compared case-insensitively),
+    else ``None``; an address is never made up from a host name."""
+    from email.utils import getaddresses
+
+    if not local or len(local) > 64:
+        return None
+    if ctx.local_map is None:
+        ctx.local_map = {}
+        values = []
+        orig = ctx.st.original
+        if orig is not None:
+            values = [v for n in ("to", "cc") if (v := get_header(orig, n))]
+        elif pack.original_start:
+            headers = _original_header_block(pack, ctx)
+            if headers is not None:
+                values = [v for n in ("to", "cc") if (v := get_header(headers, n))]
+        values = [v for v in values if len(v) <= _MAX_TO]
+        try:
+            found = getaddresses(values)
+        except RecursionError:  # the stdlib recurses once per nested "(" or group: hostile
+            found = []
+        for _, a in found:
+            a = rules.clean_address(a)
+            if a:
+                ctx.local_map.setdefault(a.split("@", 1)[0].lower(), set()).add(a)
+    cands = ctx.local_map.get(local.lower(), ())
+    return next(iter(cands)) if len(cands) == 1 else None
+
+
+def _original_header_block(pack, ctx):
+    """The header block that follows the pack's first ``original_start`` marker in the text,
+    parsed, or ``None``."""
+    text = ctx.text()
+    hits = [m for p in pack.original_start if (m := p.search(text, ctx.timeout))]
+    if not hits:
+        return None
+    start = min(m.start() for m in hits)
+    after = text[start:].split("\n", 1)[1] if "\n" in text[start:] else ""
+    return rfc3464._parse_headers_text(after[:20_000])
+
+
 def _returned_to(pack, ctx, exclude) -> Optional[str]:
     """The one address in the ``To`` of the returned message: the message/rfc822 part, else
     the header block that follows the pack's ``original_start`` marker in the text.  ``None``
@@ -634,13 +693,8 @@ def _returned_to(pack, ctx, exclude) -> Optional[str]:
 
     to = get_header(ctx.st.original, "to") if ctx.st.original is not None else None
     if to is None and pack.original_start:
-        text = ctx.text()
-        hits = [m for p in pack.original_start if (m := p.search(text, ctx.timeout))]
-        if hits:
-            start = min(m.start() for m in hits)
-            after = text[start:].split("\n", 1)[1] if "\n" in text[start:] else ""
-            headers = rfc3464._parse_headers_text(after[:20_000])
-            to = get_header(headers, "to") if headers is not None else None
+        headers = _original_header_block(pack, ctx)
+        to = get_header(headers, "to") if headers is not None else None
     if not to or len(to) > _MAX_TO:
         return None
     try:
@@ -662,12 +716,16 @@ def build_verdict(ctx, packs, matched, *, recipient, action, field_status, diagn
 
     ``field_status`` is a status stated as such (RFC 3464 ``Status`` or a pack's ``status``
     group); ``diagnostic`` the diagnostic text; ``fallback_text`` text searched for codes and
-    text rules when there is no diagnostic (the report of a single-recipient bounce).
+    text rules when there is no diagnostic (the report of a single-recipient bounce), or,
+    after it, when the diagnostic holds no code (a recipient line that only names the
+    address: the codes on the lines around it count).
     ``matched`` is the pack that recognised the message (its text rules first), ``None``, or
     ``_LAZY`` for a delivery-status report whose vendor is looked for only if it matters.
     """
     budget.check("the verdict of %.100r", recipient)
     text = diagnostic or fallback_text or ""
+    if diagnostic and fallback_text:  # a recipient line without a code: the report's count too
+        text = f"{diagnostic}\n{fallback_text}"
     text_status, paired, text_reply = find_codes(text)
     reply = reply_code or text_reply
     status, source = decide_status(field_status, text_status, paired)

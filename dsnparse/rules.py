@@ -33,6 +33,7 @@ from . import budget as _budget
 from .backtrack import syntax_chars, untimed_length
 from .errors import RuleError
 from .resources import rules_dir
+from .status import find_codes
 
 log = logging.getLogger("dsnparse.rules")
 
@@ -240,7 +241,10 @@ class Condition:
 class RecipientRule:
     """A recipient pattern: named groups ``recipient``, ``reply_code``, ``status``,
     ``diagnostic``, ``remote_mta``; ``continuation`` extends the diagnostic over following
-    lines (``indented``: lines starting with whitespace; ``paragraph``: up to a blank line)."""
+    lines (``indented``: lines starting with whitespace; ``paragraph``: up to a blank line,
+    the next paragraph when the matched line ends the match's own; ``block``: the lines
+    that directly follow, up to a blank line or a line that starts with an address, nothing
+    when the next line is blank)."""
 
     id: str
     pattern: Pattern
@@ -609,8 +613,9 @@ def load_pack(path: Path, pack_id: Optional[str] = None) -> Pack:
         if "pattern" not in r:
             raise RuleError(path, "missing 'pattern'", rid, "pattern")
         cont = r.get("continuation")
-        if cont not in (None, "indented", "paragraph"):
-            raise RuleError(path, "continuation must be 'indented' or 'paragraph'", rid, "continuation")
+        if cont not in (None, "indented", "paragraph", "block"):
+            raise RuleError(path, "continuation must be 'indented', 'paragraph' or 'block'", rid,
+                            "continuation")
         act = r.get("action", "failed")
         if act not in RECIPIENT_ACTIONS:
             raise RuleError(path, f"action must be one of {', '.join(RECIPIENT_ACTIONS)}", rid, "action")
@@ -1160,6 +1165,16 @@ def detect(pack: Pack, header, body, timeout: float, why_not: Optional[list] = N
 
     if memo is None:
         memo = {}
+    # The outcome is the same in any order (none: no match; all: every one; any: one); the
+    # header tests run first, as they are cheap and most messages fail them (ordinary mail is
+    # neither from a mail system nor titled as a bounce), so the body searches of a generic
+    # pack cost ordinary mail nothing.  ``dsnparse explain`` keeps the documented order.
+    if why_not is None and pack.detect_any and all(c.target == "header" for c in pack.detect_any):
+        for c in pack.detect_all:
+            if c.target == "header" and not _test(c, header, body, timeout, folded, memo):
+                return None
+        if not any(_test(c, header, body, timeout, folded, memo) for c in pack.detect_any):
+            return None
     for c in pack.detect_none:
         m = _test(c, header, body, timeout, folded, memo)
         if m:
@@ -1200,13 +1215,16 @@ def _test(c: Condition, header, body, timeout: float, folded: Optional[Folded], 
     return m
 
 
-def _continue(text: str, pos: int, mode: Optional[str]) -> str:
+def _continue(text: str, pos: int, mode: Optional[str], entry=None, timeout: float = 0.25) -> str:
+    """The lines after ``pos`` that extend a recipient's diagnostic (``mode``: the rule's
+    ``continuation``).  ``entry``: the rule's pattern; in ``block`` mode a line where it
+    matches starts the next entry of the list and ends the block."""
     if not mode:
         return ""
     out = []
     lines = _lines_from(text, pos)
     first = next(lines, None)
-    if first is not None and first.strip() == "" and mode != "indented":
+    if first is not None and first.strip() == "" and mode == "paragraph":
         lines = itertools.chain((first,), lines)
     # else: the rest of the matched line is already in the match (or blank, when indented)
     for line in lines:
@@ -1215,12 +1233,21 @@ def _continue(text: str, pos: int, mode: Optional[str]) -> str:
                 out.append(line.strip())
                 continue
             break
-        if not line.strip():
-            if out:
+        stripped = line.strip()
+        if not stripped:
+            if out or mode == "block":
                 break
             continue
-        out.append(line.strip())
+        if mode == "block" and ("@" in stripped.split(None, 1)[0] or entry is not None
+                                and "@" in stripped and _starts_entry(entry, line, timeout)):
+            break  # the next entry of a list: a line that starts with an address, or the rule's own
+        out.append(stripped)
     return " ".join(out)
+
+
+def _starts_entry(entry, line: str, timeout: float) -> bool:
+    m = entry.search(line, timeout)
+    return m is not None and not line[:m.start()].strip()
 
 
 def _lines_from(text: str, pos: int):
@@ -1254,7 +1281,7 @@ def _matches(rule: RecipientRule, src: str, timeout: float):
 
 
 def extract(pack: Pack, text: str, header, timeout: float, exclude=None,
-            folded: Optional[str] = None) -> list:
+            folded: Optional[str] = None, complete=None) -> list:
     """Apply the pack's recipient rules; return ``[(rule_id, fields dict)]`` in text order.
 
     ``fields`` has ``recipient`` and any of ``reply_code``, ``status``, ``diagnostic``,
@@ -1262,7 +1289,9 @@ def extract(pack: Pack, text: str, header, timeout: float, exclude=None,
     fields completed from the later match.  With ``exclude`` (a set of lower-case addresses,
     see :func:`notified_addresses`), those addresses and mail-system mailboxes are skipped.
     ``folded``: the case-folded text ``text`` was cut from, when the caller has it (rules
-    whose required literals are absent from it are not run).
+    whose required literals are absent from it are not run).  ``complete``: a function from
+    a local part (a recipient match without ``@`` or ``recipient_domain``) to the address it
+    stands for, or ``None``; without it such a match is skipped.
     """
     found: dict = {}
     order = []
@@ -1282,11 +1311,13 @@ def extract(pack: Pack, text: str, header, timeout: float, exclude=None,
             raw = gd.get("recipient")
             if raw and gd.get("recipient_domain") and "@" not in raw:
                 raw = f"{raw}@{gd['recipient_domain']}"  # split address, e.g. VERP "user=domain"
+            elif raw and "@" not in raw and complete is not None:
+                raw = complete(raw.strip(" \t<>\"'()[],;:."))  # a local part only
             addr = clean_address(raw)
             if not addr or exclude is not None and (addr.lower() in exclude or is_system_address(addr)):
                 continue
             diag = (gd.get("diagnostic") or "").strip()
-            more = _continue(src, m.end(), rule.continuation)
+            more = _continue(src, m.end(), rule.continuation, rule.pattern, timeout)
             if more:
                 diag = f"{diag} {more}".strip()
             fields_ = {"recipient": addr, "action": rule.action}
@@ -1295,6 +1326,10 @@ def extract(pack: Pack, text: str, header, timeout: float, exclude=None,
                     fields_[k] = gd[k].strip()
             if diag:
                 fields_["diagnostic"] = " ".join(diag.split())
+                if "reply_code" not in fields_ and "status" not in fields_:
+                    reply = labelled_reply(fields_["diagnostic"])
+                    if reply:
+                        fields_["reply_code"] = reply
             key = addr.lower()
             if key in found:
                 old = found[key][1]
@@ -1304,6 +1339,27 @@ def extract(pack: Pack, text: str, header, timeout: float, exclude=None,
                 found[key] = (rule.id, fields_)
                 order.append(key)
     return [found[k] for k in order]
+
+
+# A reply code in brackets or after a label, where the RFC 5321 reply-line form ("550 text",
+# "said: 550") is not used: "[550]", "(550)", "error 550:", "ERROR_CODE :550", "code=550",
+# "ResponseCode 421".  Read only for a recipient line that holds no enhanced status and no
+# reply code in that form.
+_LABELLED_REPLY = re.compile(
+    r"\[(?P<a>[45][0-5]\d)\]|\((?P<b>[45][0-5]\d)\)"
+    r"|\b(?:error|code|reply|response|smtp)(?:[ _-]?code)?[ \t]*[:=#]?[ \t]*(?P<c>[45][0-5]\d)(?![\d.])",
+    re.I)
+
+
+def labelled_reply(text: str) -> Optional[str]:
+    """The SMTP reply code (RFC 5321 §4.2) a diagnostic states in brackets or after a label,
+    when it states no enhanced status and no reply code in the reply-line form, else
+    ``None`` (see :data:`_LABELLED_REPLY`)."""
+    status, _, reply = find_codes(text)
+    if status or reply:
+        return None
+    m = _LABELLED_REPLY.search(text)
+    return (m.group("a") or m.group("b") or m.group("c")) if m else None
 
 
 _SYSTEM_LOCAL = ("postmaster", "mailer-daemon", "mailer_daemon", "mailerdaemon")

@@ -269,7 +269,8 @@ def test_patterns_pickle_with_their_compiled_programs(monkeypatch):
     split = next(r.pattern for r in pack.text_rules if r.pattern.branches)
     from conftest import SAMPLES
     texts = [p.read_bytes().decode("utf-8", "replace") for p in sorted(SAMPLES.rglob("*.eml"))]
-    texts += ["it was in the queue too long", "the message expired after 5 days in queue"]
+    texts += ["it was in the queue too long", "the message expired after 5 days in queue",
+              "delivery was aborted after 5.0 hour(s)", "retry timeout exceeded"]
     expected = [(j, m and m.span()) for t in texts for j in range(len(split.branches))
                 for m in [split.search_branches(t, 1.0, [j])]]
     text = "This is the mail system at host x.\nSorry: <a@b.example>: user unknown\n"
