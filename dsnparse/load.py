@@ -129,12 +129,35 @@ def unfold(value) -> str:
         try:
             parts = email.header.decode_header(value)
             value = "".join(
-                p.decode(c or "utf-8", "replace") if isinstance(p, bytes) else p
+                decode_word(p, c) if isinstance(p, bytes) else p
                 for p, c in parts
             )
-        except (LookupError, ValueError, AssertionError, email.errors.HeaderParseError):
+        except (ValueError, AssertionError, email.errors.HeaderParseError):
             pass  # unknown charset, bad base64/quoted-printable word: keep the raw text
     return value.replace("\r", " ").replace("\n", " ").strip()
+
+
+def decode_word(data: bytes, charset) -> str:
+    """Decode the octets of an RFC 2047 encoded word (or a run of unencoded text, ``charset``
+    ``None``): its charset through the superset its mail is written in (gb2312 as GB18030,
+    shift_jis as CP932 …, see :func:`decode_text`), else UTF-8, else the charset with
+    replacement; an unknown charset name falls back to UTF-8 with replacement.  Never raises."""
+    cs = (charset or "").lower()
+    if not cs or cs in ("utf-8", "utf8", "us-ascii"):
+        return data.decode("utf-8", "replace")
+    for enc in _SUPERSETS.get(cs, (cs,)):
+        try:
+            return data.decode(enc)
+        except (LookupError, UnicodeDecodeError, ValueError):
+            continue
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        pass
+    try:
+        return data.decode(cs, "replace")
+    except (LookupError, ValueError):
+        return data.decode("utf-8", "replace")
 
 
 def header(msg: Message, name: str):
@@ -177,14 +200,129 @@ def _part_text(part: Message, limit: int) -> str:
             return "\n\n".join(as_text(m) for m in p)[:limit]
         return ""
     payload = payload[: limit * 2]
-    charset = charset_of(part) or "utf-8"
-    try:
-        return payload.decode(charset, "replace")[:limit]
-    except (LookupError, ValueError):
+    return decode_text(payload, charset_of(part))[:limit]
+
+
+# Labels whose mail is commonly written in a superset: a part labelled gb2312 holds GBK or
+# GB18030 bytes, big5 holds CP950 / HKSCS, shift_jis holds CP932 (Windows-31J), euc-kr holds
+# CP949 (UHC), iso-8859-1 holds windows-1252 (as the WHATWG Encoding Standard treats it).
+# Each is tried in order, strictly; the first that decodes the whole part is used.
+_SUPERSETS = {}
+for _names, _chain in (
+        (("gb2312", "gbk", "x-gbk", "euc-cn", "cp936", "gb_2312-80", "chinese", "gb18030",
+          "csgb2312", "x-euc-cn"), ("gb18030",)),
+        (("big5", "big-5", "cn-big5", "x-x-big5", "csbig5", "cp950", "big5-hkscs", "big5hkscs"),
+         ("cp950", "big5hkscs")),
+        (("shift_jis", "shift-jis", "sjis", "x-sjis", "s-jis", "ms_kanji", "windows-31j", "cp932",
+          "csshiftjis", "x-ms-cp932"), ("cp932", "shift_jis_2004")),
+        (("euc-jp", "x-euc-jp", "eucjp", "cseucpkdfmtjapanese"), ("euc_jp", "euc_jis_2004", "cp932")),
+        (("euc-kr", "ks_c_5601-1987", "ks_c_5601", "ks_c_5601-1989", "korean", "x-windows-949",
+          "cp949", "uhc", "cseuckr", "ksc5601"), ("cp949",)),
+        (("iso-2022-jp", "csiso2022jp", "iso-2022-jp-1", "iso-2022-jp-2", "iso-2022-jp-3",
+          "iso-2022-jp-2004"), ("iso2022_jp", "iso2022_jp_2", "iso2022_jp_ext", "iso2022_jp_2004")),
+        (("iso-8859-1", "latin1", "latin-1", "iso8859-1", "l1", "cp819", "windows-1252", "cp1252"),
+         ("cp1252", "latin-1")),
+        (("iso-8859-9", "latin5", "windows-1254", "cp1254"), ("cp1254", "iso8859_9")),
+        (("tis-620", "iso-8859-11", "windows-874", "cp874"), ("cp874",)),
+        (("utf-7", "unicode-1-1-utf-7", "csunicode11utf7"), ("utf-7",)),
+):
+    for _n in _names:
+        _SUPERSETS[_n] = _chain
+_UNLABELLED = ("", "us-ascii", "ascii", "us", "ansi_x3.4-1968", "iso646-us", "unknown-8bit",
+               "x-unknown", "unknown", "8bit", "default", "none")
+_WESTERN = {"cp1252", "latin-1", "cp1254", "iso8859_9"}
+# the ESC sequences that open ISO-2022 double-byte text (RFC 1468, RFC 1554, RFC 1557)
+_ISO2022 = ((b"\x1b$B", "iso-2022-jp"), (b"\x1b$@", "iso-2022-jp"), (b"\x1b$(D", "iso-2022-jp"),
+            (b"\x1b$)C", "iso2022_kr"), (b"\x1b$A", "iso2022_jp_2"))
+DETECT_LIMIT = 64 * 1024  # bytes given to the charset detector
+
+
+def decode_text(payload: bytes, charset=None) -> str:
+    """Decode a text part's octets (its transfer encoding already undone) to text.
+
+    The order, first success wins (never raises; undecodable octets become U+FFFD):
+
+    1. ASCII, or UTF-8 labelled or unlabelled that decodes strictly: as is (the fast path).
+    2. The declared charset, strictly, through the superset its mail is commonly written in
+       (a part labelled gb2312 holding GBK bytes: GB18030; shift_jis: CP932; euc-kr: CP949;
+       big5: CP950; iso-8859-1: windows-1252 — see ``_SUPERSETS``); ISO-2022-JP through its
+       extensions.  A Western single-byte label (iso-8859-1, windows-1252) is not trusted when
+       most of the part's letters are 8-bit (Cyrillic, Greek or CJK text under a wrong label).
+    3. Unlabelled, mislabelled (``us-ascii`` with 8-bit octets, an unknown name) or not
+       decodable as declared: UTF-8 strictly; ISO-2022 text by its escape sequences; else
+       the charset that ``chardet`` (already a dependency, through flanker) detects on the
+       first 64 KB, when it decodes the part.
+    4. The declared charset with replacement, else windows-1252 / Latin-1.
+    """
+    cs = (charset or "").strip().strip('"').lower()
+    if payload.isascii():
+        if _SUPERSETS.get(cs) == ("utf-7",):
+            pass  # 7-bit, but not ASCII text
+        elif b"\x1b" in payload:  # 7-bit ISO-2022 text, labelled or not (RFC 1468)
+            if not cs.startswith("iso-2022"):
+                cs = next((enc for esc, enc in _ISO2022 if esc in payload), cs)
+        else:
+            return payload.decode("ascii")
+    if cs in ("utf-8", "utf8") or cs in _UNLABELLED:
         try:
-            return payload.decode("utf-8")[:limit]
+            return payload.decode("utf-8")
         except UnicodeDecodeError:
-            return payload.decode("latin-1")[:limit]
+            pass
+    chain = _SUPERSETS.get(cs, (cs,) if cs and cs not in _UNLABELLED else ())
+    if chain and chain[0] in _WESTERN and _mostly_8bit(payload):
+        chain = ()  # a Western label on text that is not Western: detect instead
+    for enc in chain:
+        try:
+            return payload.decode(enc)
+        except (LookupError, UnicodeDecodeError, ValueError):
+            continue
+    if cs not in ("utf-8", "utf8") and cs not in _UNLABELLED:
+        try:
+            return payload.decode("utf-8")
+        except UnicodeDecodeError:
+            pass
+    guessed = _detect(payload)
+    if guessed:
+        for enc in _SUPERSETS.get(guessed, (guessed,)):
+            try:
+                return payload.decode(enc)
+            except (LookupError, UnicodeDecodeError, ValueError):
+                continue
+    for enc in chain or ((cs,) if cs else ()):
+        try:
+            return payload.decode(enc, "replace")
+        except (LookupError, ValueError):
+            continue
+    try:
+        return payload.decode("cp1252")
+    except UnicodeDecodeError:
+        return payload.decode("latin-1")
+
+
+def _mostly_8bit(payload: bytes) -> bool:
+    """More than a third of the letters are 8-bit octets (Western European text has a few
+    per cent)."""
+    sample = payload[:DETECT_LIMIT]
+    high = sum(1 for b in sample if b >= 0x80)
+    ascii_letters = sum(1 for b in sample if 0x61 <= (b | 0x20) <= 0x7A)
+    return high > 16 and high * 2 > ascii_letters
+
+
+def _detect(payload: bytes):
+    """The charset ``chardet`` detects (lower case), or ``None``.  Imported only here: the
+    part was neither UTF-8 nor what it was labelled."""
+    try:
+        import chardet
+    except ImportError:  # pragma: no cover - flanker depends on it
+        return None
+    try:
+        found = chardet.detect(payload[:DETECT_LIMIT])
+    except Exception:  # noqa: BLE001 - a detector bug must not lose the message
+        return None
+    enc = (found or {}).get("encoding")
+    if not enc or (found.get("confidence") or 0) < 0.2:
+        return None
+    return enc.lower()
 
 
 def as_text(m) -> str:
