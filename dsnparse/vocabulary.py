@@ -86,8 +86,23 @@ def phrase_pattern(phrase: str) -> str:
     return "".join(out)
 
 
+def _plain(ch: str) -> bool:
+    """A character the prefilter can look for as written, whatever the case (mirrors
+    ``rules._fold_safe``): ASCII, a letter without case (CJK, kana, Hangul), or Cyrillic."""
+    if ch.isascii():
+        return not ch.isspace() and ch not in "'’"
+    if ch.lower() == ch.upper():
+        return ch.isalpha() and ch.casefold() == ch
+    return "\u0400" <= ch <= "\u04ff" and len(ch.casefold()) == 1
+
+
 def _longest_run(phrase: str) -> int:
-    return max((len(p) for p in re.split(r"[\s'’]+", phrase) if p), default=0)
+    """The longest run of :func:`_plain` characters: the literal the prefilter will use."""
+    best = run = 0
+    for ch in phrase:
+        run = run + 1 if _plain(ch) else 0
+        best = max(best, run)
+    return best
 
 
 class Vocabulary:
@@ -162,7 +177,8 @@ class Vocabulary:
                 raise RuleError(path, f"phrase longer than {MAX_PHRASE} characters", None, f"{where}[{i}]")
             if prefiltered and _longest_run(p) < _MIN_RUN:
                 raise RuleError(path, f"phrase {p!r} has no run of {_MIN_RUN} characters without "
-                                      "white space: the prefilter could not skip it", None, f"{where}[{i}]")
+                                      "white space or accented letters: the prefilter could not "
+                                      "skip it", None, f"{where}[{i}]")
             out.append(" ".join(p.split()))
         return out
 
