@@ -242,17 +242,19 @@ def decode_text(payload: bytes, charset=None) -> str:
 
     The order, first success wins (never raises; undecodable octets become U+FFFD):
 
-    1. ASCII, or UTF-8 labelled or unlabelled that decodes strictly: as is (the fast path).
-    2. The declared charset, strictly, through the superset its mail is commonly written in
+    1. ASCII (the fast path; 7-bit ISO-2022 text, by its escape sequences, and UTF-7 are
+       decoded as such).
+    2. 8-bit text that decodes strictly as UTF-8, whatever its label (legacy 8-bit text is
+       practically never valid UTF-8; UTF-8 under a legacy label is a common mistake).
+    3. The declared charset, strictly, through the superset its mail is commonly written in
        (a part labelled gb2312 holding GBK bytes: GB18030; shift_jis: CP932; euc-kr: CP949;
        big5: CP950; iso-8859-1: windows-1252 — see ``_SUPERSETS``); ISO-2022-JP through its
        extensions.  A Western single-byte label (iso-8859-1, windows-1252) is not trusted when
        most of the part's letters are 8-bit (Cyrillic, Greek or CJK text under a wrong label).
-    3. Unlabelled, mislabelled (``us-ascii`` with 8-bit octets, an unknown name) or not
-       decodable as declared: UTF-8 strictly; ISO-2022 text by its escape sequences; else
-       the charset that ``chardet`` (already a dependency, through flanker) detects on the
-       first 64 KB, when it decodes the part.
-    4. The declared charset with replacement, else windows-1252 / Latin-1.
+    4. Unlabelled, mislabelled (``us-ascii`` with 8-bit octets, an unknown name) or not
+       decodable as declared: the charset that ``chardet`` (already a dependency, through
+       flanker; imported only then) detects on the first 64 KB, when it decodes the part.
+    5. The declared charset with replacement, else windows-1252 / Latin-1.
     """
     cs = (charset or "").strip().strip('"').lower()
     if payload.isascii():
@@ -263,7 +265,9 @@ def decode_text(payload: bytes, charset=None) -> str:
                 cs = next((enc for esc, enc in _ISO2022 if esc in payload), cs)
         else:
             return payload.decode("ascii")
-    if cs in ("utf-8", "utf8") or cs in _UNLABELLED:
+    if not payload.isascii():
+        # 8-bit text that is valid UTF-8 is UTF-8 whatever its label: legacy 8-bit text
+        # (KOI8-R, windows-1251, GBK, Shift_JIS …) is practically never valid UTF-8
         try:
             return payload.decode("utf-8")
         except UnicodeDecodeError:
@@ -276,11 +280,6 @@ def decode_text(payload: bytes, charset=None) -> str:
             return payload.decode(enc)
         except (LookupError, UnicodeDecodeError, ValueError):
             continue
-    if cs not in ("utf-8", "utf8") and cs not in _UNLABELLED:
-        try:
-            return payload.decode("utf-8")
-        except UnicodeDecodeError:
-            pass
     guessed = _detect(payload)
     if guessed:
         for enc in _SUPERSETS.get(guessed, (guessed,)):
