@@ -253,3 +253,41 @@ def test_ordinary_mail_in_each_language_is_not_a_bounce(lang):
         assert report.kind in ("not_bounce", "auto_reply"), (lang, subject, report.kind, report.format)
         if headers is OOO:
             assert report.kind == "auto_reply"
+
+
+# ----------------------------------------------------------------- cost and linearity
+
+def _unknown_mta():
+    return next(p for p in rules.load_packs() if p.id == "generic/unknown-mta")
+
+
+def test_branch_selection_gives_the_whole_patterns_match():
+    # a condition with a long phrase list runs only the branches whose literals occur: the
+    # same match as the whole alternation, on every sample and on text without any phrase
+    pack = _unknown_mta()
+    conds = [c for c in pack.detect_all + pack.detect_any if c.pattern.branches
+             and len(c.pattern.branches) > rules._MANY_BRANCHES]
+    assert {c.target for c in conds} == {"body", "header"}
+    texts = [p.read_bytes().decode("utf-8", "replace") for p in sorted(SAMPLES.rglob("*.eml"))]
+    texts += ["nothing to see here", "Votre message n’a pas\npu être remis", "配信エラー: 件名"]
+    for c in conds:
+        whole = c.pattern.compiled
+        for t in texts:
+            which = rules.present_branches(c.pattern, t.casefold())
+            got = c.pattern.search_branches(t, 1.0, which) if which else None
+            want = whole.search(t)
+            assert (got and got.span()) == (want and want.span()), (c.name, t[:40])
+
+
+@pytest.mark.parametrize("hostile", [
+    "收件人：" * 20000,
+    "Empfänger: " + "a" * 200000,
+    "Destinataire : x@" + "a." * 100000,
+    ("Recipient:" + " " * 500 + "\n") * 2000,
+])
+def test_the_labelled_rule_is_linear_on_hostile_text(hostile):
+    import time
+    rule = next(r for r in _unknown_mta().recipients if r.id == "labelled-any-language")
+    t = time.process_time()
+    rule.pattern.finditer(hostile, 5.0)
+    assert time.process_time() - t < 2.0
