@@ -1318,7 +1318,14 @@ def _matches(rule: RecipientRule, src: str, timeout: float):
     if rule.section_start is None:
         return [(src, m) for m in rule.pattern.finditer(src, timeout)]
     out = []
-    for start in rule.section_start.finditer(src, timeout):
+    if rule.section_end is None:
+        # sections then run to the end of the text: each later one lies inside the first,
+        # so the first is the only one to read
+        first = _first_match(rule.section_start, src, timeout)
+        starts = [first] if first is not None else []
+    else:
+        starts = rule.section_start.finditer(src, timeout)
+    for start in starts:
         seg = src[start.end():]
         if seg.startswith("\n"):
             seg = seg[1:]  # the section starts on the line after the marker
@@ -1328,6 +1335,17 @@ def _matches(rule: RecipientRule, src: str, timeout: float):
                 seg = seg[:end.start()]
         out.extend((seg, m) for m in rule.pattern.finditer(seg, timeout))
     return out
+
+
+def _first_match(pattern: Pattern, text: str, timeout: float):
+    """The leftmost match of ``pattern`` in ``text`` (a long phrase list: only the branches
+    whose literals occur run, see :func:`present_branches`), or ``None``."""
+    if pattern.branches is not None and len(pattern.branches) > _MANY_BRANCHES:
+        which = present_branches(pattern, text.casefold())
+        return pattern.search_branches(text, timeout, which) if which else None
+    if pattern.needles is not None and not pattern.may_match(text.casefold()):
+        return None
+    return pattern.search(text, timeout)
 
 
 def extract(pack: Pack, text: str, header, timeout: float, exclude=None,
