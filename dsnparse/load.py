@@ -113,7 +113,9 @@ def fix_8bit(text: str) -> str:
 
 def unfold(value) -> str:
     """Unfold a header value (RFC 5322 §2.2.3) and decode RFC 2047 encoded words (in values
-    of at most :data:`MAX_DECODED_HEADER` characters).
+    of at most :data:`MAX_DECODED_HEADER` characters), in their charset's common superset
+    (:func:`decode_word`); raw ISO-2022-JP text (escape sequences, no encoded word), which
+    old Japanese mailers write, is decoded too.
 
     Returns ``""`` for ``None``.  Undecodable bytes become U+FFFD; never raises.
     """
@@ -122,9 +124,12 @@ def unfold(value) -> str:
     if isinstance(value, email.header.Header):
         value = str(value)
     value = str(value)
-    if value.isascii() and "\n" not in value and "\r" not in value and "=?" not in value:
+    if value.isascii() and "\n" not in value and "\r" not in value and "=?" not in value \
+            and "\x1b" not in value:
         return value.strip()  # the common case: one plain line
     value = fix_8bit(_WS.sub(" ", value).strip())
+    if "\x1b$" in value and value.isascii():  # raw ISO-2022-JP text, not RFC 2047 encoded
+        value = decode_text(value.encode("ascii"), "iso-2022-jp")
     if "=?" in value and len(value) <= MAX_DECODED_HEADER:
         try:
             parts = email.header.decode_header(value)

@@ -70,6 +70,9 @@ def test_encoded_words_in_legacy_charsets():
     b = base64.b64encode("반송".encode("cp949")).decode()
     assert unfold(f"=?ks_c_5601-1987?B?{b}?= x") == "반송 x"
     assert unfold("=?x-unknown-cs?Q?abc?=") == "abc"
+    # raw ISO-2022-JP in a header (no encoded word), as old Japanese mailers write it
+    assert unfold("配信エラー: 件名".encode("iso2022_jp").decode("ascii")) == "配信エラー: 件名"
+    assert unfold("a\x1bb") == "a\x1bb"
 
 
 def _notice(body: bytes, content_type: str) -> bytes:
