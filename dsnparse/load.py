@@ -262,7 +262,8 @@ def decode_text(payload: bytes, charset=None) -> str:
        extensions.  A Western single-byte label (iso-8859-1, windows-1252) is not trusted when
        most of the part's letters are 8-bit (Cyrillic, Greek or CJK text under a wrong label).
     4. Unlabelled, mislabelled (``us-ascii`` with 8-bit octets, an unknown name) or not
-       decodable as declared: the charset that ``chardet`` (already a dependency, through
+       decodable as declared, with at least 16 8-bit octets (fewer, in ASCII text, are
+       stray Latin-1 bytes: step 5): the charset that ``chardet`` (already a dependency, through
        flanker; imported only then) detects on the first 16 KB among the charsets of the
        languages of ``rules/lang/`` (``_DETECTABLE``), when it decodes the part.
     5. The declared charset with replacement, else windows-1252 / Latin-1.
@@ -291,14 +292,19 @@ def decode_text(payload: bytes, charset=None) -> str:
             return payload.decode(enc)
         except (LookupError, UnicodeDecodeError, ValueError):
             continue
-    guessed = _detect(payload)
+    # a few stray 8-bit octets in ASCII text (a signature, a name) say nothing a detector
+    # could use: only text with a run of them (any sentence in Cyrillic, Greek or CJK) is
+    # worth detecting
+    guessed = None
+    if _high_octets(payload) >= _DETECT_MIN:
+        guessed = _japanese(payload) or _detect(payload)
     if guessed:
         for enc in _SUPERSETS.get(guessed, (guessed,)):
             try:
                 return payload.decode(enc)
             except (LookupError, UnicodeDecodeError, ValueError):
                 continue
-    for enc in chain or ((cs,) if cs else ()):
+    for enc in chain or ((cs,) if cs not in _UNLABELLED else ()):
         try:
             return payload.decode(enc, "replace")
         except (LookupError, ValueError):
@@ -309,13 +315,51 @@ def decode_text(payload: bytes, charset=None) -> str:
         return payload.decode("latin-1")
 
 
+_DETECT_MIN = 16  # 8-bit octets a part needs before the detector runs
+
+
+def _high_octets(payload: bytes) -> int:
+    """The number of 8-bit octets in the first :data:`DETECT_LIMIT` bytes."""
+    sample = payload[:DETECT_LIMIT]
+    return len(sample) - len(sample.translate(None, _HIGH))
+
+
+_HIGH = bytes(range(0x80, 0x100))
+
+
 def _mostly_8bit(payload: bytes) -> bool:
     """More than a third of the letters are 8-bit octets (Western European text has a few
     per cent)."""
     sample = payload[:DETECT_LIMIT]
-    high = sum(1 for b in sample if b >= 0x80)
-    ascii_letters = sum(1 for b in sample if 0x61 <= (b | 0x20) <= 0x7A)
-    return high > 16 and high * 2 > ascii_letters
+    high = _high_octets(sample)
+    if high < _DETECT_MIN:
+        return False
+    letters = len(sample) - len(sample.translate(None, _LETTERS))
+    return high * 2 > letters
+
+
+_LETTERS = bytes(range(0x41, 0x5B)) + bytes(range(0x61, 0x7B))
+
+
+_KANA = re.compile("[\u3041-\u30ff]")
+_NON_ASCII = re.compile("[^\x00-\x7f]")
+
+
+def _japanese(payload: bytes):
+    """``euc-jp`` or ``shift_jis`` when the part decodes strictly in it and at least a fifth
+    of its non-ASCII characters are kana (Japanese prose is about half kana; Chinese or
+    Korean bytes read in a Japanese charset give kanji, almost no kana), else ``None``: the
+    common legacy case, decided without the detector."""
+    sample = payload[:DETECT_LIMIT]
+    for enc in ("euc_jp", "cp932"):
+        try:
+            text = sample.decode(enc)
+        except UnicodeDecodeError:
+            continue
+        other = len(_NON_ASCII.findall(text))
+        if other and len(_KANA.findall(text)) * 5 >= other:
+            return "euc-jp" if enc == "euc_jp" else "shift_jis"
+    return None
 
 
 def _detect(payload: bytes):

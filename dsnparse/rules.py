@@ -682,10 +682,14 @@ def _triggers(keywords, detect_any, detect_all) -> Optional[tuple]:
                 groups.extend(frozenset().union(*choice) for choice in itertools.product(*per))
             else:
                 groups.append(frozenset().union(*(_best(g) for g in per)))
-    groups = sorted(set(groups), key=_selectivity)
+    # a group of many literals (a vocabulary's phrase list) filters little and would make
+    # every message's dispatch pass report its matches: such a condition is checked by its
+    # own automaton when the pack is tried (present_branches)
+    groups = sorted({g for g in groups if len(g) <= _MAX_TRIGGER_LITERALS}, key=_selectivity)
     return tuple(groups[:_MAX_GROUPS]) or None
 
 
+_MAX_TRIGGER_LITERALS = 64
 _MAX_ANY_GROUPS = 16
 _MAX_GROUPS = 3  # the most selective (longest shortest literal) are kept: enough to decide
 
