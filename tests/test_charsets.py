@@ -48,6 +48,13 @@ def test_text_is_decoded(text, encoding, label):
     assert decode_text(text.encode(encoding), label) == text
 
 
+def test_stray_8bit_octets_in_ascii_text_are_windows_1252_without_detection(monkeypatch):
+    from dsnparse import load
+    monkeypatch.setattr(load, "_detect", lambda p: pytest.fail("detector run"))
+    assert decode_text(b"Regards, J\xfcrgen M\xfcller \x96 Sales", None) == "Regards, Jürgen Müller – Sales"
+    assert decode_text(b"Caf\xe9", "us-ascii") == "Café"
+
+
 def test_ascii_and_utf8_take_the_fast_path_unchanged():
     assert decode_text(b"550 5.1.1 user unknown\n", None) == "550 5.1.1 user unknown\n"
     assert decode_text("Empfänger".encode(), "utf-8") == "Empfänger"
