@@ -934,10 +934,14 @@ def _prune_cache(d: Path) -> None:
 _ADDR = _BRACKETED = None
 
 
+_CJK_PUNCT = re.compile("[\u3000-\u303f\uff01-\uff20\uff3b-\uff40\uff5b-\uff65]")
+
+
 def clean_address(text: Optional[str]) -> Optional[str]:
     """Return a plausible email address from a recipient match, or ``None``.
 
-    Strips angle brackets, quotes, a ``mailto:`` prefix and trailing punctuation.  Addresses
+    Strips angle brackets, quotes, a ``mailto:`` prefix, trailing punctuation and what lies
+    beyond CJK punctuation (``收件人：a@b.cn（李）`` gives ``a@b.cn``).  Addresses
     that a simple check does not accept are handed to flanker's parser (imported only then,
     as it is slow to import) which validates and normalises RFC 5322 forms such as quoted
     local parts and display names.
@@ -959,6 +963,14 @@ def clean_address(text: Optional[str]) -> Optional[str]:
         if m:
             t = m.group(1)
     t = t.strip(" \t<>\"'()[],;:.")
+    if not t.isascii() and _CJK_PUNCT.search(t):
+        # CJK punctuation (a full-width colon after a label "收件人：", a full-width comma or
+        # bracket, an ideographic full stop) delimits an address; it is no part of one
+        at = t.find("@")
+        if at >= 0:
+            left = [m.end() for m in _CJK_PUNCT.finditer(t, 0, at)]
+            right = _CJK_PUNCT.search(t, at)
+            t = t[left[-1] if left else 0:right.start() if right else len(t)]
     if "\r" in t or "\n" in t:
         t = t.replace("\r", "").replace("\n", "")
     if "@" not in t or len(t) > 320:

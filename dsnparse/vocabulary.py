@@ -6,12 +6,14 @@ that write in that language word a bounce: ``subject`` (subjects of non-delivery
 (sentences saying delivery is delayed and still being tried), ``labels`` (labels that
 introduce the failed recipient: "Empfänger", "Destinataire", "宛先", "收件人" …), ``senders``
 (the local names of the mail system in a notice's ``From``: "Mail Delivery System",
-"Système de distribution du courrier" …) and ``reasons`` (reason name from
+"Système de distribution du courrier" …), ``original`` (the titles of the returned
+original's separator line: "Original message", "Ursprüngliche Nachricht", "原始邮件") and
+``reasons`` (reason name from
 ``rules/reasons.yaml`` → phrases that state it).  See ``rules/README.md`` "Vocabulary".
 
 Packs use the vocabulary through placeholders, expanded when the pack is loaded:
-``{{lang.subject}}``, ``{{lang.body}}``, ``{{lang.delay}}``, ``{{lang.labels}}`` and
-``{{lang.senders}}`` become an alternation of every language's entries of that section
+``{{lang.subject}}``, ``{{lang.body}}``, ``{{lang.delay}}``, ``{{lang.labels}}``,
+``{{lang.senders}}`` and ``{{lang.original}}`` become an alternation of every language's entries of that section
 (a pattern that is nothing but the placeholder becomes a top-level alternation, which the
 loader splits into branches run only when their literals occur; elsewhere a group
 ``(?:…)``).  The ``reasons`` sections form one shared text-rule pack, ``lang/reasons``
@@ -33,7 +35,7 @@ from typing import Iterable, Optional
 
 from .errors import RuleError
 
-SECTIONS = ("subject", "body", "delay", "labels", "senders")
+SECTIONS = ("subject", "body", "delay", "labels", "senders", "original")
 _KEYS = {"language", "name", "description", "reasons", *SECTIONS}
 # Sections whose phrases must carry a literal the prefilter can look for.
 _PREFILTERED = ("subject", "body", "delay", "reasons")
