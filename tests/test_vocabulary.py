@@ -291,3 +291,56 @@ def test_the_labelled_rule_is_linear_on_hostile_text(hostile):
     t = time.process_time()
     rule.pattern.finditer(hostile, 5.0)
     assert time.process_time() - t < 2.0
+
+
+# ----------------------------------------------------------------- reasons in each language
+
+# a remote server's refusal as mail systems word it in each language (the diagnostic of an
+# RFC 6533 report, UTF-8): the reason comes from lang/reasons, the status from the field
+DIAGNOSTICS = [
+    ("fr", "550 Adresse de messagerie introuvable", "user_unknown"),
+    ("fr", "552 Boîte de réception pleine", "mailbox_full"),
+    ("de", "550 Postfach existiert nicht", "user_unknown"),
+    ("de", "550 Konto ist gesperrt", "suspend"),
+    ("es", "550 La cuenta de correo no existe", "user_unknown"),
+    ("it", "552 Casella di posta piena", "mailbox_full"),
+    ("pt", "550 Usuário inexistente", "user_unknown"),
+    ("nl", "552 Postvak is vol", "mailbox_full"),
+    ("pl", "550 Nie ma takiego konta", "user_unknown"),
+    ("cs", "550 Schránka neexistuje", "user_unknown"),
+    ("sv", "550 Okänd mottagare", "user_unknown"),
+    ("ru", "550 Почтовый ящик переполнен", "mailbox_full"),
+    ("ru", "550 Такого ящика нет", "user_unknown"),
+    ("ja", "550 宛先のアドレスが見つかりません", "user_unknown"),
+    ("ja", "552 メールボックスの容量を超えています", "mailbox_full"),
+    ("zh-Hans", "550 收件人地址不存在", "user_unknown"),
+    ("zh-Hans", "554 邮件被判定为垃圾邮件", "spam_detected"),
+    ("zh-Hant", "550 信箱已滿", "mailbox_full"),
+    ("ko", "550 존재하지 않는 사용자입니다", "user_unknown"),
+    ("ko", "550 휴면 계정입니다", "suspend"),
+]
+
+
+def _global_dsn(diagnostic: str) -> bytes:
+    return ("From: MAILER-DAEMON@mx.example.org\nTo: sender@example.com\n"
+            "Subject: Undelivered Mail Returned to Sender\nMIME-Version: 1.0\n"
+            'Content-Type: multipart/report; report-type=delivery-status; boundary="b"\n\n'
+            "--b\nContent-Type: text/plain; charset=us-ascii\n\nDelivery failed.\n\n"
+            "--b\nContent-Type: message/global-delivery-status\n\n"
+            "Reporting-MTA: dns; mx.example.org\n\n"
+            "Final-Recipient: rfc822; someone@example.net\nAction: failed\nStatus: 5.0.0\n"
+            f"Diagnostic-Code: smtp; {diagnostic}\n\n--b--\n").encode("utf-8")
+
+
+@pytest.mark.parametrize("lang, diagnostic, reason", DIAGNOSTICS, ids=[f"{d[0]}-{d[2]}" for d in DIAGNOSTICS])
+def test_a_diagnostic_in_each_language_gets_its_reason(lang, diagnostic, reason):
+    v, = dsnparse.parse(_global_dsn(diagnostic)).verdicts
+    assert v.reason == reason and v.status == "5.0.0"
+    assert v.rule.startswith("rfc3464+") and ("lang/reasons#" in v.rule or "standard/text#" in v.rule)
+
+
+def test_an_address_ends_at_cjk_punctuation():
+    assert rules.clean_address("收件人：sun.li@example.cn") == "sun.li@example.cn"
+    assert rules.clean_address("li.zhe@example.cn（李喆）") == "li.zhe@example.cn"
+    assert rules.clean_address("宛先：taro@example.jp。") == "taro@example.jp"
+    assert rules.clean_address("用户@例子.广告") == "用户@例子.广告"  # RFC 6531 stays whole
