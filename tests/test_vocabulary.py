@@ -344,3 +344,20 @@ def test_an_address_ends_at_cjk_punctuation():
     assert rules.clean_address("li.zhe@example.cn（李喆）") == "li.zhe@example.cn"
     assert rules.clean_address("宛先：taro@example.jp。") == "taro@example.jp"
     assert rules.clean_address("用户@例子.广告") == "用户@例子.广告"  # RFC 6531 stays whole
+
+
+@pytest.mark.parametrize("subject, body, want", [
+    ("Unzustellbar", "Ihre Nachricht konnte nicht zugestellt werden.\n\n"
+     "Empfänger: Max Mustermann <max@beispiel.de>\nGrund: Postfach voll\n", ("max@beispiel.de", "mailbox_full")),
+    ("邮件投递失败", "您发送的邮件无法投递。\n\n收件人：孙丽 <sun.li@shili.cn>\n原因：用户不存在\n",
+     ("sun.li@shili.cn", "user_unknown")),
+    ("配信エラー", "配信できませんでした。\n\n宛先: \"山田 太郎\" <taro@rei.jp>\n理由: 宛先不明\n",
+     ("taro@rei.jp", "user_unknown")),
+])
+def test_a_label_then_a_display_name_then_the_address(subject, body, want):
+    data = (f"From: MAILER-DAEMON@mx.example.org\nTo: a@example.com\n"
+            f"Subject: {Header(subject, 'utf-8').encode()}\nMIME-Version: 1.0\n"
+            "Content-Type: text/plain; charset=utf-8\nContent-Transfer-Encoding: 8bit\n\n" + body).encode()
+    report = dsnparse.parse(data)
+    assert report.kind == "bounce"
+    assert [(v.final_recipient, v.reason) for v in report.verdicts] == [want]
