@@ -361,3 +361,20 @@ def test_a_label_then_a_display_name_then_the_address(subject, body, want):
     report = dsnparse.parse(data)
     assert report.kind == "bounce"
     assert [(v.final_recipient, v.reason) for v in report.verdicts] == [want]
+
+
+@pytest.mark.parametrize("lang, charset, subject, body", [
+    ("en", "utf-8", "Delivery attempt failed - your parcel",
+     "We tried to deliver your parcel today but nobody was home.\nIt will be returned to sender "
+     "after 7 days.\n\nQuestions?\n\nsupport@parcels.example.com\n"),
+    ("fr", "iso-8859-1", "Votre colis n'a pas pu être livré",
+     "Votre colis a été retourné à l'expéditeur.\n\nContact :\n\nclient@colis.example.fr\n"),
+    ("de", "iso-8859-1", "Sendung unzustellbar",
+     "Ihre Sendung war unzustellbar und wurde an den Absender zurückgeschickt.\n\n"
+     "Empfänger: Erika Musterfrau\n\nkontakt@paket.example.de\n"),
+])
+def test_a_parcel_notice_is_not_a_bounce(lang, charset, subject, body):
+    # a carrier's notice about a parcel says "not delivered" / "returned to sender" too
+    report = dsnparse.parse(_mail(lang, charset, subject, body, frm="Paket <noreply@carrier.example>",
+                                  headers=NEWS))
+    assert report.kind == "not_bounce", (report.format, [v.final_recipient for v in report.verdicts])
