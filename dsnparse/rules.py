@@ -17,6 +17,7 @@ compile raises :class:`~dsnparse.errors.RuleError` naming the file, the rule and
 """
 from __future__ import annotations
 
+import functools
 import itertools
 import logging
 import os
@@ -32,6 +33,7 @@ from typing import Any, Iterable, Optional
 from . import budget as _budget
 from .backtrack import syntax_chars, untimed_length
 from .errors import RuleError
+from . import vocabulary
 from .resources import rules_dir
 from .status import find_codes
 
@@ -369,10 +371,14 @@ def check_pattern_size(source: str) -> Optional[str]:
     return None
 
 
-def _compile(path, source, rule, fieldname) -> Pattern:
+def _compile_any(path, source, rule, fieldname, vocab=None) -> Pattern:
     regex = _regex()
     if not isinstance(source, str) or not source:
         raise RuleError(path, "expected a non-empty pattern string", rule, fieldname)
+    if "{{" in source:  # vocabulary placeholders ({{lang.body}} …): dsnparse.vocabulary
+        if vocab is None:
+            vocab = vocabulary.load_vocabulary((rules_dir(),))
+        source = vocab.expand(source, path, rule, fieldname)
     why = check_pattern_size(source)
     if why:
         raise RuleError(path, why, rule, fieldname)
@@ -550,13 +556,16 @@ def _reasons() -> frozenset:
     return frozenset(REASONS)
 
 
-def load_pack(path: Path, pack_id: Optional[str] = None) -> Pack:
+def load_pack(path: Path, pack_id: Optional[str] = None, vocab=None) -> Pack:
     """Load and validate one pack file.
+
+    ``vocab``: the :class:`~dsnparse.vocabulary.Vocabulary` that ``{{lang.…}}`` placeholders
+    expand to (default: the shipped ``rules/lang/`` files).
 
     Raises:
         RuleError: unreadable file, bad YAML, unknown key, wrong type, a pattern that does not
-            compile, an unknown reason or a malformed status; the message names file, rule
-            and field.
+            compile, an unknown placeholder, an unknown reason or a malformed status; the
+            message names file, rule and field.
     """
     import yaml
 
@@ -569,8 +578,19 @@ def load_pack(path: Path, pack_id: Optional[str] = None) -> Pack:
         data = yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
     except yaml.YAMLError as e:
         raise RuleError(path, f"bad YAML: {e}".replace("\n", " ")) from None
+    return pack_from_data(path, data, pack_id, vocab)
+
+
+def pack_from_data(path: Path, data, pack_id: Optional[str] = None, vocab=None) -> Pack:
+    """Validate a pack's YAML data (what :func:`load_pack` read from ``path``, or a pack
+    built from other data files, e.g. :meth:`dsnparse.vocabulary.Vocabulary.reason_pack_data`).
+
+    Raises:
+        RuleError: as :func:`load_pack`.
+    """
     if not isinstance(data, dict):
         raise RuleError(path, "a pack must be a YAML mapping")
+    _compile = functools.partial(_compile_any, vocab=vocab)
     _check_keys(path, data, _TOP, None, "")
     pid = data.get("id") or pack_id or path.stem
     kind = data.get("kind", "bounce")
@@ -703,10 +723,14 @@ def _triggers(keywords, detect_any, detect_all) -> Optional[tuple]:
                 groups.extend(frozenset().union(*choice) for choice in itertools.product(*per))
             else:
                 groups.append(frozenset().union(*(_best(g) for g in per)))
-    groups = sorted(set(groups), key=_selectivity)
+    # a group of many literals (a vocabulary's phrase list) filters little and would make
+    # every message's dispatch pass report its matches: such a condition is checked by its
+    # own automaton when the pack is tried (present_branches)
+    groups = sorted({g for g in groups if len(g) <= _MAX_TRIGGER_LITERALS}, key=_selectivity)
     return tuple(groups[:_MAX_GROUPS]) or None
 
 
+_MAX_TRIGGER_LITERALS = 64
 _MAX_ANY_GROUPS = 16
 _MAX_GROUPS = 3  # the most selective (longest shortest literal) are kept: enough to decide
 
@@ -733,11 +757,13 @@ def pack_files(directory: Path) -> Iterable[tuple[str, Path]]:
     """Yield ``(pack id, path)`` for every ``*.yaml`` pack under ``directory``.
 
     The id is the path relative to ``directory`` without ``.yaml`` (``mta/postfix``), unless
-    the file sets ``id``.  The top-level data files (codes, reasons, policy, faults) are not packs.
+    the file sets ``id``.  The top-level data files (codes, reasons, policy, faults) and the
+    vocabulary files (``lang/*.yaml``, see :mod:`dsnparse.vocabulary`) are not packs.
     """
     directory = Path(directory)
     for root, dirs, files in os.walk(directory):
-        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        dirs[:] = sorted(d for d in dirs if not d.startswith(".")
+                         and not (d == vocabulary.LANG_DIR and Path(root) == directory))
         for fn in sorted(files):
             if not fn.endswith((".yaml", ".yml")) or fn.startswith("."):
                 continue
@@ -789,15 +815,21 @@ def leave_out(packs: tuple, families: frozenset) -> tuple:
 def _load_listing(listing) -> tuple:
     by_id: dict = {}
     rank: dict = {}  # pack id -> index of its directory (user directories first)
+    vocab = vocabulary.load_vocabulary(d for d, _ in listing)
     for n, (d, files) in enumerate(listing):
         seen_here = set()
         for pid, p in files:
-            pack = load_pack(p, pid)
+            pack = load_pack(p, pid, vocab)
             if pack.id in seen_here:
                 raise RuleError(p, f"duplicate pack id {pack.id!r} in {d}", None, "id")
             seen_here.add(pack.id)
             if pack.id not in by_id:  # earlier directories (user packs) win
                 by_id[pack.id], rank[pack.id] = pack, n
+    # the vocabulary's reason phrases: one shared text-rule pack (a user pack of that id wins)
+    data = vocab.reason_pack_data()
+    if data is not None and data["id"] not in by_id:
+        pack = pack_from_data(vocabulary.lang_dir(listing[-1][0]), data, data["id"], vocab)
+        by_id[pack.id], rank[pack.id] = pack, len(listing)
     # by order; at equal order user packs before shipped ones; then by id
     return tuple(sorted(by_id.values(), key=lambda pk: (pk.order, rank[pk.id], pk.id)))
 
@@ -833,9 +865,10 @@ def _cache_key(listing) -> tuple:
 
     stats = []
     data_files = [rules_dir() / n for n in sorted(DATA_FILES)]
-    for _, files in listing:
+    for d, files in listing:
         for _, p in files:
             data_files.append(p)
+        data_files.extend(vocabulary.lang_files(d))  # what {{lang.…}} expands to
     for p in data_files:
         try:
             st = os.stat(p)
@@ -919,10 +952,14 @@ def _prune_cache(d: Path) -> None:
 _ADDR = None
 
 
+_CJK_PUNCT = re.compile("[\u3000-\u303f\uff01-\uff20\uff3b-\uff40\uff5b-\uff65]")
+
+
 def clean_address(text: Optional[str]) -> Optional[str]:
     """Return a plausible email address from a recipient match, or ``None``.
 
-    Strips angle brackets, quotes, a ``mailto:`` prefix and trailing punctuation.  Addresses
+    Strips angle brackets, quotes, a ``mailto:`` prefix, trailing punctuation and what lies
+    beyond CJK punctuation (``收件人：a@b.cn（李）`` gives ``a@b.cn``).  Addresses
     that a simple check does not accept are handed to flanker's parser (imported only then,
     as it is slow to import) which validates and normalises RFC 5322 forms such as quoted
     local parts and display names.
@@ -943,6 +980,14 @@ def clean_address(text: Optional[str]) -> Optional[str]:
 
         t = bracketed_address(t) or t
     t = t.strip(" \t<>\"'()[],;:.")
+    if not t.isascii() and _CJK_PUNCT.search(t):
+        # CJK punctuation (a full-width colon after a label "收件人：", a full-width comma or
+        # bracket, an ideographic full stop) delimits an address; it is no part of one
+        at = t.find("@")
+        if at >= 0:
+            left = [m.end() for m in _CJK_PUNCT.finditer(t, 0, at)]
+            right = _CJK_PUNCT.search(t, at)
+            t = t[left[-1] if left else 0:right.start() if right else len(t)]
     if "\r" in t or "\n" in t:
         t = t.replace("\r", "").replace("\n", "")
     if "@" not in t or len(t) > 320:
@@ -1181,20 +1226,45 @@ def detect(pack: Pack, header, body, timeout: float, why_not: Optional[list] = N
             if why_not is not None:
                 why_not.append(f"excluded by detect.none {_describe(c)} matching {m.group(0)[:80]!r}")
             return None
+    # header conditions first: a header value is short, the report text may not be (the
+    # verdict is the same in any order: every detect.all condition and one detect.any must hold)
     for c in pack.detect_all:
-        if not _test(c, header, body, timeout, folded, memo):
+        if c.target == "header" and not _test(c, header, body, timeout, folded, memo):
             if why_not is not None:
                 why_not.append(f"detect.all {_describe(c)} did not match")
             return None
+    found = None
     if pack.detect_any:
         for c in pack.detect_any:
             m = _test(c, header, body, timeout, folded, memo)
             if m:
-                return f"{_describe(c)} matched {m.group(0)[:80]!r}"
-        if why_not is not None:
-            why_not.append("no detect.any condition matched")
-        return None
-    return "all conditions matched"
+                found = f"{_describe(c)} matched {m.group(0)[:80]!r}"
+                break
+        else:
+            if why_not is not None:
+                why_not.append("no detect.any condition matched")
+            return None
+    for c in pack.detect_all:
+        if c.target != "header" and not _test(c, header, body, timeout, folded, memo):
+            if why_not is not None:
+                why_not.append(f"detect.all {_describe(c)} did not match")
+            return None
+    found = found or "all conditions matched"
+    if why_not is not None and (pack.detect_all or len(pack.detect_any) > 1):
+        return f"{found}; {_evidence(pack, header, body, timeout, folded, memo)}"
+    return found
+
+
+def _evidence(pack: Pack, header, body, timeout: float, folded, memo: dict) -> str:
+    """Every condition that holds on a recognised message (for ``dsnparse explain``): the
+    ``detect.all`` conditions and each ``detect.any`` condition that matched."""
+    held = []
+    for where, conds in (("all", pack.detect_all), ("any", pack.detect_any)):
+        for c in conds:
+            m = _test(c, header, body, timeout, folded, memo)
+            if m:
+                held.append(f"detect.{where} {_describe(c)} matched {m.group(0)[:60]!r}")
+    return "evidence: " + "; ".join(held)
 
 
 def _test(c: Condition, header, body, timeout: float, folded: Optional[Folded], memo: dict):
@@ -1204,7 +1274,15 @@ def _test(c: Condition, header, body, timeout: float, folded: Optional[Folded], 
         return memo[key]
     m = None
     pattern = c.pattern
-    if c.target == "header":
+    if pattern.branches is not None and len(pattern.branches) > _MANY_BRANCHES:
+        # a long list of phrases (a vocabulary placeholder): one pass finds the branches
+        # whose literals occur, and only those run
+        text = header(c.name) if c.target == "header" else body()
+        if text:
+            f = text.casefold() if c.target == "header" else (folded.body() if folded else text.casefold())
+            which = present_branches(pattern, f)
+            m = pattern.search_branches(text, timeout, which) if which else None
+    elif c.target == "header":
         text = header(c.name)
         if text and (pattern.needles is None or pattern.may_match(text.casefold())):
             m = pattern.search(text, timeout)
@@ -1213,6 +1291,33 @@ def _test(c: Condition, header, body, timeout: float, folded: Optional[Folded], 
         m = pattern.search(text, timeout) if text else None
     memo[key] = m
     return m
+
+
+_MANY_BRANCHES = 24  # above this, a condition's branches are found with an automaton
+_BRANCH_INDEX: dict = {}  # id(pattern) -> (pattern, Literals, branch indices per literal, always)
+
+
+def present_branches(pattern: Pattern, folded: str) -> list:
+    """The branches of a split pattern (:attr:`Pattern.branches`) that may match the
+    case-folded text ``folded``: those one of whose literals occurs (found in one pass by a
+    :class:`Literals` automaton, built once per pattern) and whose other literal sets occur,
+    plus those without literals."""
+    hit = _BRANCH_INDEX.get(id(pattern))
+    if hit is None or hit[0] is not pattern:
+        by: dict = {}
+        always = []
+        for j, (_, needles) in enumerate(pattern.branches):
+            if needles is None:
+                always.append(j)
+            for n in needles or ():
+                by.setdefault(n, []).append(j)
+        lits = Literals(sorted(by))
+        hit = _BRANCH_INDEX[id(pattern)] = (pattern, lits, [by[n] for n in lits.literals], always)
+    _, lits, table, always = hit
+    idx = set(always)
+    for i in lits.found(folded):
+        idx.update(table[i])
+    return pattern.branches_that_may_match(sorted(idx), folded) if idx else []
 
 
 def _continue(text: str, pos: int, mode: Optional[str], entry=None, timeout: float = 0.25) -> str:
@@ -1268,7 +1373,14 @@ def _matches(rule: RecipientRule, src: str, timeout: float):
     if rule.section_start is None:
         return [(src, m) for m in rule.pattern.finditer(src, timeout)]
     out = []
-    for start in rule.section_start.finditer(src, timeout):
+    if rule.section_end is None:
+        # sections then run to the end of the text: each later one lies inside the first,
+        # so the first is the only one to read
+        first = _first_match(rule.section_start, src, timeout)
+        starts = [first] if first is not None else []
+    else:
+        starts = rule.section_start.finditer(src, timeout)
+    for start in starts:
         seg = src[start.end():]
         if seg.startswith("\n"):
             seg = seg[1:]  # the section starts on the line after the marker
@@ -1278,6 +1390,17 @@ def _matches(rule: RecipientRule, src: str, timeout: float):
                 seg = seg[:end.start()]
         out.extend((seg, m) for m in rule.pattern.finditer(seg, timeout))
     return out
+
+
+def _first_match(pattern: Pattern, text: str, timeout: float):
+    """The leftmost match of ``pattern`` in ``text`` (a long phrase list: only the branches
+    whose literals occur run, see :func:`present_branches`), or ``None``."""
+    if pattern.branches is not None and len(pattern.branches) > _MANY_BRANCHES:
+        which = present_branches(pattern, text.casefold())
+        return pattern.search_branches(text, timeout, which) if which else None
+    if pattern.needles is not None and not pattern.may_match(text.casefold()):
+        return None
+    return pattern.search(text, timeout)
 
 
 def extract(pack: Pack, text: str, header, timeout: float, exclude=None,
