@@ -1322,12 +1322,13 @@ def present_branches(pattern: Pattern, folded: str) -> list:
 
 def _continue(text: str, pos: int, mode: Optional[str], entry=None, timeout: float = 0.25) -> str:
     """The lines after ``pos`` that extend a recipient's diagnostic (``mode``: the rule's
-    ``continuation``).  ``entry``: the rule's pattern; in ``block`` mode a line where it
-    matches starts the next entry of the list and ends the block."""
+    ``continuation``), at most :data:`MAX_CONTINUATION` of them.  ``entry``: the rule's
+    pattern; in ``block`` mode a line where it matches starts the next entry of the list
+    and ends the block."""
     if not mode:
         return ""
     out = []
-    lines = _lines_from(text, pos)
+    lines = itertools.islice(_lines_from(text, pos), MAX_CONTINUATION)
     first = next(lines, None)
     if first is not None and first.strip() == "" and mode == "paragraph":
         lines = itertools.chain((first,), lines)
@@ -1348,6 +1349,12 @@ def _continue(text: str, pos: int, mode: Optional[str], entry=None, timeout: flo
             break  # the next entry of a list: a line that starts with an address, or the rule's own
         out.append(stripped)
     return " ".join(out)
+
+
+# A recipient's diagnostic is a reply of a few lines; a "paragraph" of thousands of lines (a
+# list of thousands of recipients with no blank line) would be read again for every one of
+# them: quadratic.  Real multi-line replies (550-… continuation lines) stay far below this.
+MAX_CONTINUATION = 50
 
 
 def _starts_entry(entry, line: str, timeout: float) -> bool:
