@@ -269,3 +269,14 @@ def test_command_inside_a_word_is_not_a_command():
 
     assert smtp_command("xRCPT TO:<a@b.c> 550") == "none"
     assert smtp_command("550 5.1.1 (in reply to RCPT TO command)") == "RCPT"
+
+
+def test_no_valid_recipients_is_an_unknown_user():
+    # "554 5.5.1 No valid recipients" / an MMS gateway's "No valid recipients for this MM":
+    # every recipient of the message was refused as unknown
+    import dsnparse
+    msg = (b"From: MAILER-DAEMON@mx.example.org\r\nTo: s@example.com\r\nSubject: Undeliverable\r\n"
+           b"\r\nMessage could not be delivered to mobile.\r\nError: No valid recipients for this MM"
+           b"\r\n\r\n<5551234567@mms.example.net>: No valid recipients\r\n")
+    v, = dsnparse.parse(msg).verdicts
+    assert v.final_recipient == "5551234567@mms.example.net" and v.reason == "user_unknown"

@@ -318,6 +318,10 @@ DIAGNOSTICS = [
     ("zh-Hant", "550 信箱已滿", "mailbox_full"),
     ("ko", "550 존재하지 않는 사용자입니다", "user_unknown"),
     ("ko", "550 휴면 계정입니다", "suspend"),
+    # a mailing list refusing a non-member's post (Sisimai: rejected)
+    ("ja", "550 このグループに投稿する権限がありません", "rejected"),
+    ("es", "550 No tienes permiso para publicar en este grupo", "rejected"),
+    ("de", "550 Sie haben keine Berechtigung zum Posten in dieser Gruppe", "rejected"),
 ]
 
 
