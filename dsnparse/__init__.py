@@ -8,11 +8,11 @@ Public API::
 
 See :mod:`dsnparse.model` for :class:`Report` and :class:`Verdict`.
 """
-from .errors import DsnparseError, InputError, RuleError, SourceError
+from .errors import DsnparseError, InputError, LedgerError, RuleError, SourceError
 from .model import Report, Verdict
 
 __all__ = ["parse", "parse_path", "is_suppressed", "Report", "Verdict", "DsnparseError",
-           "InputError", "RuleError", "SourceError"]
+           "InputError", "LedgerError", "RuleError", "SourceError"]
 __version__ = "0.1.0"
 
 

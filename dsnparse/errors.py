@@ -4,6 +4,7 @@
     ``InputError``   the input is not an email at all (empty, binary, no header section).
     ``RuleError``    a rule pack or data file is broken; the message names file, rule, field.
     ``SourceError``  a path, mailbox or server could not be read.
+    ``LedgerError``  the bounce ledger cannot be opened, read or written, or does not exist.
 
 Parsing an email never raises for a *malformed* email: problems are recorded on the
 :class:`~dsnparse.model.Report` as ``defects`` (the approach of Python's ``email`` package).
@@ -39,3 +40,9 @@ class RuleError(DsnparseError):
 
 class SourceError(DsnparseError):
     """A file, directory, mailbox or server could not be read."""
+
+
+class LedgerError(DsnparseError):
+    """The bounce ledger file cannot be opened, migrated, read or written, or (for a read)
+    does not exist; the message names the file and says why.  Also importable as
+    ``dsnparse.LedgerError`` and ``dsnparse.ledger.LedgerError``."""

@@ -58,7 +58,7 @@ from pathlib import Path
 from typing import (IO, Any, Callable, Iterable, Iterator, Mapping, Optional, Sequence,
                     Union)
 
-from .errors import DsnparseError
+from .errors import LedgerError  # noqa: F401 - re-exported: dsnparse.ledger.LedgerError
 from .policy import Decision, Event, Policy, decide, iso, load_policy
 
 SCHEMA_VERSION = 1
@@ -101,10 +101,6 @@ EXPORT_FIELDS = ("email", "reason", "basis", "since", "code", "status", "tags")
 """Columns of :meth:`Ledger.export` (``email`` first, as mailing tools expect)."""
 
 Timestamp = Union[datetime, int, float, str, None]
-
-
-class LedgerError(DsnparseError):
-    """The ledger file cannot be opened, migrated or written (the message says why)."""
 
 
 # --------------------------------------------------------------------------- helpers
