@@ -44,7 +44,6 @@ Typical use::
 """
 from __future__ import annotations
 
-import csv
 import hashlib
 import json
 import os
@@ -59,6 +58,7 @@ from typing import (IO, Any, Callable, Iterable, Iterator, Mapping, Optional, Se
                     Union)
 
 from .errors import LedgerError  # noqa: F401 - re-exported: dsnparse.ledger.LedgerError
+from .output import SafeCsvWriter
 from .policy import Decision, Event, Policy, decide, iso, load_policy
 
 SCHEMA_VERSION = 1
@@ -838,7 +838,9 @@ class Ledger:
 
         Columns :data:`EXPORT_FIELDS`: ``email``, ``reason``, ``basis`` (hard, soft,
         complaint), ``since`` (ISO 8601 UTC), ``code``, ``status``, ``tags`` (``;``-separated in
-        CSV, a list in JSON Lines).
+        CSV, a list in JSON Lines).  CSV cells are made spreadsheet-safe
+        (:func:`dsnparse.output.csv_cell`: a leading ``=``, ``+``, ``-``, ``@``, tab or CR gets
+        a ``'``).
 
         Args:
             stream: a text stream.
@@ -854,7 +856,7 @@ class Ledger:
         """
         if format not in ("csv", "jsonl"):
             raise ValueError(f"unknown export format {format!r} (expected csv or jsonl)")
-        w = csv.writer(stream, lineterminator="\n") if format == "csv" else None
+        w = SafeCsvWriter(stream) if format == "csv" else None
         if w:
             w.writerow(EXPORT_FIELDS)
         n = 0
@@ -862,7 +864,7 @@ class Ledger:
             row = (d.address, d.reason, d.basis, iso(d.since), d.code, d.status,
                    ";".join(d.tags))
             if w:
-                w.writerow(["" if v is None else v for v in row])
+                w.writerow(row)
             else:
                 obj = dict(zip(EXPORT_FIELDS, row))
                 obj["tags"] = list(d.tags)

@@ -19,7 +19,6 @@ The ledger file is ``--db``, else ``$DSNPARSE_DB``, else the policy's ``ledger.p
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import os
 import sys
@@ -28,6 +27,7 @@ from typing import TYPE_CHECKING, Any, Callable
 
 from .cli import add_db_arguments  # noqa: F401 - re-exported (parse, imap, suppressions)
 from .errors import DsnparseError
+from .output import SafeCsvWriter
 if TYPE_CHECKING:  # the ledger (sqlite3, uuid…) is imported only when a command needs it
     from .ledger import Ledger
 from .policy import Decision, iso, load_policy
@@ -155,7 +155,7 @@ def cmd_list(args: argparse.Namespace) -> int:
             out.write(f"{'SINCE':<21} {'ADDRESS':<36} {'BASIS':<9} {'REASON':<22} "
                       f"{'CODE':<4} TAGS\n")
         elif fmt == "csv":
-            w = csv.writer(out, lineterminator="\n")
+            w = SafeCsvWriter(out)
             w.writerow(("address", "since", "basis", "reason", "code", "status", "tags",
                         "soft_count", "bounces"))
         for d in led.suppressions(tag=args.tag, limit=args.limit):

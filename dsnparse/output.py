@@ -5,6 +5,11 @@ A record is a ``dict`` as made by :meth:`dsnparse.model.Report.records`; its key
 and dropped from CSV/table).  Every writer has ``write(records)``, ``flush(durable=False)``
 and ``close()``.  ``flush(durable=True)`` also ``fsync``s a real file, so that a caller can
 mark a message processed only once its record is on disk.
+
+CSV safety (OWASP "CSV injection"): every CSV cell dsnparse writes goes through
+:func:`csv_cell`, so no cell starts with ``=``, ``+``, ``-``, ``@``, a tab or a carriage
+return, which a spreadsheet would run as a formula; such a cell gets a leading ``'``.  Every
+CSV writer of the project uses :class:`SafeCsvWriter` (or :class:`CsvWriter` built on it).
 """
 from __future__ import annotations
 
@@ -16,6 +21,57 @@ from typing import IO, Iterable
 from .model import RECORD_FIELDS
 
 FORMATS = ("jsonl", "csv", "table")
+
+#: Output format implied by an output file's extension (``-o FILE`` without ``-f``); any
+#: other extension keeps the default (JSON Lines).  ``.txt`` is the terminal table.
+EXTENSION_FORMATS = {".csv": "csv", ".jsonl": "jsonl", ".json": "jsonl", ".ndjson": "jsonl",
+                     ".txt": "table"}
+
+
+def format_for_path(path: "str | os.PathLike[str]") -> "str | None":
+    """Return the output format named by ``path``'s extension (:data:`EXTENSION_FORMATS`,
+    case-insensitive), or ``None`` when the extension names none (``str`` or ``None``)."""
+    return EXTENSION_FORMATS.get(os.path.splitext(os.fspath(path))[1].lower())
+
+
+#: First characters that make a spreadsheet read a cell as a formula or a command (OWASP,
+#: "CSV Injection"): ``=``, ``+``, ``-``, ``@``, tab and carriage return.
+CSV_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_cell(value: object) -> str:
+    """Return ``value`` as a CSV cell that no spreadsheet will run as a formula (``str``).
+
+    ``None`` is the empty cell; anything else is ``str(value)``.  A cell whose first
+    character is one of :data:`CSV_FORMULA_STARTS` gets a leading ``'`` (the OWASP advice:
+    spreadsheets show the rest as text), so ``-`` becomes ``'-``, ``-1`` becomes ``'-1``
+    and ``=HYPERLINK(…)`` becomes ``'=HYPERLINK(…)``.  Applied to every cell, whatever its
+    column: a status, a number or an address is no exception.  Never raises.
+    """
+    if value is None:
+        return ""
+    s = value if isinstance(value, str) else str(value)
+    if s[:1] in CSV_FORMULA_STARTS:
+        return "'" + s
+    return s
+
+
+class SafeCsvWriter:
+    """An RFC 4180 ``csv.writer`` (``\\n`` line ends) whose every cell goes through
+    :func:`csv_cell`.  The one CSV writer of dsnparse: use it for any new CSV output.
+
+    Args:
+        stream: a text stream opened with ``newline=""``.
+    """
+
+    def __init__(self, stream: IO[str]):
+        import csv
+
+        self._w = csv.writer(stream, lineterminator="\n")
+
+    def writerow(self, cells: Iterable[object]) -> None:
+        """Write one row; each cell is passed through :func:`csv_cell`."""
+        self._w.writerow([csv_cell(c) for c in cells])
 
 
 class _Writer:
@@ -47,20 +103,20 @@ class JsonlWriter(_Writer):
 
 
 class CsvWriter(_Writer):
-    """RFC 4180 CSV with a header row of :data:`RECORD_FIELDS`; ``None`` is an empty cell."""
+    """RFC 4180 CSV with a header row of :data:`RECORD_FIELDS`; ``None`` is an empty cell;
+    every cell is made spreadsheet-safe by :func:`csv_cell`."""
 
     def __init__(self, stream, header: bool = True):
-        import csv
-
         super().__init__(stream)
-        self._w = csv.DictWriter(stream, fieldnames=RECORD_FIELDS, extrasaction="ignore",
-                                 lineterminator="\n")
+        self._w = SafeCsvWriter(stream)
         if header:
-            self._w.writeheader()
+            self._w.writerow(RECORD_FIELDS)
 
     def write(self, records):
+        row = self._w.writerow
         for r in records:
-            self._w.writerow({k: ("" if v is None else v) for k, v in r.items()})
+            get = r.get
+            row([get(k) for k in RECORD_FIELDS])
 
 
 TABLE_COLUMNS = ("source", "kind", "final_recipient", "status", "code", "bounce_type", "reason",
