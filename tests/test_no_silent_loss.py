@@ -418,3 +418,18 @@ def test_cli_names_the_misspelt_policy_key(tmp_path):
     r = run_cli("parse", "a.eml", "--db", "l.sqlite3", "--policy", "p.yaml", cwd=tmp_path)
     assert r.returncode == 2
     assert b"unknown key 'cuont' in section 'soft'" in r.stderr
+
+
+def test_imap_output_format_follows_the_extension():
+    import argparse
+
+    from dsnparse import imap_cli
+
+    parser = argparse.ArgumentParser()
+    imap_cli.register(parser.add_subparsers())
+    base = ["imap", "--host", "imap.example", "--user", "u"]
+    assert imap_cli.settings(parser.parse_args(base + ["-o", "v.csv"]))["format"] == "csv"
+    assert imap_cli.settings(parser.parse_args(base + ["-o", "v.jsonl"]))["format"] == "jsonl"
+    assert imap_cli.settings(parser.parse_args(base + ["-o", "v.txt"]))["format"] == "jsonl"
+    assert imap_cli.settings(parser.parse_args(
+        base + ["-o", "v.csv", "--format", "jsonl"]))["format"] == "jsonl"
