@@ -1,7 +1,7 @@
 """Command line: ``dsnparse parse PATH…`` and the other commands.
 
 Exit status (all commands): 0 success; 1 some input could not be read — a missing path, an
-unreadable file, or a message the parser failed on (the rest was still processed and
+unreadable file or directory, or a message the parser failed on (the rest was still processed and
 reported); 2 usage error (bad option, broken rules, unwritable output).  Input that was read
 but is not an email gets a record of kind ``error`` and does not change the exit status.
 """

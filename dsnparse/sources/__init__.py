@@ -156,9 +156,9 @@ def _one_message(name: str, cap: int) -> Item:
     base, _, key = name.rpartition("#")
     bp = Path(base)
     if _is_dir(bp) and _is_dir(bp / "cur") and _is_dir(bp / "new"):
-        for source, data in _maildir(bp, cap):
+        for source, data in _maildir(bp, cap, True):   # file names only, until it is found
             if source.rpartition("#")[2] == key:
-                return name, data
+                return name, resolve(data, cap)
         raise SourceError(f"{name}: no message with key {key!r} in the Maildir {base}")
     if not bp.is_file():
         raise SourceError(f"{name}: no such file or directory")
