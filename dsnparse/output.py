@@ -46,11 +46,15 @@ def csv_cell(value: object) -> str:
     character is one of :data:`CSV_FORMULA_STARTS` gets a leading ``'`` (the OWASP advice:
     spreadsheets show the rest as text), so ``-`` becomes ``'-``, ``-1`` becomes ``'-1``
     and ``=HYPERLINK(…)`` becomes ``'=HYPERLINK(…)``.  Applied to every cell, whatever its
-    column: a status, a number or an address is no exception.  Never raises.
+    column: a status, a number or an address is no exception.  A NUL character (from a
+    hostile bounce; Python 3.10's ``csv`` cannot write it and spreadsheets cut the cell
+    there) is written as U+FFFD.  Never raises.
     """
     if value is None:
         return ""
     s = value if isinstance(value, str) else str(value)
+    if "\x00" in s:
+        s = s.replace("\x00", "\ufffd")
     if s[:1] in CSV_FORMULA_STARTS:
         return "'" + s
     return s
