@@ -68,14 +68,32 @@ class SafeCsvWriter:
         stream: a text stream opened with ``newline=""``.
     """
 
+    #: Whether this Python's ``csv`` quotes a cell holding a CR when the line terminator is
+    #: ``\\n`` (3.11 and later do; 3.10 wrote it bare, which splits the row for a reader).
+    _quotes_cr: "bool | None" = None
+
     def __init__(self, stream: IO[str]):
         import csv
 
         self._w = csv.writer(stream, lineterminator="\n")
+        if SafeCsvWriter._quotes_cr is None:
+            import io
+
+            probe = io.StringIO()
+            csv.writer(probe, lineterminator="\n").writerow(["a\rb"])
+            SafeCsvWriter._quotes_cr = probe.getvalue().startswith('"')
+        self._all = (None if SafeCsvWriter._quotes_cr else
+                     csv.writer(stream, lineterminator="\n", quoting=csv.QUOTE_ALL))
 
     def writerow(self, cells: Iterable[object]) -> None:
-        """Write one row; each cell is passed through :func:`csv_cell`."""
-        self._w.writerow([csv_cell(c) for c in cells])
+        """Write one row; each cell is passed through :func:`csv_cell`.  A row with a CR in
+        a cell is written with every cell quoted where the ``csv`` module would not quote
+        it (Python 3.10), so that it stays one row."""
+        row = [csv_cell(c) for c in cells]
+        if self._all is not None and any("\r" in c for c in row):
+            self._all.writerow(row)
+        else:
+            self._w.writerow(row)
 
 
 class _Writer:

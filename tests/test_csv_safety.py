@@ -82,6 +82,15 @@ def test_no_cell_starts_with_a_trigger_and_the_text_is_kept(s):
     assert out == kept or (out == "'" + kept and s[0] in TRIGGERS)
 
 
+def test_a_cr_inside_a_cell_keeps_the_row_whole():
+    buf = io.StringIO(newline="")
+    w = SafeCsvWriter(buf)
+    w.writerow(["550 mailbox\runavailable", "x"])
+    w.writerow(["\r", "y"])
+    rows = list(csv.reader(io.StringIO(buf.getvalue(), newline="")))
+    assert rows == [["550 mailbox\runavailable", "x"], ["'\r", "y"]]
+
+
 def test_nul_is_written_as_a_replacement_character():
     buf = io.StringIO(newline="")
     SafeCsvWriter(buf).writerow(["a\x00b", "\x00=x"])
