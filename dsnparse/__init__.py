@@ -9,11 +9,11 @@ Public API::
 
 See :mod:`dsnparse.model` for :class:`Report` and :class:`Verdict`.
 """
-from .errors import DsnparseError, InputError, MessageTimeout, RuleError, SourceError
+from .errors import DsnparseError, InputError, LedgerError, MessageTimeout, RuleError, SourceError
 from .model import Report, Verdict
 
 __all__ = ["parse", "parse_path", "is_suppressed", "Report", "Verdict", "DsnparseError",
-           "InputError", "MessageTimeout", "RuleError", "SourceError"]
+           "InputError", "LedgerError", "MessageTimeout", "RuleError", "SourceError"]
 __version__ = "0.1.0"
 
 

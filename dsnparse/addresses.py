@@ -5,6 +5,12 @@ pattern does not take: quoted local parts, display names, comments.  Importing i
 about 0.2–0.4 s, so callers first try a cheap pattern and come here only for the odd ones.
 Its lexer logs every token it cannot read as a warning; those are silenced (the caller
 decides what an unparseable address means).
+
+Python 3.13 removed the ``cgi`` and ``imghdr`` modules (PEP 594) that flanker and webob
+import; the project depends on ``legacy-cgi`` and ``standard-imghdr`` there (pyproject.toml).
+Should flanker still fail to import, the fallback is the callers' own pattern (an address
+inside ``<…>``), and one warning on the ``dsnparse`` logger says so: address validation is
+then weaker, never silently.
 """
 from __future__ import annotations
 
@@ -27,8 +33,12 @@ def flanker_address(value: str) -> Optional[str]:
                 if name == "flanker" or name.startswith("flanker."):
                     logging.getLogger(name).setLevel(logging.ERROR)
             _parse = fa.parse
-        except Exception:  # noqa: BLE001 - not installed or broken: fall back for good
+        except Exception as e:  # noqa: BLE001 - not installed or broken: fall back for good
             _parse = False
+            logging.getLogger("dsnparse").warning(
+                "flanker cannot be imported (%s: %s): odd address forms (display names, "
+                "quoted local parts) are read with a simple pattern instead; on Python 3.13+ "
+                "install legacy-cgi and standard-imghdr", type(e).__name__, e)
     if not _parse:
         return None
     try:

@@ -1,7 +1,7 @@
 """Command line: ``dsnparse parse PATH…`` and the other commands.
 
 Exit status (all commands): 0 success; 1 some input could not be read — a missing path, an
-unreadable file, or a message the parser failed on (the rest was still processed and
+unreadable file or directory, or a message the parser failed on (the rest was still processed and
 reported); 2 usage error (bad option, broken rules, unwritable output).  Input that was read
 but is not an email gets a record of kind ``error`` and does not change the exit status.
 """
@@ -117,10 +117,16 @@ def build_parser(argv=None) -> argparse.ArgumentParser:
                     "(one record with empty recipient fields for a message with no verdict).",
     )
     pp.add_argument("paths", nargs="+", metavar="PATH",
-                    help=".eml file, directory, mbox file, Maildir, or - for standard input")
+                    help=".eml file, directory, mbox file, Maildir, MBOX#N or MAILDIR#KEY "
+                         "(one message, as printed in 'source'), or - for standard input")
     pp.add_argument("-f", "--format", choices=("jsonl", "csv", "table"), default=None,
-                    help="output format (default: table on a terminal, jsonl otherwise)")
+                    help="output format (default: from the -o file's extension: .csv csv, "
+                         ".jsonl/.json/.ndjson jsonl, .txt table; else table on a terminal, "
+                         "jsonl otherwise)")
     pp.add_argument("-o", "--output", metavar="FILE", help="write records to FILE (default: stdout)")
+    pp.add_argument("--stdin-format", choices=("message", "mbox"), default="message",
+                    help="what - (standard input) holds: one message (default) or an mbox "
+                         "of several (sources -#0, -#1, …)")
     pp.add_argument("--rules", metavar="DIR", action="append", default=[],
                     help="extra rule-pack directory, tried before the shipped packs (repeatable; "
                          "also DSNPARSE_RULES)")
@@ -203,7 +209,7 @@ def cmd_parse(args) -> int:
     """Parse every PATH; with ``--jobs N`` the workers parse and render the records (see
     :func:`dsnparse.parallel.process`); this process splits the input, writes the text in
     input order and, with ``--db``, records the reports the workers send back."""
-    from .output import make_writer
+    from .output import format_for_path, make_writer
     from .parallel import default_jobs, process
     from .rules import load_packs
     from .sources import iter_messages
@@ -228,7 +234,8 @@ def cmd_parse(args) -> int:
             ledger.close()
         print(f"dsnparse: error: cannot write {args.output}: {e.strerror or e}", file=sys.stderr)
         return EXIT_USAGE
-    fmt = args.format or ("table" if out is sys.stdout and sys.stdout.isatty() else "jsonl")
+    fmt = args.format or (args.output and format_for_path(args.output)) or (
+        "table" if out is sys.stdout and sys.stdout.isatty() else "jsonl")
     writer = make_writer(fmt, out)
     counts: Counter = Counter()
     unreadable = 0
@@ -236,7 +243,8 @@ def cmd_parse(args) -> int:
         for path in args.paths:
             try:
                 # without a ledger, workers read directory files themselves (no raw bytes needed)
-                items = iter_messages(path, opts, defer_files=not keep)
+                items = iter_messages(path, opts, defer_files=not keep,
+                                      stdin_format=args.stdin_format)
                 for chunk, res in process(items, opts, 1 if path == "-" else jobs, fmt, keep):
                     out.write(res.text)
                     counts.update(res.counts)

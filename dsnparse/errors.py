@@ -5,6 +5,7 @@
         ``MessageTimeout``  parsing it took longer than its time budget (hostile input).
     ``RuleError``    a rule pack or data file is broken; the message names file, rule, field.
     ``SourceError``  a path, mailbox or server could not be read.
+    ``LedgerError``  the bounce ledger cannot be opened, read or written, or does not exist.
 
 Parsing an email never raises for a *malformed* email: problems are recorded on the
 :class:`~dsnparse.model.Report` as ``defects`` (the approach of Python's ``email`` package).
@@ -57,3 +58,9 @@ class MessageTimeout(InputError):
         self.seconds, self.stage = seconds, stage
         super().__init__(f"message_timeout: parsing took longer than the {seconds:g} s budget "
                          f"per message (in {stage})")
+
+
+class LedgerError(DsnparseError):
+    """The bounce ledger file cannot be opened, migrated, read or written, or (for a read)
+    does not exist; the message names the file and says why.  Also importable as
+    ``dsnparse.LedgerError`` and ``dsnparse.ledger.LedgerError``."""

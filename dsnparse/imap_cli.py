@@ -79,7 +79,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("-o", "--output", metavar="FILE",
                    help="append records to FILE (default stdout; a file gives exactly once; "
                    "it belongs to one state file, recorded in FILE.owner)")
-    g.add_argument("--format", choices=("jsonl", "csv"), help="output format (jsonl)")
+    g.add_argument("--format", choices=("jsonl", "csv"),
+                   help="output format (default: csv for an -o file ending .csv, else jsonl)")
     g.add_argument("--state", metavar="FILE", help="state file (default "
                    "$XDG_DATA_HOME/dsnparse/imap-state.sqlite3)")
     g = p.add_argument_group("service")
@@ -170,6 +171,11 @@ def settings(args: argparse.Namespace) -> dict:
     for key, (_typ, default) in _OPTIONS.items():
         v = getattr(args, key, None)
         merged[key] = v if v is not None else conf.get(key, default)
+    if getattr(args, "format", None) is None and conf.get("format") is None and merged["output"]:
+        from .output import format_for_path   # -o verdicts.csv without --format: CSV
+
+        if format_for_path(merged["output"]) in ("csv", "jsonl"):
+            merged["format"] = format_for_path(merged["output"])
     return merged
 
 

@@ -44,7 +44,6 @@ Typical use::
 """
 from __future__ import annotations
 
-import csv
 import hashlib
 import json
 import os
@@ -58,8 +57,9 @@ from pathlib import Path
 from typing import (IO, Any, Callable, Iterable, Iterator, Mapping, Optional, Sequence,
                     Union)
 
-from .errors import DsnparseError
+from .errors import LedgerError  # noqa: F401 - re-exported: dsnparse.ledger.LedgerError
 from .model import FAULTS
+from .output import SafeCsvWriter
 from .policy import Decision, Event, Policy, decide, iso, load_policy
 
 SCHEMA_VERSION = 2
@@ -113,10 +113,6 @@ EXPORT_FIELDS = ("email", "reason", "basis", "since", "code", "status", "tags")
 Timestamp = Union[datetime, int, float, str, None]
 
 
-class LedgerError(DsnparseError):
-    """The ledger file cannot be opened, migrated or written (the message says why)."""
-
-
 # --------------------------------------------------------------------------- helpers
 
 def default_db_path(policy: Optional[Policy] = None) -> Path:
@@ -152,11 +148,42 @@ def _flanker(value: str) -> Optional[str]:
     return bracketed_address(value)
 
 
+# RFC 5321 §4.1.2: A-d-l = At-domain *( "," At-domain ), then ":" and the mailbox.  Every
+# class excludes the separators that follow it, so the match is linear.
+_ROUTE = re.compile(r"@[^\s,:<>@]+(?:[ \t]*,[ \t]*@[^\s,:<>@]+)*[ \t]*:")
+
+
+def split_route(value: str) -> tuple[Optional[str], str]:
+    """Split an RFC 5321 §4.1.2 source route off an address.
+
+    ``"@relay.example,@hop.example:bob@example.org"`` (also inside ``<…>``) gives
+    ``("@relay.example,@hop.example", "bob@example.org")``; RFC 3464 §2.3.2 lets a
+    ``Final-Recipient`` carry such a path.  Anything else gives ``(None, value)``.
+
+    Args:
+        value: an address (``str``), already without an ``rfc822;`` type.
+
+    Returns:
+        ``(route or None, the rest)``, both ``str``; the route without spaces or the ``:``.
+    """
+    s = value.strip()
+    inner = s[1:-1].strip() if s.startswith("<") and s.endswith(">") else s
+    if not inner.startswith("@"):
+        return None, value
+    m = _ROUTE.match(inner)
+    if m is None:
+        return None, value
+    route = "".join(inner[:m.end() - 1].split())
+    return route, inner[m.end():].strip()
+
+
 def normalize_address(value: Optional[str]) -> Optional[str]:
     """Normalise an email address for the ledger: domain lower-cased, local part kept.
 
-    Accepts ``bob@Example.COM``, ``<bob@example.com>``, ``rfc822; bob@example.com`` and
-    (through flanker, imported lazily) ``Bob <bob@example.com>``.
+    Accepts ``bob@Example.COM``, ``<bob@example.com>``, ``rfc822; bob@example.com``, a
+    source-routed ``@relay.example:bob@example.com`` (the mailbox is kept, the route
+    dropped: :func:`split_route`) and (through flanker, imported lazily)
+    ``Bob <bob@example.com>``.
 
     Args:
         value: the address (``str``) or ``None``.
@@ -171,6 +198,8 @@ def normalize_address(value: Optional[str]) -> Optional[str]:
         s = s[7:].strip()
     if s.startswith("<") and s.endswith(">"):
         s = s[1:-1].strip()
+    if s.startswith("@"):
+        s = split_route(s)[1]
     if not _SIMPLE_ADDR.match(s):
         s = _flanker(s) or ""
     local, at, domain = s.rpartition("@")
@@ -313,7 +342,7 @@ class Ledger:
 
     Args:
         path: the file (``str``/path-like); ``None`` uses :func:`default_db_path`.  Parent
-            directories are created.
+            directories are created (unless ``create`` is false).
         policy: a :class:`~dsnparse.policy.Policy`; ``None`` loads the default
             (:func:`~dsnparse.policy.load_policy`).  If the file's decisions were made under
             another policy, they are recomputed on open (all writers of one ledger should
@@ -322,10 +351,15 @@ class Ledger:
             holds the write lock, before giving up with :class:`LedgerError`.
         synchronous: SQLite ``synchronous`` level, ``"NORMAL"`` (survives a killed
             process) or ``"FULL"`` (also survives power loss; slower).
+        create: ``True`` (default, for writers) creates the file when it does not exist;
+            ``False`` (for readers: :func:`is_suppressed`, ``suppressions list/export/
+            check``) raises :class:`LedgerError` instead and creates nothing, so that a
+            mistyped path is an error, not an empty ledger that calls every address
+            mailable.
 
     Raises:
         LedgerError: the file cannot be opened or is not a ledger, or its schema is newer
-            than this version of dsnparse knows.
+            than this version of dsnparse knows, or (``create=False``) it does not exist.
         RuleError: the default policy is invalid (only when ``policy`` is ``None``).
 
     A ``Ledger`` is a context manager (closes on exit).  Use one per thread.
@@ -333,16 +367,25 @@ class Ledger:
 
     def __init__(self, path: Union[str, os.PathLike, None] = None, *,
                  policy: Optional[Policy] = None, timeout: float = 30.0,
-                 synchronous: str = "NORMAL"):
+                 synchronous: str = "NORMAL", create: bool = True):
         self.policy = policy if policy is not None else load_policy()
         self.path = Path(path).expanduser() if path is not None else default_db_path(self.policy)
         self.timeout = float(timeout)
         if synchronous.upper() not in ("NORMAL", "FULL", "EXTRA"):
             raise ValueError(f"synchronous must be NORMAL, FULL or EXTRA, not {synchronous!r}")
+        memory = str(self.path) == ":memory:"
+        if not create and not memory and not self.path.is_file():
+            raise LedgerError(f"no ledger at {self.path} (record bounces first with "
+                              f"`dsnparse parse … --db {self.path}`)")
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._conn = sqlite3.connect(str(self.path), timeout=min(self.timeout, 5.0),
-                                         isolation_level=None)
+            if create:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                target, uri = str(self.path), False
+            else:  # mode=rw: SQLite itself refuses to create the file
+                target, uri = ("file::memory:" if memory else
+                               f"{self.path.resolve().as_uri()}?mode=rw"), True
+            self._conn = sqlite3.connect(target, timeout=min(self.timeout, 5.0),
+                                         isolation_level=None, uri=uri)
         except (OSError, sqlite3.Error) as exc:
             raise LedgerError(f"{self.path}: cannot open ledger: {exc}") from exc
         try:
@@ -584,9 +627,15 @@ class Ledger:
     def _row(self, rec: Mapping[str, Any], mkey: str, when: Optional[float],
              campaign: Optional[str], orig_mid: Optional[str]) -> Optional[dict]:
         kind = _event_kind(rec.get("kind"), rec.get("action"))
-        addr = normalize_address(rec.get("final_recipient") or rec.get("original_recipient"))
+        given = rec.get("final_recipient") or rec.get("original_recipient")
+        addr = normalize_address(given)
         if kind is None or addr is None:
             return None
+        note = None
+        if str(given).lstrip(" <").startswith("@"):   # a source route: kept on the event
+            route = split_route(str(given))[0]
+            if route:
+                note = f"source route {route}"
         return {
             "event_key": event_key(mkey, addr), "address": addr,
             "at": when if when is not None else time.time(), "kind": kind,
@@ -595,7 +644,7 @@ class Ledger:
             "reason": rec.get("reason"), "feedback_type": rec.get("feedback_type"),
             "reporting_mta": rec.get("reporting_mta"),
             "message_id": _clean_mid(rec.get("message_id")), "source": rec.get("source"),
-            "original_message_id": _clean_mid(orig_mid), "campaign": campaign, "note": None,
+            "original_message_id": _clean_mid(orig_mid), "campaign": campaign, "note": note,
             "recorded_at": None, "fault": rec.get("fault"),
             "diagnostic_code": rec.get("diagnostic_code"), "remote_mta": rec.get("remote_mta"),
         }
@@ -726,8 +775,12 @@ class Ledger:
         """
         return self.status(address).suppressed
 
-    def check(self, addresses: Iterable[str]) -> list[Decision]:
+    def check(self, addresses: Union[str, Iterable[str]]) -> list[Decision]:
         """Return one :class:`~dsnparse.policy.Decision` per address, in the given order.
+
+        Args:
+            addresses: one address (``str``: a list of one decision is returned) or an
+                iterable of addresses.
 
         The ``address`` of each decision is the normalised form (or the input, stripped,
         when it is not an address).
@@ -735,7 +788,7 @@ class Ledger:
         Raises:
             LedgerError: the database cannot be read.
         """
-        given = list(addresses)
+        given = [addresses] if isinstance(addresses, str) else list(addresses)
         norm = [normalize_address(a) for a in given]
         found: dict[str, Decision] = {}
         keys = sorted({n for n in norm if n})
@@ -807,7 +860,7 @@ class Ledger:
 
     # -- operator -----------------------------------------------------------------------
 
-    def remove(self, addresses: Iterable[str], *, note: Optional[str] = None,
+    def remove(self, addresses: Union[str, Iterable[str]], *, note: Optional[str] = None,
                at: Timestamp = None) -> list[Decision]:
         """Lift suppressions: an operator's override, recorded as a ``removed`` event.
 
@@ -815,7 +868,8 @@ class Ledger:
         zero); later bounces count as usual.  Addresses not suppressed get the event too.
 
         Args:
-            addresses: addresses (``str``) to make mailable again.
+            addresses: one address (``str``) or an iterable of addresses to make mailable
+                again.
             note: why (``str``), stored on the event.
             at: time of the removal (default now).
 
@@ -827,7 +881,7 @@ class Ledger:
             LedgerError: the database cannot be written.
         """
         addrs = []
-        for a in addresses:
+        for a in [addresses] if isinstance(addresses, str) else addresses:
             n = normalize_address(a)
             if n is None:
                 raise ValueError(f"not an address: {a!r}")
@@ -860,7 +914,9 @@ class Ledger:
 
         Columns :data:`EXPORT_FIELDS`: ``email``, ``reason``, ``basis`` (hard, soft,
         complaint), ``since`` (ISO 8601 UTC), ``code``, ``status``, ``tags`` (``;``-separated in
-        CSV, a list in JSON Lines).
+        CSV, a list in JSON Lines).  CSV cells are made spreadsheet-safe
+        (:func:`dsnparse.output.csv_cell`: a leading ``=``, ``+``, ``-``, ``@``, tab or CR gets
+        a ``'``).
 
         Args:
             stream: a text stream.
@@ -876,7 +932,7 @@ class Ledger:
         """
         if format not in ("csv", "jsonl"):
             raise ValueError(f"unknown export format {format!r} (expected csv or jsonl)")
-        w = csv.writer(stream, lineterminator="\n") if format == "csv" else None
+        w = SafeCsvWriter(stream) if format == "csv" else None
         if w:
             w.writerow(EXPORT_FIELDS)
         n = 0
@@ -884,7 +940,7 @@ class Ledger:
             row = (d.address, d.reason, d.basis, iso(d.since), d.code, d.status,
                    ";".join(d.tags))
             if w:
-                w.writerow(["" if v is None else v for v in row])
+                w.writerow(row)
             else:
                 obj = dict(zip(EXPORT_FIELDS, row))
                 obj["tags"] = list(d.tags)
@@ -896,10 +952,11 @@ class Ledger:
 def is_suppressed(address: str, db: Union[str, os.PathLike, None] = None) -> bool:
     """Shortcut: open the ledger ``db`` (default :func:`default_db_path`), ask, close.
 
-    A pipeline sending many messages should keep one :class:`Ledger` open instead.
+    A pipeline sending many messages should keep one :class:`Ledger` open instead.  Nothing
+    is created: a ledger that does not exist is an error, not "mailable".
 
     Raises:
-        LedgerError: the ledger cannot be opened or read.
+        LedgerError: the ledger does not exist, or cannot be opened or read.
     """
-    with Ledger(db) as led:
+    with Ledger(db, create=False) as led:
         return led.is_suppressed(address)

@@ -19,7 +19,6 @@ The ledger file is ``--db``, else ``$DSNPARSE_DB``, else the policy's ``ledger.p
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import os
 import sys
@@ -28,22 +27,26 @@ from typing import TYPE_CHECKING, Any, Callable
 
 from .cli import add_db_arguments  # noqa: F401 - re-exported (parse, imap, suppressions)
 from .errors import DsnparseError
+from .output import SafeCsvWriter, format_for_path
 if TYPE_CHECKING:  # the ledger (sqlite3, uuid…) is imported only when a command needs it
     from .ledger import Ledger
 from .policy import Decision, iso, load_policy
 
 
-def open_ledger(args: argparse.Namespace) -> Ledger:
+def open_ledger(args: argparse.Namespace, *, create: bool = True) -> Ledger:
     """Open the :class:`~dsnparse.ledger.Ledger` named by ``args.db`` / ``args.policy``.
 
+    ``create=False`` (read-only commands): a ledger file that does not exist raises
+    instead of being created.
+
     Raises:
-        LedgerError: the ledger cannot be opened.
+        LedgerError: the ledger cannot be opened (or does not exist and ``create`` is false).
         RuleError: the policy file is invalid.
     """
     from .ledger import Ledger
 
     policy = load_policy(getattr(args, "policy", None))
-    return Ledger(getattr(args, "db", None), policy=policy)
+    return Ledger(getattr(args, "db", None), policy=policy, create=create)
 
 
 def register(subparsers: Any) -> None:
@@ -75,7 +78,8 @@ def register(subparsers: Any) -> None:
                        description="Export every suppressed address, one per row "
                                    "(columns email, reason, basis, since, code, status, "
                                    "tags).")
-    p.add_argument("--format", choices=("csv", "jsonl"), default="csv")
+    p.add_argument("--format", choices=("csv", "jsonl"), default=None,
+                   help="default: jsonl for an -o file ending .jsonl/.json/.ndjson, else csv")
     p.add_argument("--tag", help="only suppressions with this tag")
     p.add_argument("-o", "--output", metavar="FILE",
                    help="write to FILE (replaced atomically) instead of standard output")
@@ -106,15 +110,7 @@ def _run(args: argparse.Namespace, body: Callable[[Ledger], int], *, read_only: 
     ledger file that does not exist is an error (exit 2), not an empty ledger that would
     call every address mailable; ``remove`` may create it."""
     try:
-        if read_only:
-            from .ledger import default_db_path
-
-            path = getattr(args, "db", None) or default_db_path(load_policy(getattr(args, "policy", None)))
-            if str(path) != ":memory:" and not os.path.exists(path):
-                print(f"dsnparse: error: no ledger at {path} (record bounces first with "
-                      f"`dsnparse parse … --db {path}`)", file=sys.stderr)
-                return 2
-        with open_ledger(args) as led:
+        with open_ledger(args, create=not read_only) as led:
             return body(led)
     except BrokenPipeError:  # the reader went away (e.g. `| head`): stop quietly
         devnull = os.open(os.devnull, os.O_WRONLY)
@@ -155,7 +151,7 @@ def cmd_list(args: argparse.Namespace) -> int:
             out.write(f"{'SINCE':<21} {'ADDRESS':<36} {'BASIS':<9} {'REASON':<22} "
                       f"{'CODE':<4} TAGS\n")
         elif fmt == "csv":
-            w = csv.writer(out, lineterminator="\n")
+            w = SafeCsvWriter(out)
             w.writerow(("address", "since", "basis", "reason", "code", "status", "tags",
                         "soft_count", "bounces"))
         for d in led.suppressions(tag=args.tag, limit=args.limit):
@@ -193,15 +189,18 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 def cmd_export(args: argparse.Namespace) -> int:
     """``suppressions export``: every suppressed address for a mailing tool."""
+    fmt = args.format or ("jsonl" if args.output and format_for_path(args.output) == "jsonl"
+                          else "csv")
+
     def body(led: Ledger) -> int:
         if not args.output:
-            led.export(sys.stdout, args.format, tag=args.tag)
+            led.export(sys.stdout, fmt, tag=args.tag)
             return 0
         target = os.path.abspath(args.output)
         fd, tmp = tempfile.mkstemp(prefix=".export-", dir=os.path.dirname(target))
         try:
             with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
-                n = led.export(f, args.format, tag=args.tag)
+                n = led.export(f, fmt, tag=args.tag)
                 f.flush()
                 os.fsync(f.fileno())
             os.replace(tmp, target)

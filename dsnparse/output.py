@@ -5,6 +5,11 @@ A record is a ``dict`` as made by :meth:`dsnparse.model.Report.records`; its key
 and dropped from CSV/table).  Every writer has ``write(records)``, ``flush(durable=False)``
 and ``close()``.  ``flush(durable=True)`` also ``fsync``s a real file, so that a caller can
 mark a message processed only once its record is on disk.
+
+CSV safety (OWASP "CSV injection"): every CSV cell dsnparse writes goes through
+:func:`csv_cell`, so no cell starts with ``=``, ``+``, ``-``, ``@``, a tab or a carriage
+return, which a spreadsheet would run as a formula; such a cell gets a leading ``'``.  Every
+CSV writer of the project uses :class:`SafeCsvWriter` (or :class:`CsvWriter` built on it).
 """
 from __future__ import annotations
 
@@ -16,6 +21,79 @@ from typing import IO, Iterable, Optional, Sequence
 from .model import RECORD_FIELDS
 
 FORMATS = ("jsonl", "csv", "table")
+
+#: Output format implied by an output file's extension (``-o FILE`` without ``-f``); any
+#: other extension keeps the default (JSON Lines).  ``.txt`` is the terminal table.
+EXTENSION_FORMATS = {".csv": "csv", ".jsonl": "jsonl", ".json": "jsonl", ".ndjson": "jsonl",
+                     ".txt": "table"}
+
+
+def format_for_path(path: "str | os.PathLike[str]") -> "str | None":
+    """Return the output format named by ``path``'s extension (:data:`EXTENSION_FORMATS`,
+    case-insensitive), or ``None`` when the extension names none (``str`` or ``None``)."""
+    return EXTENSION_FORMATS.get(os.path.splitext(os.fspath(path))[1].lower())
+
+
+#: First characters that make a spreadsheet read a cell as a formula or a command (OWASP,
+#: "CSV Injection"): ``=``, ``+``, ``-``, ``@``, tab and carriage return.
+CSV_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_cell(value: object) -> str:
+    """Return ``value`` as a CSV cell that no spreadsheet will run as a formula (``str``).
+
+    ``None`` is the empty cell; anything else is ``str(value)``.  A cell whose first
+    character is one of :data:`CSV_FORMULA_STARTS` gets a leading ``'`` (the OWASP advice:
+    spreadsheets show the rest as text), so ``-`` becomes ``'-``, ``-1`` becomes ``'-1``
+    and ``=HYPERLINK(…)`` becomes ``'=HYPERLINK(…)``.  Applied to every cell, whatever its
+    column: a status, a number or an address is no exception.  A NUL character (from a
+    hostile bounce; Python 3.10's ``csv`` cannot write it and spreadsheets cut the cell
+    there) is written as U+FFFD.  Never raises.
+    """
+    if value is None:
+        return ""
+    s = value if isinstance(value, str) else str(value)
+    if "\x00" in s:
+        s = s.replace("\x00", "\ufffd")
+    if s[:1] in CSV_FORMULA_STARTS:
+        return "'" + s
+    return s
+
+
+class SafeCsvWriter:
+    """An RFC 4180 ``csv.writer`` (``\\n`` line ends) whose every cell goes through
+    :func:`csv_cell`.  The one CSV writer of dsnparse: use it for any new CSV output.
+
+    Args:
+        stream: a text stream opened with ``newline=""``.
+    """
+
+    #: Whether this Python's ``csv`` quotes a cell holding a CR when the line terminator is
+    #: ``\\n`` (3.11 and later do; 3.10 wrote it bare, which splits the row for a reader).
+    _quotes_cr: "bool | None" = None
+
+    def __init__(self, stream: IO[str]):
+        import csv
+
+        self._w = csv.writer(stream, lineterminator="\n")
+        if SafeCsvWriter._quotes_cr is None:
+            import io
+
+            probe = io.StringIO()
+            csv.writer(probe, lineterminator="\n").writerow(["a\rb"])
+            SafeCsvWriter._quotes_cr = probe.getvalue().startswith('"')
+        self._all = (None if SafeCsvWriter._quotes_cr else
+                     csv.writer(stream, lineterminator="\n", quoting=csv.QUOTE_ALL))
+
+    def writerow(self, cells: Iterable[object]) -> None:
+        """Write one row; each cell is passed through :func:`csv_cell`.  A row with a CR in
+        a cell is written with every cell quoted where the ``csv`` module would not quote
+        it (Python 3.10), so that it stays one row."""
+        row = [csv_cell(c) for c in cells]
+        if self._all is not None and any("\r" in c for c in row):
+            self._all.writerow(row)
+        else:
+            self._w.writerow(row)
 
 
 class _Writer:
@@ -48,20 +126,22 @@ class JsonlWriter(_Writer):
 
 class CsvWriter(_Writer):
     """RFC 4180 CSV with a header row of ``fields`` (default :data:`RECORD_FIELDS`; other
-    commands' tables, e.g. ``dsnparse senders``, pass their own); ``None`` is an empty cell."""
+    commands' tables, e.g. ``dsnparse senders``, pass their own); ``None`` is an empty cell;
+    every cell is made spreadsheet-safe by :func:`csv_cell`."""
 
     def __init__(self, stream, header: bool = True, fields: Sequence[str] = RECORD_FIELDS):
-        import csv
-
         super().__init__(stream)
-        self._w = csv.DictWriter(stream, fieldnames=list(fields), extrasaction="ignore",
-                                 lineterminator="\n")
+        self._w = SafeCsvWriter(stream)
+        self._fields = tuple(fields)
         if header:
-            self._w.writeheader()
+            self._w.writerow(self._fields)
 
     def write(self, records):
+        row = self._w.writerow
+        fields = self._fields
         for r in records:
-            self._w.writerow({k: ("" if v is None else v) for k, v in r.items()})
+            get = r.get
+            row([get(k) for k in fields])
 
 
 TABLE_COLUMNS = ("source", "kind", "final_recipient", "status", "code", "bounce_type", "fault",

@@ -31,8 +31,20 @@ its report)."""
 
 TREATMENTS = ("hard", "soft", "ignore")
 MATCH_KEYS = ("code", "status", "reason", "domain", "fault")
-_TOP_KEYS = {"version", "ledger", "hard", "soft", "complaint", "code_911", "delivered",
-             "fault", "overrides"}
+#: The keys each section of a policy file may hold; a key not listed (a typo such as
+#: ``soft: {cuont: 2}``) is an error naming the key and its section.  A new policy setting
+#: is added here as well as in :func:`_build`.
+SECTION_KEYS: dict[str, frozenset] = {
+    "ledger": frozenset({"path", "campaign_headers"}),
+    "hard": frozenset({"reason"}),
+    "soft": frozenset({"count", "min_span_hours", "reason"}),
+    "complaint": frozenset({"suppress", "reason"}),
+    "code_911": frozenset({"treat_as", "tag"}),
+    "delivered": frozenset({"resets_soft_count", "actions"}),
+}
+# (the ``fault`` section holds one mapping per fault, its keys :data:`_FAULT_KEYS`, checked
+# where it is read)
+_TOP_KEYS = {"version", "overrides", "fault", *SECTION_KEYS}
 _FAULT_KEYS = ("permanent", "transient", "tag")
 
 DEFAULT_FAULT_RULES: tuple[tuple[str, str, str, Optional[str]], ...] = (
@@ -418,6 +430,12 @@ def _build(d: dict, src: str) -> Policy:
         v = d.get(name) or {}
         if not isinstance(v, dict):
             raise RuleError(src, "must be a mapping", field=name)
+        unknown = set(v) - SECTION_KEYS[name]
+        if unknown:
+            key = sorted(map(str, unknown))[0]
+            raise RuleError(src, f"unknown key {key!r} in section {name!r} (known: "
+                                 f"{', '.join(sorted(SECTION_KEYS[name]))})",
+                            field=f"{name}.{key}")
         return v
 
     def num(sec: str, key: str, v: Any, lo: float) -> float:

@@ -13,8 +13,13 @@ Where samples are looked for (see ``rules/README.md``):
 Exit status of ``rules check``: 0 every pack is valid and every sample gives its expected
 result; 1 some sample does not; 2 a pack is broken or ``DIR`` does not exist.
 
-``explain`` parses one message with a trace and prints the packs tried (and why those that
+``explain`` parses a message with a trace and prints the packs tried (and why those that
 did not recognise it did not), the lines that matched, and how each verdict was reached.
+It takes what ``parse`` takes for one file: an .eml file, an mbox (every message is
+explained in turn), a source name ``MBOX#N`` or ``MAILDIR#KEY`` as ``parse`` prints it (that
+one message; a file whose name really contains ``#`` is taken as it is first), or ``-``
+(standard input, one message or, with ``--stdin-format mbox``, an mbox).  Exit status 0, or 1
+when some message could not be read (the others are still explained).
 """
 from __future__ import annotations
 
@@ -52,9 +57,15 @@ def register(subparsers) -> None:
 
     pe = subparsers.add_parser(
         "explain", help="show how one message was parsed (packs tried, rules matched)",
-        description="Parse one message and show which packs were tried, which recognised it, "
-                    "the lines that matched and how each verdict was reached.")
-    pe.add_argument("file", metavar="FILE", help="an .eml file, or - for standard input")
+        description="Parse one message (or each message of an mbox) and show which packs "
+                    "were tried, which recognised it, the lines that matched and how each "
+                    "verdict was reached.",
+        epilog="Exit status: 0 every message explained; 1 some input could not be read.")
+    pe.add_argument("file", metavar="FILE",
+                    help="an .eml file, an mbox (each message), MBOX#N or MAILDIR#KEY (one "
+                         "message, as 'parse' names it in 'source'), or - for standard input")
+    pe.add_argument("--stdin-format", choices=("message", "mbox"), default="message",
+                    help="what - (standard input) holds: one message (default) or an mbox")
     pe.add_argument("--rules", metavar="DIR", action="append", default=[],
                     help="extra rule-pack directory, tried before the shipped packs "
                          "(repeatable; also DSNPARSE_RULES)")
@@ -204,24 +215,53 @@ def cmd_check(args) -> int:
 # --------------------------------------------------------------------------- explain
 
 def cmd_explain(args) -> int:
+    """``dsnparse explain FILE``: every message FILE holds (see the module docstring)."""
+    import os
+
     from .cli import _options
-    from .engine import parse
+    from .errors import SourceError
     from .rules import load_packs
+    from .sources import iter_messages, resolve
 
     opts = _options(args)
-    try:
-        if args.file == "-":
-            if sys.stdin is None:  # started with standard input closed
-                raise OSError("standard input is closed")
-            data, source = sys.stdin.buffer.read(), "<stdin>"
-        else:
-            data, source = Path(args.file).read_bytes(), args.file
-    except (OSError, ValueError) as e:
-        print(f"dsnparse: {args.file}: {getattr(e, 'strerror', None) or e}", file=sys.stderr)
+    if args.file != "-" and os.path.isdir(args.file):
+        print(f"dsnparse: {args.file}: is a directory (explain takes one file; "
+              f"`dsnparse parse` takes directories)", file=sys.stderr)
         return EXIT_FAIL
     packs = load_packs(tuple(opts.rules))
+    status, shown = EXIT_OK, 0
+    try:
+        for source, data in iter_messages(args.file, opts, stdin_format=args.stdin_format):
+            data = resolve(data, opts.max_message_bytes)
+            if isinstance(data, SourceError):
+                print(f"dsnparse: {data}", file=sys.stderr)
+                status = EXIT_FAIL
+                continue
+            if shown:
+                print()
+            _explain_one(source, data, opts, packs)
+            shown += 1
+    except SourceError as e:
+        print(f"dsnparse: {e}", file=sys.stderr)
+        return EXIT_FAIL
+    except BrokenPipeError:  # the reader went away (e.g. `| head`): stop quietly
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    return status
+
+
+def _explain_one(source: str, data: bytes, opts, packs) -> None:
+    from .engine import parse
+
     trace: list = []
-    report = parse(data, opts, trace=trace)
+    try:
+        report = parse(data, opts, trace=trace)
+    except DsnparseError as e:
+        if isinstance(e, RuleError):
+            raise
+        print(f"message: {source}")
+        print(f"result:  not an email: {e}")
+        return
     print(f"message: {source}")
     if report.subject:
         print(f"subject: {report.subject}")
@@ -247,7 +287,6 @@ def cmd_explain(args) -> int:
             print(f"      diagnostic: {_short(v.diagnostic_code)}")
     for line in _defects(data):
         print(line)
-    return EXIT_OK
 
 
 def _defects(data: bytes) -> list:

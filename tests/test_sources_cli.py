@@ -97,7 +97,8 @@ def test_cli_stdin_and_csv():
     assert r.returncode == 0
     rows = list(csv.DictReader(io.StringIO(r.stdout.decode())))
     assert len(rows) == 1
-    assert (rows[0]["source"], rows[0]["code"], rows[0]["bounce_type"], rows[0]["status"]) == ("-", "511", "hard", "5.1.1")
+    # the source "-" (standard input) is written "'-": no CSV cell may start with "-" (OWASP)
+    assert (rows[0]["source"], rows[0]["code"], rows[0]["bounce_type"], rows[0]["status"]) == ("'-", "511", "hard", "5.1.1")
     assert rows[0]["original_recipient"] == "alice.nobody@receiver.example"
 
 
