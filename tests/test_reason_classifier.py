@@ -280,3 +280,38 @@ def test_no_valid_recipients_is_an_unknown_user():
            b"\r\n\r\n<5551234567@mms.example.net>: No valid recipients\r\n")
     v, = dsnparse.parse(msg).verdicts
     assert v.final_recipient == "5551234567@mms.example.net" and v.reason == "user_unknown"
+
+
+def test_command_scan_around_anchor_words_finds_what_a_full_scan_finds():
+    # the alternation runs only near its anchor words (reasons._ANCHORS): on texts built from
+    # every way a command is written, with filler between, both scans give the same matches
+    import random
+
+    from dsnparse import reasons
+
+    pieces = ["after initial connection", "in reply to the HELO command", "after EHLO",
+              ">>> LHLO x", "but my name was rejected", "refused to talk to me",
+              "SMTP greeting", "end of data", "after pipelined DATA", ">>> DATA",
+              "DATA command", "in response to DATA", "failed after I sent the message",
+              "failed on DATA", "SMTP:DATA", "[DATA]", "after sending the message",
+              "RCPT TO:<a@b.c>", ">>> RCPT To:<x@y.z>", "RCPT_TO", "SMTP:RCPT", "[RCPT]",
+              "does not like recipient", "in reply to RCPT TO", "most progress was RCPT",
+              "MAIL FROM:<s@t.u>", ">>> MAIL From:<>", "MAIL_FROM", "SMTP:MAIL",
+              "in reply to MAIL FROM", "but sender was rejected", "xRCPT TO", "metadata"]
+    filler = ["", " ", "\n", "550 5.1.1 user unknown ", "x" * 60, "\n\n  ", "(", "ä"]
+
+    def full(lower):
+        out = []
+        for m in reasons._COMMAND_SCAN.finditer(lower):
+            i = m.start()
+            if i and (lower[i - 1].isalnum() or lower[i - 1] == "_") and \
+                    (lower[i].isalnum() or lower[i] == "_"):
+                continue
+            out.append((i, m.end(), m.lastgroup))
+        return out
+
+    rnd = random.Random(3464)
+    for _ in range(2000):
+        text = "".join(rnd.choice(filler) + rnd.choice(pieces) for _ in range(rnd.randint(1, 8)))
+        lower = text.lower()
+        assert list(reasons._scan(lower)) == full(lower), text
