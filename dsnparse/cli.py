@@ -205,6 +205,33 @@ def _options(args) -> Options:
     return opts.replace(**changes) if changes else opts
 
 
+def _output_is_input(output: str, paths) -> Optional[str]:
+    """Why ``output`` (an existing file) may not be written: it is an input given (same
+    device and inode), or it lies inside a directory given (it would be walked as input);
+    ``None`` when it is neither.  ``-o`` opens its file for writing, which would truncate an
+    input before it is read."""
+    try:
+        out = os.stat(output)
+    except OSError:
+        return None  # not there yet: it cannot be an input
+    for p in paths or ():
+        if p == "-":
+            continue
+        base = p.split("#", 1)[0] if not os.path.exists(p) else p
+        try:
+            st = os.stat(base)
+        except OSError:
+            continue
+        if (st.st_dev, st.st_ino) == (out.st_dev, out.st_ino):
+            return f"is the input {p}: opening it for writing would destroy it before it is read"
+        if os.path.isdir(base):
+            parent = os.path.abspath(os.path.dirname(os.path.abspath(output)))
+            if (parent + os.sep).startswith(os.path.abspath(base) + os.sep):
+                return (f"is inside the input directory {p}: it would be read as input "
+                        f"(write it elsewhere)")
+    return None
+
+
 def cmd_parse(args) -> int:
     """Parse every PATH; with ``--jobs N`` the workers parse and render the records (see
     :func:`dsnparse.parallel.process`); this process splits the input, writes the text in
@@ -221,6 +248,10 @@ def cmd_parse(args) -> int:
         return EXIT_USAGE
     progress = _Progress() if not args.quiet and sys.stderr.isatty() else None
     load_packs(tuple(opts.rules))  # broken rules, like a bad --db, are found before -o truncates
+    clash = _output_is_input(args.output, args.paths) if args.output else None
+    if clash:
+        print(f"dsnparse: error: the output {args.output} {clash}", file=sys.stderr)
+        return EXIT_USAGE
     ledger = None
     if getattr(args, "db", None) is not None:
         from .ledger_cli import open_ledger
@@ -294,10 +325,24 @@ def cmd_eval(args) -> int:
 
     opts = _options(args)
     if args.leave_out:
+        from .rules import load_packs
+
+        known = {f for p in load_packs(tuple(opts.rules)) for f in p.written_from}
+        unknown = sorted(set(args.leave_out) - known)
+        if unknown:  # a typo would silently leave nothing out
+            print(f"dsnparse: error: --leave-out {unknown[0]}: no pack was written from that "
+                  f"family (the families packs name: {', '.join(sorted(known))})",
+                  file=sys.stderr)
+            return EXIT_USAGE
         opts = opts.replace(leave_out=frozenset(args.leave_out))
     run = leave_one_out if args.leave_one_out else evaluate
     for path in args.expectations:
         result = run(path, opts, only_dsn=args.only_dsn, families=args.family or None)
+        missing = sorted(set(args.family) - set(result))
+        if missing:
+            print(f"dsnparse: error: --family {missing[0]}: no email of {path} is of that "
+                  f"family", file=sys.stderr)
+            return EXIT_USAGE
         if args.json:
             print(json.dumps({k: v.rates() | {"emails": v.emails} for k, v in result.items()}))
             continue

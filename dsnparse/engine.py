@@ -259,9 +259,16 @@ def _decide(msg, st, ctx, ds, packs, trace) -> Report:
         ctx.note("message disposition notification (RFC 8098): not a bounce")
         return Report(kind="not_bounce", format="rfc8098", **base)
     why_not = [] if trace is not None else None
+    person = None  # a person's reply or forward (asked once, before the first generic pack)
     for pack in _candidates(ctx, packs):
         if not pack.detects:
             continue
+        if pack.kind == "bounce" and not rules.is_vendor_pack(pack):
+            if person is None:
+                person = _from_a_person(ctx)
+            if person:
+                ctx.note(f"pack {pack.id}: not tried ({person})")
+                continue
         budget.check("detection (pack %s)", pack.id)
         why = rules.detect(pack, ctx.header, ctx.text, ctx.timeout, why_not, ctx.folded, ctx.memo)
         if not why:
@@ -284,6 +291,28 @@ def _decide(msg, st, ctx, ds, packs, trace) -> Report:
         ctx.note(f"pack {pack.id}: no recipient found; trying the next pack")
     ctx.note("no pack recognised the message: not a bounce")
     return Report(kind="not_bounce", **base)
+
+
+# A reply or forward prefix of a subject, as mail clients write them (English "Re:", "Fwd:",
+# "FW:"; German "AW:", "WG:"; French "TR:"; Spanish/Portuguese "RV:", "RES:", "ENC:";
+# Scandinavian "SV:", "VS:"; Dutch "Antw:", "Doorst:"; Italian "Rif:"; Polish "Odp:"; and
+# the Chinese, Japanese, Korean and Russian forms), with an optional "[2]" count.
+_PERSON_SUBJECT = re.compile(
+    r"^\s*(?:re|fwd?|fw|aw|wg|tr|rv|sv|vs|odp|antw|doorst|rif|enc|res|回复|答复|转发|回覆|"
+    r"轉寄|返信|転送|답장|전달|ответ|пересл)\s*(?:\[\d+\])?\s*[:：]", re.I)
+
+
+def _from_a_person(ctx) -> str:
+    """Why the message is a person's reply or forward rather than a mail system's notice
+    (``""`` when it is not): its Subject starts with a reply or forward prefix and its
+    headers show no sign of a mail system (:func:`system_sender`).  Such a message quoting
+    a bounce ("> 550 5.1.1 <anna@…>: User unknown") is not a bounce of the quoted address:
+    the generic packs, which read any layout, are not tried on it (a vendor pack, which
+    knows its own notices, still is)."""
+    subject = ctx.header("subject")
+    if not _PERSON_SUBJECT.match(subject[:200]) or system_sender(ctx):
+        return ""
+    return f"a person's reply or forward: Subject {subject[:60]!r}, no mail-system header"
 
 
 _SYSTEM_NAME = re.compile(

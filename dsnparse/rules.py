@@ -1492,7 +1492,8 @@ def labelled_reply(text: str) -> Optional[str]:
     return (m.group("a") or m.group("b") or m.group("c")) if m else None
 
 
-_SYSTEM_LOCAL = ("postmaster", "mailer-daemon", "mailer_daemon", "mailerdaemon")
+_SYSTEM_LOCAL = ("postmaster", "post_master", "post-master", "mailer-daemon", "mailer_daemon",
+                 "mailerdaemon")
 
 
 _PLAIN_ADDR = re.compile(r"(?<![^\s<>,;:\"()])[^\s<>,;:\"()@]+@[^\s<>,;:\"()@]+")

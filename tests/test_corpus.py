@@ -96,3 +96,14 @@ def test_leave_one_out_measures_each_family_without_its_packs():
     plain = evaluate(exp, families=["lhost-amavis"])["lhost-amavis"]
     assert loo["lhost-amavis"].rates() == plain.rates()
     assert loo["TOTAL"].emails == loo["lhost-postfix"].emails + plain.emails
+
+
+def test_eval_refuses_a_family_that_names_nothing(capsys):
+    # a typo in --leave-out or --family would otherwise measure something else, silently
+    from dsnparse.cli import main
+
+    exp = str(need(SISIMAI) / "expectations.jsonl")
+    assert main(["eval", "--leave-out", "lhost-postfx", exp]) == 2
+    assert "no pack was written from that family" in capsys.readouterr().err
+    assert main(["eval", "--family", "lhost-nosuch", exp]) == 2
+    assert "no email" in capsys.readouterr().err

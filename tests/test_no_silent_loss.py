@@ -433,3 +433,29 @@ def test_imap_output_format_follows_the_extension():
     assert imap_cli.settings(parser.parse_args(base + ["-o", "v.txt"]))["format"] == "jsonl"
     assert imap_cli.settings(parser.parse_args(
         base + ["-o", "v.csv", "--format", "jsonl"]))["format"] == "jsonl"
+
+
+def test_output_that_is_an_input_is_refused_and_the_input_kept(tmp_path):
+    # `-o` truncates its file: given the input itself it destroyed the bounce before reading
+    import shutil
+    import subprocess
+    import sys
+
+    from conftest import SAMPLES
+
+    src = sorted((SAMPLES / "rfc3464").glob("*.eml"))[0]
+    box = tmp_path / "box.eml"
+    shutil.copy(src, box)
+    before = box.read_bytes()
+    run = subprocess.run([sys.executable, "-m", "dsnparse", "parse", str(box), "-o", str(box)],
+                         capture_output=True, text=True)
+    assert run.returncode == 2 and "is the input" in run.stderr
+    assert box.read_bytes() == before
+    out = tmp_path / "out.jsonl"
+    out.write_text("")
+    run = subprocess.run([sys.executable, "-m", "dsnparse", "parse", str(tmp_path), "-o", str(out)],
+                         capture_output=True, text=True)
+    assert run.returncode == 2 and "inside the input directory" in run.stderr
+    run = subprocess.run([sys.executable, "-m", "dsnparse", "parse", str(box), "-o", str(out)],
+                         capture_output=True, text=True)
+    assert run.returncode == 0 and out.read_text().count("\n") >= 1
