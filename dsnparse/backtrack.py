@@ -60,6 +60,25 @@ class _Unbounded(Exception):
     pass
 
 
+def top_level_bars(source: str) -> tuple:
+    """``(bars, depth)``: the indices of the ``|`` of a pattern source that are outside any
+    group and character class (its top-level alternation), and the group depth at its end
+    (0 when its parentheses balance).
+
+    Raises:
+        ValueError: an unterminated character class (see :func:`syntax_chars`).
+    """
+    bars, depth = [], 0
+    for i, c in syntax_chars(source):
+        if c == "(":
+            depth += 1
+        elif c == ")":
+            depth -= 1
+        elif c == "|" and depth == 0:
+            bars.append(i)
+    return bars, depth
+
+
 def syntax_chars(source: str):
     """``(index, character)`` of the characters of a pattern source that are syntax: neither
     escaped (``\\|``) nor inside a character class (a class runs to the first ``]`` that is

@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any, Iterable, Optional
 
 from . import budget as _budget
-from .backtrack import syntax_chars, untimed_length
+from .backtrack import top_level_bars, untimed_length
 from .errors import RuleError
 from . import vocabulary
 from .resources import rules_dir
@@ -434,19 +434,12 @@ def split_branches(source: str) -> Optional[tuple]:
     if "(?P" in source or "[:" in source or re.search(r"\\[1-9gk]", source) \
             or _INLINE_FLAGS.search(source):
         return None
-    parts, depth, start = [], 0, 0
     try:
-        for i, c in syntax_chars(source):
-            if c == "(":
-                depth += 1
-            elif c == ")":
-                depth -= 1
-            elif c == "|" and depth == 0:
-                parts.append(source[start:i])
-                start = i + 1
+        bars, depth = top_level_bars(source)
     except ValueError:  # an unterminated class
         return None
-    parts.append(source[start:])
+    starts = [0] + [b + 1 for b in bars]
+    parts = [source[a:b] for a, b in zip(starts, bars + [len(source)])]
     if not _MIN_BRANCHES <= len(parts) < _BRANCHES - 1 or depth != 0:
         return None
     branches = tuple((p, required_literals(p)) for p in parts)

@@ -237,22 +237,14 @@ def _top_level_branches(source: str) -> set:
     """``(start, end)`` of the top-level branches of a pattern (split at ``|`` outside any
     group or class): a placeholder that is a whole branch expands without a group, so the
     loader can split the alternation into its phrases (``rules.split_branches``)."""
-    from .backtrack import syntax_chars
+    from .backtrack import top_level_bars
 
-    bounds, depth, start = set(), 0, 0
     try:
-        for i, c in syntax_chars(source):
-            if c == "(":
-                depth += 1
-            elif c == ")":
-                depth -= 1
-            elif c == "|" and depth == 0:
-                bounds.add((start, i))
-                start = i + 1
+        bars, _ = top_level_bars(source)
     except ValueError:  # an unterminated class: the pattern will not compile anyway
         return set()
-    bounds.add((start, len(source)))
-    return bounds
+    starts = [0] + [b + 1 for b in bars]
+    return set(zip(starts, bars + [len(source)]))
 
 
 def _dedupe(pairs) -> list:
