@@ -97,6 +97,7 @@ _WS = re.compile(r"\r?\n[ \t]+|\r[ \t]+")
 # longer than this (no real header is this long) are kept undecoded all the same.
 MAX_DECODED_HEADER = 64 * 1024
 _SURROGATE = re.compile("[\udc80-\udcff]")
+_OTHER_SURROGATE = re.compile("[\ud800-\udc7f\udd00-\udfff]")
 
 
 def fix_8bit(text: str) -> str:
@@ -104,11 +105,17 @@ def fix_8bit(text: str) -> str:
 
     RFC 6532 allows UTF-8 in header fields (and RFC 6533 in global delivery-status fields);
     the stdlib bytes parser with compat32 keeps such octets as ``\\udcXX`` escapes.  They are
-    decoded as UTF-8 (invalid sequences become U+FFFD).
+    decoded as UTF-8 (invalid sequences become U+FFFD).  Any other lone surrogate (a
+    decoder such as UTF-7 can leave one in text it decoded) is not an octet and cannot be
+    encoded: it becomes U+FFFD.  Never raises.
     """
     if text.isascii() or not _SURROGATE.search(text):
         return text
-    return text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+    try:
+        return text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+    except UnicodeEncodeError:
+        text = _OTHER_SURROGATE.sub("\ufffd", text)
+        return text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
 
 
 def unfold(value) -> str:

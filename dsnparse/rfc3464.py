@@ -227,7 +227,7 @@ def _decode_cte(raw: str, cte: str, hints) -> str:
 
     try:
         data = base64.b64decode(raw.encode("ascii", "ignore")) if cte == "base64" \
-            else quopri.decodestring(raw.encode("utf-8", "surrogateescape"))
+            else quopri.decodestring(_octets(raw))
     except (ValueError, TypeError):
         return raw
     if data.isascii() and b"\x1b" not in data:

@@ -101,3 +101,14 @@ def test_a_notice_is_read_whatever_its_label(encoding, content_type):
     assert r.kind == "bounce" and r.subject == "Письмо не доставлено"
     assert [(v.final_recipient, v.reason, v.status) for v in r.verdicts] == \
         [("ivan.petrov@example.ru", "mailbox_full", "5.2.2")]
+
+
+def test_a_lone_surrogate_beside_escaped_octets_is_replaced_not_raised():
+    # found by benchmarks/fuzz.py (1,000,000 cases): a decoder (UTF-7 "+2HU-") can leave a
+    # lone surrogate that is no escaped octet beside octets the bytes parser escaped; the
+    # re-decoding of the octets raised UnicodeEncodeError and the message was lost
+    from dsnparse.load import fix_8bit, unfold
+
+    assert b"+2HU-".decode("utf-7") == "\ud875"
+    assert fix_8bit("a\udcc3\udca9b\ud875c") == "a\u00e9b\ufffdc"
+    assert unfold("550 5.1.1\n \udcc3\udca9 \ud875") == "550 5.1.1 \u00e9 \ufffd"
