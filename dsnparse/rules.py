@@ -490,13 +490,21 @@ def required_literal_groups(source: str) -> list:
             if min(len(n) for n in g) >= _MIN_NEEDLE]
 
 
+def _caseless_mark(ch: str) -> bool:
+    """A combining mark (categories Mn, Mc) of a script without case, such as a Devanagari
+    vowel sign or virama: part of the word, the same under any case folding."""
+    import unicodedata
+
+    return unicodedata.category(ch) in ("Mn", "Mc")
+
+
 def _fold_safe(ch: str) -> bool:
-    """A non-ASCII literal usable as a needle: a letter without case (CJK, kana, …), or a
-    Cyrillic letter.  For these, the characters a case-insensitive pattern matches are exactly
+    """A non-ASCII literal usable as a needle: a letter without case (CJK, kana, …) or a
+    combining mark of such a word (:func:`_caseless_mark`), or a Cyrillic letter.  For these, the characters a case-insensitive pattern matches are exactly
     those whose ``casefold()`` equals the literal's (no full case folding into several
     characters, as for "ß")."""
     if ch.lower() == ch.upper():
-        return ch.casefold() == ch and ch.isalpha()
+        return ch.casefold() == ch and (ch.isalpha() or _caseless_mark(ch))
     return "\u0400" <= ch <= "\u04ff" and len(ch.casefold()) == 1
 
 
