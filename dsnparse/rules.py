@@ -1412,7 +1412,7 @@ def _first_match(pattern: Pattern, text: str, timeout: float):
 
 
 def extract(pack: Pack, text: str, header, timeout: float, exclude=None,
-            folded: Optional[str] = None, complete=None) -> list:
+            folded: Optional[str] = None, complete=None, addressed=None) -> list:
     """Apply the pack's recipient rules; return ``[(rule_id, fields dict)]`` in text order.
 
     ``fields`` has ``recipient`` and any of ``reply_code``, ``status``, ``diagnostic``,
@@ -1422,7 +1422,9 @@ def extract(pack: Pack, text: str, header, timeout: float, exclude=None,
     ``folded``: the case-folded text ``text`` was cut from, when the caller has it (rules
     whose required literals are absent from it are not run).  ``complete``: a function from
     a local part (a recipient match without ``@`` or ``recipient_domain``) to the address it
-    stands for, or ``None``; without it such a match is skipped.
+    stands for, or ``None``; without it such a match is skipped.  ``addressed``: a function
+    telling whether the returned original was addressed to a mail-system mailbox
+    (``postmaster@…``): such an address is then the failed recipient, not skipped.
     """
     found: dict = {}
     order = []
@@ -1445,7 +1447,9 @@ def extract(pack: Pack, text: str, header, timeout: float, exclude=None,
             elif raw and "@" not in raw and complete is not None:
                 raw = complete(raw.strip(" \t<>\"'()[],;:."))  # a local part only
             addr = clean_address(raw)
-            if not addr or exclude is not None and (addr.lower() in exclude or is_system_address(addr)):
+            if not addr or exclude is not None and (
+                    addr.lower() in exclude
+                    or is_system_address(addr) and not (addressed and addressed(addr))):
                 continue
             diag = (gd.get("diagnostic") or "").strip()
             more = _continue(src, m.end(), rule.continuation, rule.pattern, timeout)
