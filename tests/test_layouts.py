@@ -239,6 +239,12 @@ def test_a_system_mailbox_the_original_was_sent_to_is_the_recipient():
     assert "postmaster@example.com" not in [v.final_recipient for v in _parse(_bounce(body)).verdicts]
 
 
+def test_never_a_help_address_named_in_an_instruction():
+    body = ("Your message to <ann@example.com> could not be delivered: 550 5.1.1 user unknown\n\n"
+            "If you have questions, please write to <helpdesk@example.net>.\n")
+    assert [v.final_recipient for v in _parse(_bounce(body)).verdicts] == ["ann@example.com"]
+
+
 def test_never_the_returned_originals_headers():
     # the report names nobody; the returned original holds address-colon and Received lines
     body = ("An error has occurred while attempting to deliver a message for\n"
