@@ -246,6 +246,11 @@ def cmd_parse(args) -> int:
     if jobs < 1:
         print("dsnparse: error: --jobs must be at least 1", file=sys.stderr)
         return EXIT_USAGE
+    if getattr(args, "policy", None) is not None and getattr(args, "db", None) is None:
+        # the policy decides suppressions in the ledger; without one it would be ignored
+        print("dsnparse: error: --policy needs --db (the policy decides what the ledger "
+              "suppresses; parse alone records nothing)", file=sys.stderr)
+        return EXIT_USAGE
     progress = _Progress() if not args.quiet and sys.stderr.isatty() else None
     load_packs(tuple(opts.rules))  # broken rules, like a bad --db, are found before -o truncates
     clash = _output_is_input(args.output, args.paths) if args.output else None
