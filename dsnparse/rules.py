@@ -850,15 +850,7 @@ def _load_listing(listing) -> tuple:
 _CACHE_VERSION = 16  # bump when Pack or Pattern change shape
 
 
-def cache_dir() -> Optional[Path]:
-    """Where the pack cache lives, or ``None`` when caching is off."""
-    if os.environ.get("DSNPARSE_CACHE", "1") in ("0", "no", "off", "false"):
-        return None
-    d = os.environ.get("DSNPARSE_CACHE_DIR")
-    if d:
-        return Path(d)
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "dsnparse"
+from .cachefile import cache_dir  # noqa: E402 - re-exported: where the caches live
 
 
 def _cache_key(listing) -> tuple:
