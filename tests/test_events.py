@@ -75,7 +75,8 @@ def test_ses_ids_times_and_mtas():
     inner = json.loads(raw["Message"])
     assert r.event_id == raw["MessageId"]          # the SNS MessageId: stable on redelivery
     assert r.event_type == "Bounce"
-    assert r.date == inner["bounce"]["timestamp"]
+    from dsnparse.ledger import to_epoch
+    assert to_epoch(r.date) == to_epoch(inner["bounce"]["timestamp"]) == 1796032801.0
     assert r.original_message_id == inner["mail"]["messageId"]
     assert v.reporting_mta == "a8-70.smtp-out.amazonses.com"   # "dsn; " type removed
     assert v.remote_mta == "203.0.113.25"

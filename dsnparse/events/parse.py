@@ -103,12 +103,23 @@ def _iso(v: Any) -> Optional[str]:
     if isinstance(v, str):
         from ..ledger import to_epoch
 
+        s = v.strip()[:64]
+        m = _ISO.match(s)
+        if m:  # 6 fraction digits, a colon in the offset: what Python 3.10 reads
+            frac = (m.group(2) or "")[1:7]
+            tz = m.group(3) or "Z"
+            if len(tz) == 5:
+                tz = tz[:3] + ":" + tz[3:]
+            s = m.group(1) + ("." + frac.ljust(6, "0") if frac else "") + tz
         try:
-            to_epoch(v)
+            to_epoch(s)
         except ValueError:
             return None
-        return v.strip()[:64]
+        return s
     return None
+
+
+_ISO = re.compile(r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(\.\d+)?(Z|[+-]\d\d:?\d\d)?\Z")
 
 
 def _address(v: Any) -> Optional[str]:
