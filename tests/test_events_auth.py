@@ -352,3 +352,35 @@ def test_secrets_from_file_and_environment(tmp_path):
     bad.write_text("insecure_unsigned: true\n")
     with pytest.raises(ValueError, match="unknown key"):
         WebhookSecrets.load(bad, {})
+
+
+from hypothesis import HealthCheck, given, settings, strategies as st  # noqa: E402
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=list(HealthCheck))
+@given(st.sampled_from(["ses", "sendgrid", "mailgun", "postmark", "sparkpost"]),
+       st.dictionaries(st.sampled_from([
+           "Authorization", "X-Webhook-Token", "x-amz-sns-message-type",
+           "X-Twilio-Email-Event-Webhook-Signature", "X-Twilio-Email-Event-Webhook-Timestamp"]),
+           st.text(max_size=40), max_size=5),
+       st.one_of(st.binary(max_size=200), st.builds(
+           lambda d: json.dumps(d).encode(),
+           st.fixed_dictionaries({}, optional={
+               "Type": st.sampled_from(["Notification", "SubscriptionConfirmation", "x"]),
+               "SignatureVersion": st.sampled_from(["1", "2", 1, None]),
+               "Signature": st.text(max_size=20), "Message": st.text(max_size=20),
+               "MessageId": st.text(max_size=5), "Timestamp": st.text(max_size=5),
+               "TopicArn": st.text(max_size=5),
+               "SigningCertURL": st.sampled_from([CERT_URL, "https://x/y.pem", "", 3]),
+               "signature": st.fixed_dictionaries({}, optional={
+                   "timestamp": st.one_of(st.text(max_size=12), st.integers()),
+                   "token": st.text(max_size=12), "signature": st.text(max_size=70)})}))))
+def test_random_requests_raise_only_event_auth_error(rsa_keys, ec_keys, provider, headers,
+                                                     body):
+    cache = CertificateCache(fetch=_fetch_forbidden)
+    cache.add(CERT_URL, _cert(rsa_keys[0]).public_bytes(serialization.Encoding.PEM))
+    secrets = WebhookSecrets(sns_certificates=cache, sendgrid_public_key=_sg_public(ec_keys[0]),
+                             mailgun_signing_key=MG_KEY, postmark_token="tok",
+                             sparkpost_basic_auth="u:p")
+    with pytest.raises(EventAuthError):
+        verify_request(provider, headers, body, secrets)
