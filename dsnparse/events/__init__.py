@@ -10,7 +10,7 @@ Public API::
 Providers: ``ses`` (Amazon SES through SNS), ``sendgrid``, ``mailgun``, ``postmark``,
 ``sparkpost``.  Event formats are data (``providers/<name>.yaml``, see
 :mod:`dsnparse.events.mapping`); the SMTP fields of an event go through the mail path's
-rules (:func:`dsnparse.engine.verdict_from_fields`).  Nothing on the mail path imports
+rules (:func:`dsnparse.verdict.verdict_from_fields`).  Nothing on the mail path imports
 this package.
 """
 from .errors import EventAuthError, EventFormatError

@@ -1,7 +1,7 @@
 """``parse_event``: a provider's webhook event → :class:`~dsnparse.events.model.EventReport`.
 
 Where the event carries SMTP fields (an enhanced status, a diagnostic, a reply code) they
-go through the mail path's own steps (:func:`dsnparse.engine.verdict_from_fields`: status
+go through the mail path's own steps (:func:`dsnparse.verdict.verdict_from_fields`: status
 rules, text rules, ``rules/reasons.yaml``, the code table, :func:`dsnparse.fault.fault_of`),
 so the same rejection gives the same verdict whether it came in a DSN or in an event.  The
 provider's classification is kept as ``provider_class``; it decides only what the SMTP
@@ -233,7 +233,7 @@ def _report(p: ProviderMapping, ev: dict, index: int, options) -> EventReport:
 
 
 def _verdict(addr, action, rule, f, reply, remote, reporting, centry, pclass, options):
-    from ..engine import verdict_from_fields
+    from ..verdict import verdict_from_fields
 
     v = verdict_from_fields(recipient=addr, action=action, rule=rule,
                             status=_text(f.get("status")),
