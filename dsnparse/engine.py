@@ -296,8 +296,33 @@ def _decide(msg, st, ctx, ds, packs, trace) -> Report:
         if report is not None:
             return report
         ctx.note(f"pack {pack.id}: no recipient found; trying the next pack")
+    report = _provider_event(ctx, base)
+    if report is not None:
+        return report
     ctx.note("no pack recognised the message: not a bounce")
     return Report(kind="not_bounce", **base)
+
+
+def _provider_event(ctx, base) -> Optional[Report]:
+    """A message whose body is an email service provider's JSON event (Amazon SES through
+    an SNS email subscription, :mod:`dsnparse.events.mail`) as that event's report, with the
+    message's own header fields; ``None`` for anything else (the text does not start with
+    ``{``: nothing more is looked at)."""
+    if not ctx.st.texts or ctx.text()[:64].lstrip()[:1] != "{":
+        return None
+    from .events.mail import report_from_body
+
+    # the part's own text: the report text has its long lines cut (MAX_LINE), and SNS
+    # writes the event on one line
+    text, _ = part_text_cut(ctx.st.texts[0], REPORT_TEXT_LIMIT)
+    ev = report_from_body(text, ctx.options)
+    if ev is None:
+        return None
+    ctx.note(f"the body is an email service provider's event ({ev.format}, "
+             f"{ev.event_type}, event id {ev.event_id}): {ev.kind}")
+    fields = dict(base)
+    fields["original_message_id"] = ev.original_message_id or base.get("original_message_id")
+    return Report(kind=ev.kind, format=ev.format, verdicts=ev.verdicts, **fields)
 
 
 # A reply or forward prefix of a subject, as mail clients write them (English "Re:", "Fwd:",
