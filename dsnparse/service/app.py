@@ -265,12 +265,12 @@ def create_app(config: Optional[ServeConfig] = None) -> Starlette:
         provider = request.path_params["provider"]
         if provider not in PROVIDERS:
             return error(404, f"unknown provider {provider!r} (one of {', '.join(PROVIDERS)})")
-        ev = _events()
-        if ev is None:
-            return error(501, "the dsnparse.events package is not installed")
         body, bad = await body_of(request)
         if bad:
             return bad
+        ev = _events()
+        if ev is None:
+            return error(501, "the dsnparse.events package is not installed")
         headers = dict(request.headers)
         if not config.insecure_unsigned_webhooks:
             try:
