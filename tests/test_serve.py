@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import socket
 import sqlite3
 import subprocess
@@ -68,13 +69,27 @@ def server():
     srv = start_or_skip("--token-file", "{dir}/token", "--max-body", str(MAX_BODY),
                         "--insecure-unsigned-webhooks", files={"token": TOKEN + "\n"})
     yield srv
-    srv.stop()
+    assert_clean_stop(srv)
 
 
 @pytest.fixture(scope="module")
 def client(server):
     with httpx.Client(base_url=server.url, timeout=60) as c:
         yield c
+
+
+def assert_clean_stop(srv) -> None:
+    """SIGTERM: Uvicorn finishes the requests, runs the app's shutdown (the ledger is
+    closed), then ends by the signal it caught (re-raised: status -15 here, 143 in a shell;
+    systemd counts it as a clean stop)."""
+    log_before = srv.log
+    code = srv.proc.poll()
+    assert code is None, f"the server died early ({code}): {log_before()[-2000:]}"
+    srv._kill()
+    log = srv.log()
+    srv.stop()
+    assert srv.proc.returncode in (0, -signal.SIGTERM), log[-2000:]
+    assert "Application shutdown complete" in log, log[-2000:]
 
 
 def ledger_rows(db: str, sql: str, *args):
@@ -337,3 +352,29 @@ def test_concurrent_writers_through_two_worker_processes(workers2):
     line = [x for x in text.splitlines() if x.startswith("dsnparse_http_requests_total{")
             and 'route="/v1/messages"' in x and 'status="200"' in x]
     assert line and float(line[0].rsplit(" ", 1)[1]) == 2 * clients * each
+
+
+# ------------------------------------------------------------------------ failures
+
+def test_a_broken_ledger_is_a_logged_json_500_not_a_traceback():
+    """A ledger damaged under a running server (its tables dropped by someone else): the
+    client gets a JSON 500 with an id, the traceback goes to the server's log under that
+    id, and the server goes on answering; SIGTERM then stops it cleanly."""
+    srv = start_or_skip()
+    try:
+        with httpx.Client(base_url=srv.url, timeout=60) as c:
+            assert c.get("/v1/suppressions/ivy@example.org").status_code == 200
+            con = sqlite3.connect(srv.db, timeout=30)
+            con.execute("DROP TABLE addresses")
+            con.commit()
+            con.close()
+            r = c.get("/v1/suppressions/ivy@example.org")
+            assert r.status_code == 500
+            body = r.json()
+            assert body["error"].startswith("internal error") and len(body["id"]) == 12
+            assert "Traceback" not in r.text and "sqlite" not in r.text.lower()
+            assert c.get("/healthz").status_code == 200           # still serving
+        log = srv.log()
+        assert body["id"] in log and "Traceback" in log and "no such table" in log
+    finally:
+        assert_clean_stop(srv)

@@ -4,9 +4,11 @@
                    [--max-body BYTES] [--workers N] [--token-file FILE]
                    [--webhook-secrets FILE] [--insecure-unsigned-webhooks] …
 
-Exit status: 0 stopped by a signal (SIGINT/SIGTERM, after the requests in flight); 2 a usage
-error, or a ledger, policy, rule pack, token file or secrets file that cannot be used
-(checked before the server starts); 1 the server could not start (e.g. the port is taken).
+Exit status: on SIGTERM the requests in flight are finished and the ledger closed, then the
+process ends by that signal (Uvicorn re-raises it: 143 in a shell); SIGINT the same, then 130;
+2 a usage error, or a ledger, policy, rule pack, token file or secrets file that cannot be
+used (checked before the server starts); 1 the server could not start (e.g. the port is
+taken).
 """
 from __future__ import annotations
 
@@ -57,8 +59,9 @@ def register(subparsers: Any) -> None:
                     "/healthz, /metrics, /openapi.json.  The bearer token "
                     "($DSNPARSE_API_TOKEN or --token-file) protects /v1/messages and "
                     "/v1/suppressions; webhooks use their provider's signature.",
-        epilog="Exit status: 0 stopped by SIGINT/SIGTERM; 1 the server could not start "
-               "(port in use); 2 bad options, ledger, policy, rules, token or secrets.")
+        epilog="Exit status: SIGTERM ends it by that signal (143) after the requests in "
+               "flight, SIGINT 130; 1 the server could not start (port in use); 2 bad "
+               "options, ledger, policy, rules, token or secrets.")
     p.add_argument("--host", default="127.0.0.1",
                    help="address to listen on (default 127.0.0.1; use 0.0.0.0 or :: only "
                         "behind a firewall or a reverse proxy, with a token)")
