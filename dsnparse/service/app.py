@@ -72,6 +72,10 @@ MESSAGE_TYPES = ("message/rfc822", "message/global", "application/octet-stream")
 """``Content-Type`` values accepted by ``POST /v1/messages`` (RFC 2046 §5.2.1, RFC 6532 §3.7)."""
 
 
+MAX_SOURCE = 1000
+"""Longest ``?source=`` value of ``POST /v1/messages`` (characters)."""
+
+
 def error(status: int, text: str, **extra: Any) -> JSONResponse:
     """A JSON error response ``{"error": text, …}`` with ``status``."""
     return JSONResponse({"error": text, **extra}, status_code=status)
@@ -245,6 +249,8 @@ def create_app(config: Optional[ServeConfig] = None) -> Starlette:
             return error(400, "empty body: send one raw RFC 5322 message")
         source = request.query_params.get("source") or (
             "http:sha256:" + hashlib.sha256(body).hexdigest()[:16])
+        if len(source) > MAX_SOURCE:
+            return error(400, f"the source parameter is longer than {MAX_SOURCE} characters")
         from ..sources import parse_item
 
         report = await run_in_threadpool(parse_item, source, body, options)
@@ -404,8 +410,15 @@ def create_app(config: Optional[ServeConfig] = None) -> Starlette:
         return JSONResponse({"error": text}, status_code=exc.status_code,
                             headers=getattr(exc, "headers", None))
 
+    def warm_up() -> None:
+        """Load the rule packs and parse one message before the first request."""
+        from ..sources import parse_item
+
+        parse_item("warm-up", b"From: a@example.org\r\nSubject: x\r\n\r\nx\r\n", options)
+
     @contextlib.asynccontextmanager
     async def lifespan(app):
+        await run_in_threadpool(warm_up)
         if store is not None:
             await run_in_threadpool(store.open)
         try:
