@@ -131,13 +131,15 @@ def _decision_json(d, events=()) -> dict:
                         "campaign": e.campaign, "source": e.source} for e in events]}
 
 
-def _event_id(report) -> Optional[str]:
-    """The provider's event id carried by a report of :func:`dsnparse.events.parse_event`."""
-    for name in ("source", "event_id"):
-        v = getattr(report, name, None)
-        if v:
-            return str(v)
-    return None
+def _event_key(provider: str, report) -> Optional[str]:
+    """The ledger key of a report of :func:`dsnparse.events.parse_event`:
+    ``event:<provider>:<event id>`` (its ``message_key``), so that a redelivered event is
+    stored once; ``None`` (the ledger's own hash of the report) when it carries no id."""
+    key = getattr(report, "message_key", None)
+    if key:
+        return str(key)
+    eid = getattr(report, "event_id", None)
+    return f"event:{provider}:{eid}" if eid else None
 
 
 class _Guard:
@@ -305,18 +307,18 @@ def create_app(config: Optional[ServeConfig] = None) -> Starlette:
             reports = await run_in_threadpool(ev.parse_event, provider, payload, headers)
         except ev.EventFormatError as e:
             return error(400, f"not a {provider} event this server understands: {e}")
-        items = [(rep, _event_id(rep)) for rep in reports]
-        records = [r for rep, eid in items for r in rep.records(eid)]
+        items = [(rep, rep.records()) for rep in reports]   # source: <provider>:<event id>
+        records = [r for _rep, recs in items for r in recs]
         recorded = None
         if store is not None:
             def write(led):
                 n = 0
-                for rep, eid in items:
+                for rep, recs in items:
                     if rep.kind in ("error", "not_bounce"):
                         continue
-                    n += led.record_report(
-                        rep, eid, message_key=f"event:{provider}:{eid}" if eid else None,
-                        original_headers=dict(rep.original_headers))
+                    n += led.record_report(rep, recs[0]["source"],
+                                           message_key=_event_key(provider, rep),
+                                           original_headers=dict(rep.original_headers))
                 return n
             recorded, bad = await record(write)
             if bad:
