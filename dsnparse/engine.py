@@ -923,3 +923,68 @@ def decide_status(field_status: Optional[str], text_status: Optional[str], paire
     if text_status:
         return text_status, "diagnostic_text"
     return None, "none"
+
+
+class _FieldsContext:
+    """What :func:`build_verdict` reads of a message, for delivery-status fields that come
+    without one (a provider's webhook event): no header, no report text, no vendor pack."""
+
+    trace = None
+    vendor = None
+    truncated = False
+
+    def __init__(self, timeout: float):
+        self.timeout = timeout
+
+    def text(self) -> str:
+        return ""
+
+    def header(self, name: str) -> str:
+        return ""
+
+    def note(self, what: str) -> None:
+        pass
+
+
+def verdict_from_fields(*, recipient: Optional[str], action: str, rule: str,
+                        status: Optional[str] = None, diagnostic: Optional[str] = None,
+                        reply_code: Optional[str] = None, remote_mta: Optional[str] = None,
+                        reporting_mta: Optional[str] = None,
+                        last_attempt_date: Optional[str] = None,
+                        options: Optional[Options] = None) -> Verdict:
+    """Decide one recipient's verdict from RFC 3464 §2.3 fields given outside a message
+    (an email service provider's bounce event), by the same steps as a delivery-status
+    report's recipient (:func:`build_verdict`: status from the ``status`` field and the
+    diagnostic text, the text rules of the packs, ``rules/reasons.yaml``, the code table,
+    :func:`dsnparse.fault.fault_of`), so that the same rejection text gives the same
+    verdict whichever way it arrived.
+
+    Args:
+        recipient: the address (``str``) or ``None``.
+        action: RFC 3464 §2.3.3 action (``failed``, ``delayed``, ``delivered``…).
+        rule: the ``rule`` of the verdict (text rules that match are appended to it).
+        status: an enhanced status stated as such (RFC 3463, ``"5.1.1"``) or ``None``.
+        diagnostic: the SMTP diagnostic without its type (``"550 5.1.1 user unknown"``).
+        reply_code: an SMTP reply code (RFC 5321 §4.2) stated as such, or ``None``.
+        remote_mta, reporting_mta, last_attempt_date: as in a delivery-status report.
+        options: :class:`~dsnparse.options.Options` (rule packs, time budget).
+
+    Returns:
+        A :class:`~dsnparse.model.Verdict`.
+
+    Raises:
+        MessageTimeout: deciding took longer than ``options.message_timeout`` seconds.
+        RuleError: a rule pack is broken.
+    """
+    options = options or DEFAULT
+    packs = rules.load_packs(tuple(options.rules))
+    prev = budget.start(options.message_timeout)
+    try:
+        ctx = _FieldsContext(options.pattern_timeout)
+        return build_verdict(ctx, packs, None, recipient=recipient, action=action,
+                             field_status=codes.normalize_status(status),
+                             diagnostic=diagnostic, reply_code=reply_code,
+                             remote_mta=remote_mta, reporting_mta=reporting_mta,
+                             last_attempt_date=last_attempt_date, rule=rule)
+    finally:
+        budget.restore(prev)
