@@ -94,30 +94,33 @@ def _events():
 
 
 def load_webhook_secrets(config: ServeConfig):
-    """The :class:`dsnparse.events.WebhookSecrets` of ``config`` (environment variables, then
-    ``config.webhook_secrets``), or ``None`` without the events package.
+    """The :class:`dsnparse.events.WebhookSecrets` of ``config``: the secrets file
+    (``config.webhook_secrets``) and the environment variables (see
+    :mod:`dsnparse.events.secrets`), ``insecure_unsigned`` from
+    ``--insecure-unsigned-webhooks``, and the pinned SNS certificates
+    (``config.sns_certificates``) in its certificate cache.  ``None`` without the events
+    package.
 
     Raises:
-        DsnparseError: the secrets file cannot be read.
+        DsnparseError: the secrets file or a pinned certificate cannot be read or used.
     """
     ev = _events()
     if ev is None:
         return None
-    ws = ev.WebhookSecrets
-    loader = getattr(ws, "load", None) or getattr(ws, "from_env", None)
     try:
-        if loader is None:
-            secrets = ws()
-        else:
-            secrets = loader(config.webhook_secrets) if config.webhook_secrets else loader()
-    except (OSError, ValueError) as e:
+        secrets = ev.WebhookSecrets.load(config.webhook_secrets,
+                                         insecure_unsigned=config.insecure_unsigned_webhooks)
+    except ValueError as e:
         raise DsnparseError(f"webhook secrets: {e}") from None
-    if config.insecure_unsigned_webhooks:
-        import dataclasses
-
-        if dataclasses.is_dataclass(secrets) and any(
-                f.name == "insecure_unsigned" for f in dataclasses.fields(secrets)):
-            secrets = dataclasses.replace(secrets, insecure_unsigned=True)
+    for url, path in config.sns_certificates:
+        try:
+            with open(path, "rb") as f:
+                secrets.sns_certificates.add(url, f.read())
+        except OSError as e:
+            raise DsnparseError(f"--sns-certificate {url}={path}: cannot read it: "
+                                f"{e.strerror or e}") from None
+        except (ValueError, ev.EventAuthError) as e:
+            raise DsnparseError(f"--sns-certificate {url}={path}: {e}") from None
     return secrets
 
 
@@ -295,14 +298,16 @@ def create_app(config: Optional[ServeConfig] = None) -> Starlette:
                 and payload.get("Type") in ("SubscriptionConfirmation",
                                             "UnsubscribeConfirmation")):
             try:
-                outcome = await run_in_threadpool(confirm, payload, secrets)
+                url = await run_in_threadpool(confirm, payload, secrets)
             except ev.EventFormatError as e:
                 return error(400, str(e))
             except ev.EventAuthError as e:
+                metrics.auth_failures.labels(provider).inc()
                 return error(401, str(e))
-            return JSONResponse({"records": [], "recorded": None,
-                                 "subscription": outcome if isinstance(outcome, (str, bool))
-                                 else bool(outcome)})
+            except OSError as e:   # SNS retries a confirmation that was not answered 2xx
+                log.warning("SNS subscription confirmation failed: %s", e)
+                return error(502, f"could not fetch the SubscribeURL: {e}")
+            return JSONResponse({"records": [], "recorded": None, "confirmed": url})
         try:
             reports = await run_in_threadpool(ev.parse_event, provider, payload, headers)
         except ev.EventFormatError as e:

@@ -47,6 +47,14 @@ def _port(text: str) -> int:
     return n
 
 
+def _pin(text: str) -> tuple:
+    url, eq, path = text.partition("=")
+    if not eq or not url.startswith("https://") or not path:
+        raise argparse.ArgumentTypeError(f"expected https://sns.REGION.amazonaws.com/….pem="
+                                         f"FILE, not {text!r}")
+    return (url, path)
+
+
 def register(subparsers: Any) -> None:
     """Add the ``serve`` command to an argparse subparsers object (sets ``func``)."""
     from ..cli import _positive_int, _seconds
@@ -83,6 +91,11 @@ def register(subparsers: Any) -> None:
     p.add_argument("--webhook-secrets", metavar="FILE",
                    help="file of the providers' webhook secrets (see README, 'Email service "
                         "providers'); environment variables are read too")
+    p.add_argument("--sns-certificate", metavar="URL=FILE", action="append", default=[],
+                   type=_pin,
+                   help="pin the SNS signing certificate of SigningCertURL URL to the PEM "
+                        "FILE: never fetched (repeatable; for servers without access to "
+                        "sns.<region>.amazonaws.com)")
     p.add_argument("--insecure-unsigned-webhooks", action="store_true",
                    help="accept webhook events without checking their signature or "
                         "credentials (tests, or a trusted proxy that checked them); logs a "
@@ -138,7 +151,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         db=args.db, policy=args.policy, max_body=args.max_body, token_file=args.token_file,
         insecure_unsigned_webhooks=args.insecure_unsigned_webhooks,
         webhook_secrets=args.webhook_secrets, message_timeout=args.message_timeout,
-        rules=tuple(args.rules))
+        rules=tuple(args.rules), sns_certificates=tuple(args.sns_certificate))
     try:
         _check(config)
     except DsnparseError as e:
@@ -146,10 +159,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
         return 2
     from .auth import load_token
 
-    if config.insecure_unsigned_webhooks:
-        log.warning("--insecure-unsigned-webhooks: webhook events are accepted WITHOUT "
-                    "checking their signature or credentials; anyone who can reach "
-                    "%s:%s can record bounces and complaints", args.host, args.port)
+    if config.insecure_unsigned_webhooks:   # (dsnparse.events warns too, per process)
+        log.warning("--insecure-unsigned-webhooks: anyone who can reach %s:%s can record "
+                    "bounces and complaints in the ledger", args.host, args.port)
     if not _loopback(args.host) and load_token(config.token_file) is None:
         log.warning("listening on %s with no API token: /v1/messages and /v1/suppressions "
                     "are open to anyone who can connect (set DSNPARSE_API_TOKEN or "

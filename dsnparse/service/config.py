@@ -38,6 +38,9 @@ class ServeConfig:
         message_timeout: seconds the parser may spend on one message (``float``;
             ``0``: no limit), as ``dsnparse parse --message-timeout``.
         rules: extra rule-pack directories (``tuple`` of ``str``), as ``--rules``.
+        sns_certificates: pinned SNS signing certificates, ``((SigningCertURL, PEM file),
+            …)``: requests naming such a URL are checked against that certificate, never
+            fetched (``--sns-certificate URL=FILE``; air-gapped servers, tests).
         multiprocess_dir: directory of prometheus-client's multiprocess mode (``str``), set
             when ``--workers`` is more than 1 so that ``/metrics`` adds up every worker.
     """
@@ -50,12 +53,14 @@ class ServeConfig:
     webhook_secrets: Optional[str] = None
     message_timeout: float = 5.0
     rules: tuple = ()
+    sns_certificates: tuple = ()
     multiprocess_dir: Optional[str] = None
 
     def to_json(self) -> str:
         """The settings as one JSON text (``str``)."""
         d = asdict(self)
         d["rules"] = list(self.rules)
+        d["sns_certificates"] = [list(p) for p in self.sns_certificates]
         return json.dumps(d)
 
     @classmethod
@@ -74,6 +79,8 @@ class ServeConfig:
             raise ValueError(f"{ENV_VAR}: unknown setting(s): {', '.join(sorted(bad))}")
         if "rules" in d:
             d["rules"] = tuple(d["rules"] or ())
+        if "sns_certificates" in d:
+            d["sns_certificates"] = tuple(tuple(p) for p in d["sns_certificates"] or ())
         return cls(**d)
 
     @classmethod
