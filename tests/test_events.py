@@ -75,7 +75,8 @@ def test_ses_ids_times_and_mtas():
     inner = json.loads(raw["Message"])
     assert r.event_id == raw["MessageId"]          # the SNS MessageId: stable on redelivery
     assert r.event_type == "Bounce"
-    assert r.date == inner["bounce"]["timestamp"]
+    from dsnparse.ledger import to_epoch
+    assert to_epoch(r.date) == to_epoch(inner["bounce"]["timestamp"]) == 1796032801.0
     assert r.original_message_id == inner["mail"]["messageId"]
     assert v.reporting_mta == "a8-70.smtp-out.amazonses.com"   # "dsn; " type removed
     assert v.remote_mta == "203.0.113.25"
@@ -327,3 +328,67 @@ def test_the_mail_path_does_not_import_the_events_package():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True).stdout.strip()
     assert out == "False"
+
+
+def test_an_event_with_too_many_recipients_is_marked_truncated():
+    from dsnparse.events.parse import MAX_RECIPIENTS
+    ev = {"eventType": "Complaint", "mail": {"messageId": "m"},
+          "complaint": {"feedbackId": "f", "complainedRecipients": [
+              {"emailAddress": f"u{i}@example.com"} for i in range(MAX_RECIPIENTS + 5)]}}
+    r = parse_event("ses", ev)[0]
+    assert len(r.verdicts) == MAX_RECIPIENTS and r.truncated
+    assert r.defects == ("recipients_truncated",) and r.records()[0]["truncated"] is True
+
+
+# --- hostile and random input: a report or EventFormatError, nothing else ----------------
+
+from hypothesis import HealthCheck, given, settings, strategies as st  # noqa: E402
+
+JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=True) |
+    st.text(max_size=30),
+    lambda kids: st.lists(kids, max_size=4) | st.dictionaries(
+        st.sampled_from(["event", "type", "email", "status", "reason", "eventType",
+                         "notificationType", "bounce", "bouncedRecipients", "emailAddress",
+                         "event-data", "severity", "recipient", "delivery-status", "code",
+                         "msys", "message_event", "rcpt_to", "RecordType", "Type", "Email",
+                         "MessageId", "Message", "timestamp", "x"]), kids, max_size=6),
+    max_leaves=25)
+
+
+def _mutations():
+    out = []
+    for f in sorted(FIX.glob("*/*.json")):
+        out.append((f.parent.name, json.loads(f.read_text())))
+    return out
+
+
+FIXTURES = _mutations()
+
+
+def _replace_somewhere(obj, value, path):
+    """``obj`` with the node reached by the choices in ``path`` replaced by ``value``."""
+    if not path or not isinstance(obj, (dict, list)) or not obj:
+        return value
+    if isinstance(obj, dict):
+        k = sorted(obj)[path[0] % len(obj)]
+        return {**obj, k: _replace_somewhere(obj[k], value, path[1:])}
+    i = path[0] % len(obj)
+    return obj[:i] + [_replace_somewhere(obj[i], value, path[1:])] + obj[i + 1:]
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=list(HealthCheck))
+@given(st.sampled_from(FIXTURES), JSON, st.lists(st.integers(0, 50), max_size=5),
+       st.sampled_from(PROVIDERS))
+def test_random_and_mutated_payloads_never_crash(fixture, value, path, as_provider):
+    provider, payload = fixture
+    for prov, body in ((provider, _replace_somewhere(payload, value, path)),
+                       (as_provider, value), (as_provider, payload)):
+        try:
+            reps = parse_event(prov, body)
+        except EventFormatError:
+            continue
+        for r in reps:
+            assert isinstance(r, EventReport) and r.records()
+            for v in r.verdicts:
+                assert v.final_recipient and "@" in v.final_recipient

@@ -30,6 +30,9 @@ from .unwrap import decode, events_of
 _REPLY = re.compile(r"[245]\d\d\Z")
 _DEFAULT_ACTION = {"bounce": "failed", "delay": "delayed", "delivered": "delivered"}
 _ACTIONS = ("failed", "delayed", "delivered", "relayed", "expanded")
+MAX_RECIPIENTS = 1000
+"""Recipients of one event read at most (SES sends at most 50 per message); beyond, the
+report is ``truncated`` with the defect ``recipients_truncated``."""
 _MAX_TEXT = 10_000  # characters of one field value kept (a diagnostic is one SMTP reply)
 
 
@@ -103,12 +106,23 @@ def _iso(v: Any) -> Optional[str]:
     if isinstance(v, str):
         from ..ledger import to_epoch
 
+        s = v.strip()[:64]
+        m = _ISO.match(s)
+        if m:  # 6 fraction digits, a colon in the offset: what Python 3.10 reads
+            frac = (m.group(2) or "")[1:7]
+            tz = m.group(3) or "Z"
+            if len(tz) == 5:
+                tz = tz[:3] + ":" + tz[3:]
+            s = m.group(1) + ("." + frac.ljust(6, "0") if frac else "") + tz
         try:
-            to_epoch(v)
+            to_epoch(s)
         except ValueError:
             return None
-        return v.strip()[:64]
+        return s
     return None
+
+
+_ISO = re.compile(r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(\.\d+)?(Z|[+-]\d\d:?\d\d)?\Z")
 
 
 def _address(v: Any) -> Optional[str]:
@@ -168,6 +182,7 @@ def _report(p: ProviderMapping, ev: dict, index: int, options) -> EventReport:
     rule = f"event/{p.provider}#{etype}"
     reporting = _strip_type(first(ev, p.paths(et, "reporting_mta")))
     remote = _strip_type(first(ev, p.paths(et, "remote_mta")))
+    truncated = False
     event_fields = {k: first(ev, p.paths(et, k)) for k in
                     ("status", "diagnostic", "reply_code", "feedback_type")}
     if et.recipients is not None:
@@ -176,7 +191,10 @@ def _report(p: ProviderMapping, ev: dict, index: int, options) -> EventReport:
             raise EventFormatError(p.provider, f"{etype} event #{index}: no recipients "
                                                f"({'.'.join(et.recipients['list'][0])})")
         rcpts = []
-        for item in items[:1000]:
+        if len(items) > MAX_RECIPIENTS:
+            truncated = True
+            items = items[:MAX_RECIPIENTS]
+        for item in items:
             f = dict(event_fields)
             for k in ("status", "diagnostic", "reply_code", "action"):
                 if k in et.recipients:
@@ -207,7 +225,8 @@ def _report(p: ProviderMapping, ev: dict, index: int, options) -> EventReport:
         reply = _text(f.get("reply_code"))
         verdicts.append(_verdict(addr, action, rule, f, reply if reply and _REPLY.match(reply)
                                  else None, remote, reporting, centry, pclass, options))
-    return EventReport(verdicts=tuple(verdicts), reporting_mta=reporting, **base)
+    return EventReport(verdicts=tuple(verdicts), reporting_mta=reporting, truncated=truncated,
+                       defects=("recipients_truncated",) if truncated else (), **base)
 
 
 def _verdict(addr, action, rule, f, reply, remote, reporting, centry, pclass, options):

@@ -137,7 +137,8 @@ def _mailgun(body: bytes, secrets: WebhookSecrets, now: float) -> None:
     ts, token, digest = str(ts), str(token), str(digest)
     expected = hmac.new(secrets.mailgun_signing_key.encode("utf-8"),
                         (ts + token).encode("utf-8"), hashlib.sha256).hexdigest()
-    if not hmac.compare_digest(expected, digest.lower()):
+    if not hmac.compare_digest(expected.encode("ascii"),
+                               digest.strip().lower().encode("utf-8", "replace")):
         raise EventAuthError("mailgun", "bad signature")
     try:
         t = float(ts)
