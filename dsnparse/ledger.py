@@ -514,9 +514,10 @@ class Ledger:
             raw: the raw message (``bytes``); when the bounce has no Message-ID its SHA-256
                 is the dedup key (else a hash of the parsed report is used).
             message_key: the dedup key of the message itself (``str``), overriding the
-                Message-ID and the hashes: ``dsnparse serve`` passes
-                ``"event:<provider>:<event id>"`` for an ESP's webhook event, so that a
-                redelivered event (same id) is not counted twice.
+                Message-ID and the hashes; default: the report's own ``message_key`` when
+                it has one (:class:`dsnparse.events.EventReport`:
+                ``"event:<provider>:<event id>"``), so that a redelivered webhook event
+                (same id) is not counted twice even if the provider changed a detail.
 
         Returns:
             The number of new events stored (``int``; a bounce seen before gives 0).
@@ -526,6 +527,8 @@ class Ledger:
             ValueError: ``at`` is not a time.
         """
         mid = _clean_mid(report.message_id)
+        if message_key is None:
+            message_key = getattr(report, "message_key", None)
         if message_key:
             mkey = str(message_key)
         elif mid:

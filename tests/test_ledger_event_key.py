@@ -42,3 +42,21 @@ def test_remove_source(tmp_path):
         assert before[0].suppressed and not led.is_suppressed("dave@example.org")
         removed = [e for e in led.events("dave@example.org") if e.kind == "removed"]
         assert [(e.source, e.note) for e in removed] == [("operator:api", "support")]
+
+
+def test_an_event_report_brings_its_own_key(tmp_path):
+    """dsnparse.events.EventReport.message_key is used without being passed: the same
+    event id is one event even when a redelivery differs in a detail."""
+    import dataclasses
+
+    events = __import__("pytest").importorskip("dsnparse.events")
+    base = _report("erin@example.org")
+    rep = events.EventReport(**{f.name: getattr(base, f.name)
+                                for f in dataclasses.fields(base)},
+                             provider="sendgrid", event_id="sg-1", event_type="bounce")
+    changed = dataclasses.replace(rep, provider_class="bounce/Invalid Address")
+    with Ledger(tmp_path / "l.db") as led:
+        assert led.record_report(rep) == 1
+        assert led.record_report(changed) == 0
+        [e] = led.events("erin@example.org")
+        assert e.event_key != "" and e.source == "sendgrid:sg-1"
