@@ -16,6 +16,7 @@ import sqlite3
 import subprocess
 import sys
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
@@ -67,6 +68,7 @@ def auth(token: str = TOKEN) -> dict:
 def server():
     """One server: a ledger, a token file, a small --max-body, unsigned webhooks allowed."""
     srv = start_or_skip("--token-file", "{dir}/token", "--max-body", str(MAX_BODY),
+                        "--body-timeout", "2",
                         "--insecure-unsigned-webhooks", files={"token": TOKEN + "\n"})
     yield srv
     assert_clean_stop(srv)
@@ -239,6 +241,26 @@ def test_413_by_content_length_without_reading_the_body(server):
     head, _, body = data.partition(b"\r\n\r\n")
     assert head.startswith(b"HTTP/1.1 413")
     assert json.loads(body)["limit"] == MAX_BODY
+
+
+def test_408_for_a_stalled_body(server):
+    """A client that declares 1000 bytes, sends 10 and stalls gets 408 after --body-timeout
+    (2 s here) instead of holding the request forever."""
+    with socket.create_connection(("127.0.0.1", server.port), timeout=60) as s:
+        s.sendall(b"POST /v1/messages HTTP/1.1\r\nHost: x\r\nContent-Type: message/rfc822\r\n"
+                  b"Authorization: Bearer " + TOKEN.encode() + b"\r\n"
+                  b"Content-Length: 1000\r\n\r\nFrom: a@b\r\n")
+        t0 = time.monotonic()
+        data = b""
+        while not data.rstrip().endswith(b"}"):
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+        waited = time.monotonic() - t0
+    assert data.startswith(b"HTTP/1.1 408"), data[:200]
+    assert b"--body-timeout" in data
+    assert 1.5 < waited < 30
 
 
 def test_413_counted_while_streaming(client):

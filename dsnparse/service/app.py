@@ -26,7 +26,8 @@ Endpoints (all answers are JSON except ``/metrics``; errors are ``{"error": text
 Status codes: 400 broken JSON, an event of unknown shape, an empty body, a bad address or
 ``Content-Length``; 401 a missing or wrong bearer token, or a webhook that fails its
 provider's verification (nothing is changed); 404 unknown path or provider; 405 wrong
-method; 413 body over ``--max-body`` (refused without reading it all); 415 a message body of
+method; 408 a body that did not arrive within ``--body-timeout`` seconds (a stalled
+client); 413 body over ``--max-body`` (refused without reading it all); 415 a message body of
 another ``Content-Type``; 503 no ledger configured (``/v1/suppressions``) or the ledger
 stayed locked (retry); 500 a bug, answered ``{"error": "internal error", "id": …}`` and
 logged with its traceback (never sent to the client).
@@ -57,7 +58,7 @@ from ..errors import DsnparseError, LedgerError
 from ..options import Options
 from ..policy import iso
 from .auth import bearer_ok, load_token
-from .body import BadLength, BodyTooLarge, read_body
+from .body import BadLength, BodyTimeout, BodyTooLarge, read_body
 from .config import ServeConfig
 from .metrics import Metrics
 from .openapi import openapi_document
@@ -224,9 +225,11 @@ def create_app(config: Optional[ServeConfig] = None) -> Starlette:
 
     async def body_of(request: Request):
         try:
-            return await read_body(request, config.max_body), None
+            return await read_body(request, config.max_body, config.body_timeout), None
         except BodyTooLarge as e:
             return None, error(413, str(e), limit=e.limit)
+        except BodyTimeout as e:
+            return None, error(408, str(e))
         except BadLength as e:
             return None, error(400, str(e))
 

@@ -65,6 +65,7 @@ def openapi_document(version: str, max_body: int) -> dict:
                             "recorded": {"type": ["integer", "null"]}}}}}},
                     "400": _err("empty body or bad Content-Length"),
                     "401": _err("bearer token missing or wrong"), "413": too_large,
+                    "408": _err("the body did not arrive in time (--body-timeout)"),
                     "415": _err("not a message Content-Type"),
                     "503": _err("ledger locked: retry")}}},
             "/v1/events/{provider}": {"post": {
@@ -85,6 +86,7 @@ def openapi_document(version: str, max_body: int) -> dict:
                     "400": _err("broken JSON or an unknown event shape"),
                     "401": _err("the provider's signature or credentials failed"),
                     "404": _err("unknown provider"), "413": too_large,
+                    "408": _err("the body did not arrive in time (--body-timeout)"),
                     "503": _err("ledger locked: retry")}}},
             "/v1/suppressions/{address}": {
                 "get": {"summary": "May this address be mailed?", "security": bearer,
