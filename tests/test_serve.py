@@ -378,13 +378,28 @@ def test_concurrent_writers_through_two_worker_processes(workers2):
 
 # ------------------------------------------------------------------------ failures
 
-def test_a_broken_ledger_is_a_logged_json_500_not_a_traceback():
-    """A ledger damaged under a running server (its tables dropped by someone else): the
-    client gets a JSON 500 with an id, the traceback goes to the server's log under that
-    id, and the server goes on answering; SIGTERM then stops it cleanly."""
-    srv = start_or_skip()
+def test_a_locked_or_broken_ledger():
+    """Another process holds the ledger's write lock past --ledger-timeout: 503 with
+    Retry-After, nothing recorded, and the same request succeeds once the lock is gone.
+    Then the ledger is damaged under the running server (its tables dropped by someone
+    else): the client gets a JSON 500 with an id, the traceback goes to the server's log
+    under that id, and the server goes on answering; SIGTERM then stops it cleanly."""
+    srv = start_or_skip("--ledger-timeout", "1")
     try:
         with httpx.Client(base_url=srv.url, timeout=60) as c:
+            raw = dsn("jay@example.org", message_id="<locked@mx.example.net>")
+            holder = sqlite3.connect(srv.db, isolation_level=None, timeout=30)
+            holder.execute("BEGIN IMMEDIATE")              # another writer, mid-transaction
+            try:
+                r = c.post("/v1/messages", content=raw, headers=RFC822)
+            finally:
+                holder.execute("ROLLBACK")
+                holder.close()
+            assert r.status_code == 503 and r.headers["retry-after"] == "5"
+            assert "nothing was recorded" in r.json()["error"] and srv.db not in r.text
+            assert ledger_rows(srv.db, "SELECT count(*) FROM events") == [(0,)]
+            r = c.post("/v1/messages", content=raw, headers=RFC822)      # the retry
+            assert r.status_code == 200 and r.json()["recorded"] == 1
             assert c.get("/v1/suppressions/ivy@example.org").status_code == 200
             con = sqlite3.connect(srv.db, timeout=30)
             con.execute("DROP TABLE addresses")

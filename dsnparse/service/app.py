@@ -214,7 +214,8 @@ def create_app(config: Optional[ServeConfig] = None) -> Starlette:
     if config.rules:
         options = options.replace(rules=tuple(config.rules) + options.rules)
     secrets = load_webhook_secrets(config)
-    store = LedgerStore(config.db, config.policy) if config.db else None
+    store = (LedgerStore(config.db, config.policy, config.ledger_timeout) if config.db
+             else None)
 
     def denied(request: Request) -> Optional[JSONResponse]:
         if bearer_ok(request.headers, token):
@@ -237,8 +238,10 @@ def create_app(config: Optional[ServeConfig] = None) -> Starlette:
         try:
             return await store.call(fn, *args, **kwargs), None
         except LedgerError as e:
-            log.warning("ledger: %s", e)
-            return None, error(503, f"ledger unavailable, retry later: {e}")
+            log.warning("ledger: %s", e)        # the path and detail stay in the log
+            return None, JSONResponse({"error": "the ledger is busy or unavailable: nothing "
+                                                "was recorded, retry later"},
+                                      status_code=503, headers={"Retry-After": "5"})
 
     # -------------------------------------------------------------- endpoints
 

@@ -86,6 +86,9 @@ def register(subparsers: Any) -> None:
     p.add_argument("--body-timeout", metavar="SECONDS", type=_seconds, default=30.0,
                    help="time a request body may take to arrive; a stalled client gets 408 "
                         "(default 30; 0: no limit)")
+    p.add_argument("--ledger-timeout", metavar="SECONDS", type=_seconds, default=30.0,
+                   help="time a request waits for another writer's lock on the ledger before "
+                        "it gets 503, nothing recorded (default 30)")
     p.add_argument("--workers", metavar="N", type=_positive_int, default=1,
                    help="server processes (default 1); they share the ledger file")
     p.add_argument("--token-file", metavar="FILE",
@@ -152,7 +155,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         return 2
     config = ServeConfig(
         db=args.db, policy=args.policy, max_body=args.max_body,
-        body_timeout=args.body_timeout, token_file=args.token_file,
+        body_timeout=args.body_timeout, ledger_timeout=args.ledger_timeout,
+        token_file=args.token_file,
         insecure_unsigned_webhooks=args.insecure_unsigned_webhooks,
         webhook_secrets=args.webhook_secrets, message_timeout=args.message_timeout,
         rules=tuple(args.rules), sns_certificates=tuple(args.sns_certificate))

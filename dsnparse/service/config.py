@@ -31,6 +31,8 @@ class ServeConfig:
         max_body: largest request body accepted, in bytes (``int``); larger gets 413.
         body_timeout: seconds a request body may take to arrive (``float``; ``0``: no
             limit); a stalled client gets 408 instead of holding the request forever.
+        ledger_timeout: seconds a ledger call waits for another writer's lock (``float``)
+            before the request gets 503 (nothing recorded; the client retries).
         token_file: file holding the bearer token (``str``) or ``None``; the token may
             instead come from ``DSNPARSE_API_TOKEN`` (see :mod:`dsnparse.service.auth`).
         insecure_unsigned_webhooks: accept webhook events without checking their
@@ -51,6 +53,7 @@ class ServeConfig:
     policy: Optional[str] = None
     max_body: int = DEFAULT_MAX_BODY
     body_timeout: float = 30.0
+    ledger_timeout: float = 30.0
     token_file: Optional[str] = None
     insecure_unsigned_webhooks: bool = False
     webhook_secrets: Optional[str] = None

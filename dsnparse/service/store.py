@@ -23,15 +23,18 @@ class LedgerStore:
     Args:
         path: the ledger file (``str``).
         policy: a policy YAML file (``str``) or ``None`` for the shipped policy.
+        timeout: seconds (``float``) a call waits for another process's write lock before
+            it fails with ``LedgerError`` (the server answers 503).
 
     Raises (from :meth:`open`):
         LedgerError: the file cannot be opened or is not a ledger.
         RuleError: the policy file is invalid.
     """
 
-    def __init__(self, path: str, policy: Optional[str] = None):
+    def __init__(self, path: str, policy: Optional[str] = None, timeout: float = 30.0):
         self.path = path
         self.policy = policy
+        self.timeout = timeout
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="dsnparse-ledger")
         self._ledger = None
         self._owner: Optional[int] = None
@@ -40,7 +43,7 @@ class LedgerStore:
         from ..ledger import Ledger
         from ..policy import load_policy
 
-        self._ledger = Ledger(self.path, policy=load_policy(self.policy))
+        self._ledger = Ledger(self.path, policy=load_policy(self.policy), timeout=self.timeout)
         self._owner = threading.get_ident()
 
     def open(self) -> None:
