@@ -10,51 +10,20 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import socket
 import sqlite3
 import subprocess
 import sys
-import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import pytest
 
-from serve_server import ROOT, start_or_skip
+from serve_server import ROOT, assert_clean_stop, dsn, start_or_skip
 
 TOKEN = "s3cret-token-for-tests"
 MAX_BODY = 65536
-
-
-def dsn(recipient: str, *, status: str = "5.1.1", action: str = "failed",
-        diagnostic: str = "550 5.1.1 <{rcpt}>: Recipient address rejected: User unknown in "
-                          "local recipient table",
-        message_id: str = "<bounce-1@mx.example.net>",
-        date: str = "Tue, 07 May 2024 10:00:00 +0000",
-        original_id: str = "<orig-1@sender.example>") -> bytes:
-    """An RFC 3464 delivery status notification for one recipient (multipart/report,
-    RFC 6522), as an MTA such as Postfix writes it."""
-    diag = diagnostic.format(rcpt=recipient)
-    return (
-        "From: MAILER-DAEMON@mx.example.net (Mail Delivery System)\r\n"
-        "To: news@sender.example\r\n"
-        "Subject: Undelivered Mail Returned to Sender\r\n"
-        f"Date: {date}\r\n"
-        f"Message-ID: {message_id}\r\n"
-        "MIME-Version: 1.0\r\n"
-        'Content-Type: multipart/report; report-type=delivery-status; boundary="b1"\r\n'
-        "\r\n--b1\r\nContent-Type: text/plain\r\n\r\nYour message could not be delivered.\r\n"
-        "\r\n--b1\r\nContent-Type: message/delivery-status\r\n\r\n"
-        "Reporting-MTA: dns; mx.example.net\r\n\r\n"
-        f"Final-Recipient: rfc822; {recipient}\r\n"
-        f"Action: {action}\r\nStatus: {status}\r\nRemote-MTA: dns; mx.example.org\r\n"
-        f"Diagnostic-Code: smtp; {diag}\r\n"
-        "\r\n--b1\r\nContent-Type: text/rfc822-headers\r\n\r\n"
-        f"From: news@sender.example\r\nTo: {recipient}\r\nSubject: News\r\n"
-        f"Message-ID: {original_id}\r\n"
-        "\r\n--b1--\r\n").encode()
 
 
 RFC822 = {"Content-Type": "message/rfc822"}
@@ -78,20 +47,6 @@ def server():
 def client(server):
     with httpx.Client(base_url=server.url, timeout=60) as c:
         yield c
-
-
-def assert_clean_stop(srv) -> None:
-    """SIGTERM: Uvicorn finishes the requests, runs the app's shutdown (the ledger is
-    closed), then ends by the signal it caught (re-raised: status -15 here, 143 in a shell;
-    systemd counts it as a clean stop)."""
-    log_before = srv.log
-    code = srv.proc.poll()
-    assert code is None, f"the server died early ({code}): {log_before()[-2000:]}"
-    srv._kill()
-    log = srv.log()
-    srv.stop()
-    assert srv.proc.returncode in (0, -signal.SIGTERM), log[-2000:]
-    assert "Application shutdown complete" in log, log[-2000:]
 
 
 def ledger_rows(db: str, sql: str, *args):

@@ -36,10 +36,10 @@ from cryptography.x509.oid import NameOID  # noqa: E402
 
 from dsnparse.events import EventFormatError, parse_event  # noqa: E402
 from dsnparse.events.sns import string_to_sign  # noqa: E402
-from serve_server import start_or_skip  # noqa: E402
-from test_serve import RFC822, assert_clean_stop, dsn  # noqa: E402
+from serve_server import assert_clean_stop, dsn, start_or_skip  # noqa: E402
 
 FIX = Path(__file__).parent / "events"
+RFC822 = {"Content-Type": "message/rfc822"}
 PROVIDERS = ("ses", "sendgrid", "mailgun", "postmark", "sparkpost")
 TOPIC = "arn:aws:sns:us-east-1:123456789012:ses-bounces"
 CERT_URL = "https://sns.us-east-1.amazonaws.com/SimpleNotificationService-serve-test.pem"
