@@ -129,9 +129,12 @@ def _address(v: Any) -> Optional[str]:
     from ..rules import clean_address
 
     s = _text(v)
-    if not s or "@" not in s:
+    if not s or "@" not in s or len(s) > _MAX_ADDRESS:
         return None
     return clean_address(s) or s
+
+
+_MAX_ADDRESS = 512  # RFC 5321 §4.5.3.1.3: a path is at most 256 octets; room for a name
 
 
 def _strip_type(v: Any) -> Optional[str]:

@@ -63,10 +63,6 @@ def check_cert_url(url: str) -> None:
         raise EventAuthError("ses", f"SigningCertURL is not a .pem file: {url[:100]!r}")
 
 
-class _NoRedirect:
-    pass
-
-
 def _https_get(url: str, limit: int) -> bytes:
     """GET ``url`` over verified TLS without following redirects; at most ``limit`` bytes."""
     import ssl
