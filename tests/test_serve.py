@@ -290,6 +290,13 @@ def test_bad_options_exit_2_before_starting(tmp_path):
                            capture_output=True, text=True, env=env, timeout=120)
         assert p.returncode == 2, p.stderr
         assert words in p.stderr and "Traceback" not in p.stderr
+    with socket.socket() as taken:                   # the port is in use: exit 1
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        p = subprocess.run([sys.executable, "-m", "dsnparse", "serve", "--port",
+                            str(taken.getsockname()[1])],
+                           capture_output=True, text=True, env=env, timeout=120)
+    assert p.returncode == 1 and "address already in use" in p.stderr, p.stderr[-1000:]
 
 
 # ------------------------------------------------------------------------ concurrency

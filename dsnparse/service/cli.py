@@ -186,8 +186,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
                     port=args.port, workers=args.workers, access_log=not args.no_access_log,
                     forwarded_allow_ips=args.forwarded_allow_ips, log_level="info",
                     timeout_graceful_shutdown=10)
-    except SystemExit as e:  # uvicorn exits 1 when it cannot bind or start
-        return int(e.code) if isinstance(e.code, int) else 1
+    except SystemExit as e:  # uvicorn exits 1 or 3 (by version) when it cannot bind or start
+        return 0 if e.code in (0, None) else 1
     finally:
         if mpdir:
             shutil.rmtree(mpdir, ignore_errors=True)
