@@ -62,6 +62,7 @@ _PLUGIN_COMMANDS = (
     ("rules", "dsnparse.rules_cli", "work with rule packs (rules check)"),
     ("explain", "dsnparse.rules_cli", "show how one message was parsed (packs tried, rules "
                                       "matched)"),
+    ("serve", "dsnparse.service.cli", "HTTP service: bounces, ESP webhook events, the ledger"),
 )
 
 

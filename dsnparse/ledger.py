@@ -494,7 +494,8 @@ class Ledger:
 
     def record_report(self, report, source: Optional[str] = None, *,
                       original_headers: Optional[Mapping[str, Any]] = None,
-                      at: Timestamp = None, raw: Optional[bytes] = None) -> int:
+                      at: Timestamp = None, raw: Optional[bytes] = None,
+                      message_key: Optional[str] = None) -> int:
         """Record the events of one parsed message (the ``--db`` hook of parse and imap).
 
         One event per verdict whose recipient is an address; ``not_bounce`` and ``error``
@@ -512,6 +513,11 @@ class Ledger:
                 the bounce's ``Date``, else its ``Arrival-Date``, else now.
             raw: the raw message (``bytes``); when the bounce has no Message-ID its SHA-256
                 is the dedup key (else a hash of the parsed report is used).
+            message_key: the dedup key of the message itself (``str``), overriding the
+                Message-ID and the hashes; default: the report's own ``message_key`` when
+                it has one (:class:`dsnparse.events.EventReport`:
+                ``"event:<provider>:<event id>"``), so that a redelivered webhook event
+                (same id) is not counted twice even if the provider changed a detail.
 
         Returns:
             The number of new events stored (``int``; a bounce seen before gives 0).
@@ -521,7 +527,11 @@ class Ledger:
             ValueError: ``at`` is not a time.
         """
         mid = _clean_mid(report.message_id)
-        if mid:
+        if message_key is None:
+            message_key = getattr(report, "message_key", None)
+        if message_key:
+            mkey = str(message_key)
+        elif mid:
             mkey = "mid:" + mid
         elif raw is not None:
             mkey = "sha:" + hashlib.sha256(raw).hexdigest()
@@ -861,7 +871,7 @@ class Ledger:
     # -- operator -----------------------------------------------------------------------
 
     def remove(self, addresses: Union[str, Iterable[str]], *, note: Optional[str] = None,
-               at: Timestamp = None) -> list[Decision]:
+               at: Timestamp = None, source: Optional[str] = None) -> list[Decision]:
         """Lift suppressions: an operator's override, recorded as a ``removed`` event.
 
         The removal clears everything before it for the address (the soft count starts from
@@ -872,6 +882,8 @@ class Ledger:
                 again.
             note: why (``str``), stored on the event.
             at: time of the removal (default now).
+            source: who removed it, stored as the event's ``source`` (``str``; default
+                ``operator:$USER``; ``dsnparse serve`` passes ``operator:api``).
 
         Returns:
             The decisions *before* the removal, one per valid address, in the given order.
@@ -889,6 +901,7 @@ class Ledger:
         when = to_epoch(at)
         when = when if when is not None else time.time()
         user = os.environ.get("USER") or os.environ.get("USERNAME")
+        who = source or (f"operator:{user}" if user else "operator")
 
         def run(conn):
             now = time.time()
@@ -900,8 +913,7 @@ class Ledger:
                 conn.execute(
                     "INSERT INTO events(event_key, address, at, kind, note, source, "
                     "recorded_at) VALUES (?,?,?,?,?,?,?)",
-                    ("removed:" + uuid.uuid4().hex, addr, when, "removed", note,
-                     f"operator:{user}" if user else "operator", now))
+                    ("removed:" + uuid.uuid4().hex, addr, when, "removed", note, who, now))
                 self._update(conn, addr, None, now)
             return before
         return self._write(run)
