@@ -325,11 +325,20 @@ def test_insecure_unsigned_accepts_anything_and_is_only_an_argument(caplog, monk
     assert WebhookSecrets.load(environ=dict(__import__("os").environ)).insecure_unsigned is False
 
 
-def test_secrets_from_file_and_environment(tmp_path):
+def test_secrets_from_file_and_environment(tmp_path, caplog):
     f = tmp_path / "secrets.yaml"
     f.write_text("sendgrid_public_key: FROMFILE\nmailgun_signing_key: mg\n"
                  "sns_topic_arns: [arn:aws:sns:us-east-1:1:a, arn:aws:sns:us-east-1:1:b]\n"
                  "mailgun_max_age: 60\n")
+    f.chmod(0o644)
+    with caplog.at_level("WARNING", logger="dsnparse.events"):
+        WebhookSecrets.load(f, {})
+    assert "can be read by other users" in caplog.text
+    f.chmod(0o600)
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="dsnparse.events"):
+        WebhookSecrets.load(f, {})
+    assert "can be read by other users" not in caplog.text
     s = WebhookSecrets.load(f, {"DSNPARSE_SENDGRID_PUBLIC_KEY": "FROMENV",
                                 "DSNPARSE_POSTMARK_TOKEN": "pt",
                                 "DSNPARSE_SNS_CONFIRM_ANY_TOPIC": "true"})

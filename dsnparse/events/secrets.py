@@ -160,6 +160,12 @@ class WebhookSecrets:
                                  f"({e.strerror or e})") from None
             except yaml.YAMLError as e:
                 raise ValueError(f"{path}: not YAML or JSON ({e})") from None
+            try:
+                if os.name == "posix" and os.stat(path).st_mode & 0o077:
+                    log.warning("%s: the webhook secrets file can be read by other users "
+                                "(chmod 600 it)", path)
+            except OSError:
+                pass
             if data is None:
                 data = {}
             if not isinstance(data, dict):
