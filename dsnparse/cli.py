@@ -55,6 +55,7 @@ def _seconds(text: str) -> float:
 #: help lists them; ``dsnparse parse`` and ``eval`` only see a light placeholder parser.
 _PLUGIN_COMMANDS = (
     ("suppressions", "dsnparse.ledger_cli", "the ledger's list of addresses not to mail"),
+    ("ledger", "dsnparse.ledger_admin_cli", "ledger migrations and copies (SQLite, PostgreSQL)"),
     ("senders", "dsnparse.senders", "sender- and message-side rejections per receiving "
                                     "domain"),
     ("imap", "dsnparse.imap_cli", "process a bounce mailbox over IMAP"),
@@ -85,10 +86,11 @@ def add_db_arguments(parser: argparse.ArgumentParser, record: bool = False) -> N
     ledger only when ``--db`` is given.
     """
     parser.add_argument("--db", metavar="FILE", default=argparse.SUPPRESS,
-                        help="also record every bounce in this ledger file (SQLite; see "
-                             "`dsnparse suppressions`); nothing is recorded without it" if record
-                        else "ledger file (SQLite); default $DSNPARSE_DB or "
-                             "$XDG_DATA_HOME/dsnparse/ledger.sqlite3")
+                        help="also record every bounce in this ledger (an SQLite file or a "
+                             "postgresql:// URL; see `dsnparse suppressions`); nothing is "
+                             "recorded without it" if record
+                        else "ledger: an SQLite file or a postgresql:// URL; default "
+                             "$DSNPARSE_DB or $XDG_DATA_HOME/dsnparse/ledger.sqlite3")
     parser.add_argument("--policy", metavar="FILE", default=argparse.SUPPRESS,
                         help="suppression policy YAML merged over the shipped defaults "
                              "(default $DSNPARSE_POLICY)")
