@@ -244,13 +244,18 @@ class PostgresLedger(Ledger):
 
     # -- plumbing ------------------------------------------------------------------------
 
+    @staticmethod
+    def _sql(sql: str) -> str:
+        """SQLite-style SQL (``?`` placeholders, literal ``%``) in psycopg's style."""
+        return sql.replace("%", "%%").replace("?", "%s")
+
     def _x(self, conn: Any, sql: str, params: Sequence[Any] = ()) -> Any:
-        return conn.execute(sql.replace("?", "%s"), params)
+        return conn.execute(self._sql(sql), params)
 
     def _iter(self, conn: Any, sql: str, params: Sequence[Any] = ()) -> Iterable[Any]:
         cur = conn.cursor(name=f"dsnparse_{uuid.uuid4().hex[:12]}")
         cur.itersize = 5000
-        cur.execute(sql.replace("?", "%s"), params)
+        cur.execute(self._sql(sql), params)
         return cur
 
     def _fail(self, exc: BaseException) -> LedgerError:
