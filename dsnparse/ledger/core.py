@@ -349,8 +349,10 @@ class Ledger:
 
     def __new__(cls, path: Union[str, os.PathLike, None] = None, *args: Any, **kw: Any):
         if cls is Ledger:
-            cls = backend_class(path if path is not None
-                                else default_db_path(kw.get("policy") or load_policy()))
+            if path is None:
+                path = (os.environ.get("DSNPARSE_DB")
+                        or default_db_path(kw.get("policy") or load_policy()))
+            cls = backend_class(path)
         return super().__new__(cls)
 
     # -- plumbing (each backend defines these) -------------------------------------------
