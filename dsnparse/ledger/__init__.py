@@ -13,9 +13,9 @@ Typical use::
         if led.is_suppressed("bob@example.com"):
             ...
 
-Modules: ``core`` (addresses, times, dedup keys, the backend-neutral :class:`Ledger`),
-``sqlite`` and ``postgres`` (one per backend: connection, schema migrations, transactions
-and locks), ``copy`` (moving a ledger between backends).
+Modules: ``values`` (addresses, times, dedup keys), ``core`` (the backend-neutral
+:class:`Ledger`), ``sqlite`` and ``postgres`` (one per backend: connection, schema
+migrations, transactions and locks), ``transfer`` (copies between backends).
 """
 from ..errors import LedgerError
 from .core import (EVENT_COLUMNS, EXPORT_FIELDS, Ledger, Timestamp, _clean_mid, _event_kind,

@@ -49,10 +49,8 @@ import hashlib
 import importlib
 import json
 import os
-import re
 import time
 import uuid
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import (IO, Any, Callable, Iterable, Iterator, Mapping, Optional, Sequence,
                     Union)
@@ -61,6 +59,9 @@ from ..errors import LedgerError  # noqa: F401 - re-exported: dsnparse.ledger.Le
 from ..model import FAULTS
 from ..output import SafeCsvWriter
 from ..policy import Decision, Event, Policy, decide, iso, load_policy
+from .values import (Timestamp, _clean_mid, _event_kind, _hash, _soft_epoch,  # noqa: F401
+                     campaign_from_headers, event_key, normalize_address, split_route,
+                     to_epoch)
 
 EVENT_COLUMNS = ("id", "event_key", "address", "at", "kind", "action", "code", "bounce_type",
                  "status", "reason", "feedback_type", "reporting_mta", "message_id", "source",
@@ -68,9 +69,6 @@ EVENT_COLUMNS = ("id", "event_key", "address", "at", "kind", "action", "code", "
                  "diagnostic_code", "remote_mta")
 EXPORT_FIELDS = ("email", "reason", "basis", "since", "code", "status", "tags")
 """Columns of :meth:`Ledger.export` (``email`` first, as mailing tools expect)."""
-
-Timestamp = Union[datetime, int, float, str, None]
-
 
 # --------------------------------------------------------------------------- helpers
 
@@ -102,205 +100,6 @@ def default_db_path(policy: Optional[Policy] = None) -> Union[Path, str]:
     base = os.environ.get("XDG_DATA_HOME") or os.path.join(os.path.expanduser("~"),
                                                            ".local", "share")
     return Path(base) / "dsnparse" / "ledger.sqlite3"
-
-
-_SIMPLE_ADDR = re.compile(r"^[^\s<>()\[\],;:\"@\\]+@[^\s<>()\[\],;:\"@\\]+$")
-
-
-def _flanker(value: str) -> Optional[str]:
-    """Parse an odd address with flanker (imported on first use); ``None`` when it can't."""
-    from ..addresses import flanker_address
-
-    addr = flanker_address(value)
-    if addr:
-        return addr
-    # (in linear time: the pattern <([^<>\s]+@[^<>\s]+)> rescans from every "@" after a "<";
-    # "a<" and 400,000 "@" kept a --db run busy for half an hour)
-    from ..rfc3464 import bracketed_address
-
-    return bracketed_address(value)
-
-
-# RFC 5321 §4.1.2: A-d-l = At-domain *( "," At-domain ), then ":" and the mailbox.  Every
-# class excludes the separators that follow it, so the match is linear.
-_ROUTE = re.compile(r"@[^\s,:<>@]+(?:[ \t]*,[ \t]*@[^\s,:<>@]+)*[ \t]*:")
-
-
-def split_route(value: str) -> tuple[Optional[str], str]:
-    """Split an RFC 5321 §4.1.2 source route off an address.
-
-    ``"@relay.example,@hop.example:bob@example.org"`` (also inside ``<…>``) gives
-    ``("@relay.example,@hop.example", "bob@example.org")``; RFC 3464 §2.3.2 lets a
-    ``Final-Recipient`` carry such a path.  Anything else gives ``(None, value)``.
-
-    Args:
-        value: an address (``str``), already without an ``rfc822;`` type.
-
-    Returns:
-        ``(route or None, the rest)``, both ``str``; the route without spaces or the ``:``.
-    """
-    s = value.strip()
-    inner = s[1:-1].strip() if s.startswith("<") and s.endswith(">") else s
-    if not inner.startswith("@"):
-        return None, value
-    m = _ROUTE.match(inner)
-    if m is None:
-        return None, value
-    route = "".join(inner[:m.end() - 1].split())
-    return route, inner[m.end():].strip()
-
-
-def normalize_address(value: Optional[str]) -> Optional[str]:
-    """Normalise an email address for the ledger: domain lower-cased, local part kept.
-
-    Accepts ``bob@Example.COM``, ``<bob@example.com>``, ``rfc822; bob@example.com``, a
-    source-routed ``@relay.example:bob@example.com`` (the mailbox is kept, the route
-    dropped: :func:`split_route`) and (through flanker, imported lazily)
-    ``Bob <bob@example.com>``.
-
-    Args:
-        value: the address (``str``) or ``None``.
-
-    Returns:
-        ``"local@domain"`` (``str``), or ``None`` when ``value`` holds no address.
-    """
-    if not value:
-        return None
-    s = str(value).strip()
-    if s[:7].lower() == "rfc822;":
-        s = s[7:].strip()
-    if s.startswith("<") and s.endswith(">"):
-        s = s[1:-1].strip()
-    if s.startswith("@"):
-        s = split_route(s)[1]
-    if not _SIMPLE_ADDR.match(s):
-        s = _flanker(s) or ""
-    local, at, domain = s.rpartition("@")
-    domain = domain.strip().rstrip(".").lower()
-    if not at or not local or not domain:
-        return None
-    return f"{local}@{domain}"
-
-
-def to_epoch(value: Timestamp) -> Optional[float]:
-    """Convert a time to epoch seconds (``float``).
-
-    Args:
-        value: ``datetime`` (naive means UTC), epoch seconds (``int``/``float``), an RFC 5322
-            date (``"Tue, 7 May 2024 10:00:00 +0000"``) or ISO 8601 string, or ``None``.
-
-    Returns:
-        Epoch seconds, or ``None`` for ``None``.
-
-    Raises:
-        ValueError: a string that is no date, or a value of another type.
-    """
-    if value is None:
-        return None
-    if isinstance(value, bool):
-        raise ValueError(f"not a time: {value!r}")
-    if isinstance(value, (int, float)):
-        return float(value)
-    if isinstance(value, datetime):
-        if value.tzinfo is None:
-            value = value.replace(tzinfo=timezone.utc)
-        return value.timestamp()
-    if isinstance(value, str):
-        from email.utils import parsedate_to_datetime
-        s = value.strip()
-        try:
-            return to_epoch(parsedate_to_datetime(s))
-        except (TypeError, ValueError, IndexError):
-            pass
-        try:
-            return to_epoch(datetime.fromisoformat(s.replace("Z", "+00:00")))
-        except ValueError:
-            raise ValueError(f"not a date: {value!r}") from None
-    raise ValueError(f"not a time: {value!r}")
-
-
-def _soft_epoch(*values: Any) -> Optional[float]:
-    for v in values:
-        try:
-            t = to_epoch(v)
-        except ValueError:
-            continue
-        if t is not None:
-            return t
-    return None
-
-
-def _clean_mid(mid: Optional[str]) -> Optional[str]:
-    if not mid:
-        return None
-    s = str(mid).strip()
-    if s.startswith("<") and s.endswith(">"):
-        s = s[1:-1].strip()
-    return s or None
-
-
-def campaign_from_headers(headers: Optional[Mapping[str, Any]],
-                          names: Sequence[str]) -> Optional[str]:
-    """Return the campaign/list id from the returned original's header fields.
-
-    Args:
-        headers: header name → value (``str``; a list takes its first item), any case;
-            ``None`` gives ``None``.  An ``email.message.Message`` works too.
-        names: header names to try, in order (the policy's ``ledger.campaign_headers``).
-
-    Returns:
-        The first non-empty value (``str``); for a value with an ``<id>`` part (List-Id,
-        RFC 2919) the id inside the brackets.  ``None`` when no header is present.
-    """
-    if not headers:
-        return None
-    lower: dict[str, Any] = {}
-    for k, v in headers.items():
-        lower.setdefault(str(k).lower(), v)
-    for name in names:
-        v = lower.get(name.lower())
-        if isinstance(v, (list, tuple)):
-            v = v[0] if v else None
-        if v is None:
-            continue
-        s = " ".join(str(v).split())
-        m = re.search(r"<([^<>]+)>", s)
-        if m:
-            s = m.group(1).strip()
-        if s:
-            return s
-    return None
-
-
-def _event_kind(kind: Optional[str], action: Optional[str]) -> Optional[str]:
-    """Map a record's report kind and verdict action to a ledger event kind (or ``None``)."""
-    if kind in ("complaint", "auto_reply"):
-        return kind
-    if kind not in ("bounce", "delay", "delivered"):
-        return None                      # not_bounce, error: nothing to record
-    a = (action or "").lower()
-    if a == "failed":
-        return "bounce"
-    if a == "delayed":
-        return "delay"
-    if a in ("delivered", "relayed", "expanded"):
-        return "delivered"
-    return kind
-
-
-def _hash(obj: Any) -> str:
-    blob = json.dumps(obj, sort_keys=True, default=str, ensure_ascii=False).encode("utf-8")
-    return hashlib.sha256(blob).hexdigest()
-
-
-def event_key(message_key: str, address: str) -> str:
-    """Return the deduplication key of one event (``str``, 32 hex digits).
-
-    Args:
-        message_key: identifies the bounce message (``"mid:<Message-ID>"`` or ``"sha:<hex>"``).
-        address: the normalised recipient.
-    """
-    return hashlib.sha256(f"{message_key}\n{address}".encode("utf-8")).hexdigest()[:32]
 
 
 # --------------------------------------------------------------------------- the ledger
@@ -629,30 +428,58 @@ class Ledger:
             for a, at in stored:
                 touched[a] = min(touched.get(a, at), at)
             current = self._lock_addresses(conn, sorted(touched))
-            for addr in sorted(touched):
-                self._update(conn, addr, touched[addr], now, current.get(addr))
+            self._update_many(conn, touched, now, current)
             return len(stored)
         return self._write(run)
 
     def _update(self, conn: Any, addr: str, oldest_new: Optional[float], now: float,
                 cur: Optional[tuple[Any, Any, Any]]) -> None:
-        """Recompute one address's decision after new events (oldest at ``oldest_new``);
-        ``cur`` is its locked ``(suppressed, since, removed_at)`` row, ``None`` when new."""
-        lower = None
-        if cur is not None and oldest_new is not None:
-            suppressed, since, removed_at = cur
-            if suppressed and since is not None and oldest_new > since:
-                return       # sticky: later events cannot change a suppression
-            if removed_at is not None and oldest_new > removed_at:
-                lower = removed_at   # an operator's removal resets all that came before
-        if lower is None:
-            rows = self._x(conn, f"SELECT {', '.join(EVENT_COLUMNS)} FROM events "
-                           "WHERE address=?", (addr,)).fetchall()
-        else:
-            rows = self._x(conn, f"SELECT {', '.join(EVENT_COLUMNS)} FROM events "
-                           "WHERE address=? AND at>=?", (addr, lower)).fetchall()
-        d = decide([Event(**dict(zip(EVENT_COLUMNS, r))) for r in rows], self.policy)
-        self._save(conn, addr, d, now)
+        """Recompute one address's decision (see :meth:`_update_many`)."""
+        self._update_many(conn, {addr: oldest_new}, now, {addr: cur} if cur else {})
+
+    def _update_many(self, conn: Any, touched: Mapping[str, Optional[float]], now: float,
+                     current: Mapping[str, tuple[Any, Any, Any]]) -> None:
+        """Recompute the decisions of addresses after new events.
+
+        ``touched`` maps each address to the time of its oldest new event (``None``: an
+        operator's removal, recompute all); ``current`` to its locked ``(suppressed, since,
+        removed_at)`` row (absent when new)."""
+        lowers: dict[str, Optional[float]] = {}
+        for addr in sorted(touched):
+            oldest_new, cur, lower = touched[addr], current.get(addr), None
+            if cur is not None and oldest_new is not None:
+                suppressed, since, removed_at = cur
+                if suppressed and since is not None and oldest_new > since:
+                    continue     # sticky: later events cannot change a suppression
+                if removed_at is not None and oldest_new > removed_at:
+                    lower = removed_at   # an operator's removal resets all that came before
+            lowers[addr] = lower
+        if not lowers:
+            return
+        histories = self._histories(conn, lowers)
+        self._save_many(conn, [
+            (a, decide([Event(**dict(zip(EVENT_COLUMNS, r))) for r in histories[a]],
+                       self.policy)) for a in lowers], now)
+
+    def _histories(self, conn: Any, lowers: Mapping[str, Optional[float]]
+                   ) -> dict[str, list[Sequence[Any]]]:
+        """The event rows of each address (at or after its lower bound when not ``None``);
+        a backend may read them all in one query."""
+        out = {}
+        for addr, lower in lowers.items():
+            if lower is None:
+                out[addr] = self._x(conn, f"SELECT {', '.join(EVENT_COLUMNS)} FROM events "
+                                    "WHERE address=?", (addr,)).fetchall()
+            else:
+                out[addr] = self._x(conn, f"SELECT {', '.join(EVENT_COLUMNS)} FROM events "
+                                    "WHERE address=? AND at>=?", (addr, lower)).fetchall()
+        return out
+
+    def _save_many(self, conn: Any, decisions: Sequence[tuple[str, Decision]],
+                   now: float) -> None:
+        """Store decisions (distinct addresses); a backend may do it in one statement."""
+        for addr, d in decisions:
+            self._save(conn, addr, d, now)
 
     def _save(self, conn: Any, addr: str, d: Decision, now: float) -> None:
         self._x(
@@ -674,19 +501,23 @@ class Ledger:
         self._x(conn, "DELETE FROM addresses")
         n = 0
         batch: list[Event] = []
+        done: list[tuple[str, Decision]] = []
         cur = self._iter(conn, f"SELECT {', '.join(EVENT_COLUMNS)} FROM events "
                          "ORDER BY address, at, id")
         for r in cur:
             e = Event(**dict(zip(EVENT_COLUMNS, r)))
             if batch and batch[0].address != e.address:
-                self._save(conn, batch[0].address, decide(batch, self.policy), now)
-                n += 1
+                done.append((batch[0].address, decide(batch, self.policy)))
                 batch = []
+                if len(done) >= 1000:
+                    self._save_many(conn, done, now)
+                    n += len(done)
+                    done = []
             batch.append(e)
         if batch:
-            self._save(conn, batch[0].address, decide(batch, self.policy), now)
-            n += 1
-        return n
+            done.append((batch[0].address, decide(batch, self.policy)))
+        self._save_many(conn, done, now)
+        return n + len(done)
 
     def rebuild(self) -> int:
         """Recompute every address's decision from its events, in one transaction.

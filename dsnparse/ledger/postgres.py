@@ -22,7 +22,8 @@ Concurrency (transactions and constraints, no application locks)
     (two writers of the same bounces in another order) rolls the transaction back and it is
     retried with back-off until ``timeout``.  A writer waiting longer than ``timeout`` for a
     lock (``lock_timeout``) gets :class:`~dsnparse.errors.LedgerError`; so does one whose
-    connection breaks (the server rolled the transaction back: nothing half-stored).
+    connection breaks (the server rolled the transaction back: nothing half-stored, and
+    recording again is idempotent); the next call connects again.
     ``rebuild`` (and the recomputation after a policy change) takes an ``EXCLUSIVE`` lock
     on ``addresses``: writers wait until it commits.
 
@@ -46,10 +47,10 @@ import random
 import re
 import time
 import uuid
-from typing import Any, Callable, Iterable, Optional, Sequence, Union
+from typing import Any, Callable, Iterable, Mapping, Optional, Sequence, Union
 
 from ..errors import LedgerError
-from ..policy import Policy, load_policy
+from ..policy import Decision, Policy, load_policy
 from .core import EVENT_COLUMNS, Ledger, default_db_path
 
 try:
@@ -105,6 +106,17 @@ _INSERT_SQL = (
     + ", ".join("%s::float8[]" if c in _FLOAT_COLUMNS else "%s::text[]"
                 for c in _INSERT_COLUMNS)
     + ") ON CONFLICT (event_key) DO NOTHING RETURNING address, at")
+
+_HISTORY_SQL = (f"SELECT {', '.join(EVENT_COLUMNS)} FROM events WHERE address = ANY(%s)")
+_SAVE_SQL = (
+    "INSERT INTO addresses(address, suppressed, basis, reason, since, code, status, tags, "
+    "soft_count, event_ids, removed_at, updated_at) SELECT * FROM unnest(%s::text[], "
+    "%s::int2[], %s::text[], %s::text[], %s::float8[], %s::text[], %s::text[], %s::text[], "
+    "%s::int4[], %s::text[], %s::float8[], %s::float8[]) ON CONFLICT (address) DO UPDATE SET "
+    "suppressed=excluded.suppressed, basis=excluded.basis, reason=excluded.reason, "
+    "since=excluded.since, code=excluded.code, status=excluded.status, tags=excluded.tags, "
+    "soft_count=excluded.soft_count, event_ids=excluded.event_ids, "
+    "removed_at=excluded.removed_at, updated_at=excluded.updated_at")
 
 
 def _require_psycopg() -> None:
@@ -267,7 +279,17 @@ class PostgresLedger(Ledger):
                                f"was not committed): {exc}")
         return LedgerError(f"{self.path}: {type(exc).__name__}: {exc}")
 
+    def _reconnect_if_broken(self) -> None:
+        """After a lost connection (server restart, failover, idle kill) the next call
+        connects again; the call that saw the loss got :class:`LedgerError`."""
+        conn = getattr(self, "_conn", None)
+        if conn is not None and conn.broken:
+            conn.close()
+            self._conn = None
+            self._conn = _connect(self.url, self.timeout)
+
     def _retry(self, fn: Callable[[], Any]) -> Any:
+        self._reconnect_if_broken()
         try:
             return fn()
         except psycopg.Error as exc:
@@ -276,6 +298,7 @@ class PostgresLedger(Ledger):
     def _write(self, fn: Callable[[Any], Any]) -> Any:
         """Run ``fn(conn)`` in one transaction; retry it after a deadlock or a
         serialization failure (both roll back everything) until ``timeout``."""
+        self._reconnect_if_broken()
         conn = self.conn
         deadline = time.monotonic() + self.timeout
         delay = 0.005
@@ -308,6 +331,25 @@ class PostgresLedger(Ledger):
                             "WHERE address = ANY(%s) ORDER BY address FOR UPDATE",
                             (addrs,)).fetchall()
         return {r[0]: (r[1], r[2], r[3]) for r in rows}
+
+    def _histories(self, conn: Any, lowers: Mapping[str, Optional[float]]
+                   ) -> dict[str, list[Sequence[Any]]]:
+        out: dict[str, list[Sequence[Any]]] = {a: [] for a in lowers}
+        for r in conn.execute(_HISTORY_SQL, (sorted(lowers),)):
+            lower = lowers.get(r[2])
+            if lower is None or r[3] >= lower:
+                out[r[2]].append(r)
+        return out
+
+    def _save_many(self, conn: Any, decisions: Sequence[tuple[str, Decision]],
+                   now: float) -> None:
+        if not decisions:
+            return
+        cols = list(zip(*[
+            (_text(a), int(d.suppressed), _text(d.basis), _text(d.reason), d.since,
+             _text(d.code), _text(d.status), _text(",".join(d.tags)), d.soft_count,
+             ",".join(map(str, d.event_ids)), d.removed_at, now) for a, d in decisions]))
+        conn.execute(_SAVE_SQL, [list(c) for c in cols])
 
     def _lock_all(self, conn: Any) -> None:
         conn.execute("LOCK TABLE addresses IN EXCLUSIVE MODE")
