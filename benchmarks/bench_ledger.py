@@ -30,8 +30,8 @@ recipients, as tests/ledger_writer.py does, so they contend for the same decisio
 Each run gets a fresh ledger: a temporary SQLite file, and a new database on the PostgreSQL
 server (``--pg``: a URL whose user may ``CREATE DATABASE``; the database is dropped
 afterwards; without ``--pg`` a throw-away cluster is started with tests/pg_server.py).
-Prints events stored per second (all writers together, wall clock from the first start to
-the last exit, process start-up included).
+Prints events stored per second (all writers together, wall clock from a common start
+signal, given once every writer has opened the ledger, to the last commit).
 """
 from __future__ import annotations
 
@@ -82,8 +82,9 @@ def build(led: Ledger, events: int, addresses: int, rng: random.Random) -> float
     return time.perf_counter() - t0
 
 
-def _write_records(db: str, prefix: str, n: int, batch: int) -> int:
-    """One writer process: ``n`` bounce records, ``batch`` per transaction; new events."""
+def _write_records(db: str, prefix: str, n: int, batch: int, ready, go, results) -> None:
+    """One writer process: ``n`` bounce records, ``batch`` per transaction; puts the number
+    of new events and the seconds from ``go`` to the last commit on ``results``."""
     new = 0
     recs = [{
         "source": f"{prefix}/{i}", "kind": "bounce", "final_recipient": f"u{i % 1000}@example.com",
@@ -95,21 +96,36 @@ def _write_records(db: str, prefix: str, n: int, batch: int) -> int:
         "original_message_id": f"<orig-{prefix}-{i}@sender.bench>",
         "date": 1_700_000_000 + i * 600} for i in range(n)]
     with Ledger(db, timeout=300) as led:
+        ready.release()
+        go.wait()
+        t = time.perf_counter()
         for start in range(0, n, batch):
             new += led.record_records(recs[start:start + batch])
-    return new
+        results.put((new, time.perf_counter() - t))
 
 
 def _timed_writers(db: str, writers: int, n: int, batch: int) -> float:
+    """Seconds from the start signal until the last writer committed (the writers have
+    started and opened the ledger before: process start-up is not counted)."""
     import multiprocessing
 
     ctx = multiprocessing.get_context("spawn")
     Ledger(db).close()          # schema (SQLite) and policy stored before the clock starts
+    ready, go, results = ctx.Semaphore(0), ctx.Event(), ctx.Queue()
+    procs = [ctx.Process(target=_write_records,
+                         args=(db, f"w{k}", n, batch, ready, go, results))
+             for k in range(writers)]
+    for p in procs:
+        p.start()
+    for _ in procs:
+        ready.acquire()
     t = time.perf_counter()
-    with ctx.Pool(writers) as pool:
-        stored = pool.starmap(_write_records, [(db, f"w{k}", n, batch) for k in range(writers)])
+    go.set()
+    got = [results.get() for _ in procs]
     secs = time.perf_counter() - t
-    assert sum(stored) == writers * n, (stored, writers * n)
+    for p in procs:
+        p.join()
+    assert sum(g[0] for g in got) == writers * n, (got, writers * n)
     with Ledger(db) as led:
         assert led.count_events() == writers * n
     return secs
