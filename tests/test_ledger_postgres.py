@@ -274,6 +274,11 @@ def test_copy_between_backends_is_idempotent_and_keeps_decisions(pg_url, tmp_pat
         assert keys(a) == keys(p) == keys(b)
     assert main(["ledger", "copy", lite, lite]) == 2
     assert "same ledger" in capsys.readouterr().err
+    assert main(["ledger", "copy", lite, back, "--batch", "0"]) == 2
+    assert "--batch must be at least 1" in capsys.readouterr().err
+    nowhere = str(tmp_path / "missing.sqlite3")
+    assert main(["ledger", "copy", nowhere, back]) == 2   # a missing SRC is not created
+    assert "no ledger at" in capsys.readouterr().err and not os.path.exists(nowhere)
 
 
 def test_ledger_migrate_command(fresh_url, tmp_path, capsys):
