@@ -57,7 +57,7 @@ def pg():
 def shared_url(pg):
     """One migrated database for the quick tests (emptied before each)."""
     url = pg.create_database("shared")
-    assert migrate(url) == (0, PostgresLedger and 1)
+    assert migrate(url) == (0, 1)
     return url
 
 
