@@ -56,6 +56,7 @@ def _seconds(text: str) -> float:
 #: help lists them; ``dsnparse parse`` and ``eval`` only see a light placeholder parser.
 _PLUGIN_COMMANDS = (
     ("suppressions", "dsnparse.ledger_cli", "the ledger's list of addresses not to mail"),
+    ("ledger", "dsnparse.ledger_admin_cli", "ledger migrations and copies (SQLite, PostgreSQL)"),
     ("senders", "dsnparse.senders", "sender- and message-side rejections per receiving "
                                     "domain"),
     ("imap", "dsnparse.imap_cli", "process a bounce mailbox over IMAP"),

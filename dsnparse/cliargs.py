@@ -17,10 +17,11 @@ def add_db_arguments(parser: argparse.ArgumentParser, record: bool = False) -> N
     is given.
     """
     parser.add_argument("--db", metavar="FILE", default=argparse.SUPPRESS,
-                        help="also record every bounce in this ledger file (SQLite; see "
-                             "`dsnparse suppressions`); nothing is recorded without it" if record
-                        else "ledger file (SQLite); default $DSNPARSE_DB or "
-                             "$XDG_DATA_HOME/dsnparse/ledger.sqlite3")
+                        help="also record every bounce in this ledger (an SQLite file or a "
+                             "postgresql:// URL; see `dsnparse suppressions`); nothing is "
+                             "recorded without it" if record
+                        else "ledger: an SQLite file or a postgresql:// URL; default "
+                             "$DSNPARSE_DB or $XDG_DATA_HOME/dsnparse/ledger.sqlite3")
     parser.add_argument("--policy", metavar="FILE", default=argparse.SUPPRESS,
                         help="suppression policy YAML merged over the shipped defaults "
                              "(default $DSNPARSE_POLICY)")

@@ -14,7 +14,8 @@ Exit status: 0 success (``check``: every address mailable); 1 ``check`` found a 
 address; 2 a usage error, an invalid address, or a ledger/policy that cannot be used.
 
 The ledger file is ``--db``, else ``$DSNPARSE_DB``, else the policy's ``ledger.path``, else
-``$XDG_DATA_HOME/dsnparse/ledger.sqlite3`` (``~/.local/share/dsnparse/ledger.sqlite3``).
+``$XDG_DATA_HOME/dsnparse/ledger.sqlite3`` (``~/.local/share/dsnparse/ledger.sqlite3``); any
+of them may be a ``postgresql://`` URL instead (:mod:`dsnparse.ledger.postgres`).
 """
 from __future__ import annotations
 

@@ -393,7 +393,7 @@ def create_app(config: Optional[ServeConfig] = None) -> Starlette:
         ledger = None
         if store is not None:
             ok, bad = await record(
-                lambda led: led.conn.execute("PRAGMA user_version").fetchone()[0])
+                lambda led: led.schema_version())
             if bad:
                 return bad
             ledger = {"path": config.db, "schema": ok}
