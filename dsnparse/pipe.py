@@ -160,6 +160,10 @@ def register(subparsers) -> argparse.ArgumentParser:
     g.add_argument("--synchronous", choices=("full", "normal"), default="full",
                    help="ledger durability: full (default: every commit fsynced, since the MTA "
                         "deletes its copy on exit 0) or normal")
+    g.add_argument("--cache-dir", metavar="DIR",
+                   help="the pack cache (as $DSNPARSE_CACHE_DIR; default ~/.cache/dsnparse): "
+                        "give one the pipe user owns when its home is not writable (nobody's "
+                        "/nonexistent), else every delivery compiles the rule packs again")
     g = p.add_argument_group("envelope (from the MTA's macros)")
     g.add_argument("--sender", metavar="ADDR",
                    help="envelope sender: Postfix ${sender}, Exim $sender_address (empty, <> "
@@ -383,6 +387,8 @@ def _run(args: argparse.Namespace) -> int:
     if fmt is None:
         fmt = "csv" if args.output and args.output.lower().endswith(".csv") else "jsonl"
 
+    if args.cache_dir:
+        os.environ["DSNPARSE_CACHE_DIR"] = args.cache_dir
     from .errors import DsnparseError, RuleError
     from .options import Options
 
