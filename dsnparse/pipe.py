@@ -449,8 +449,8 @@ def _run(args: argparse.Namespace) -> int:
         r["envelope_sender"] = sender
         r["envelope_recipients"] = recipients
 
-    events = False
-    if report.kind not in ("error", "not_bounce"):
+    events = False  # (the ledger module, sqlite3 and the policy only load with --db)
+    if args.db and report.kind not in ("error", "not_bounce"):
         from .ledger import normalize_address
 
         events = any(normalize_address(v.final_recipient or v.original_recipient)
