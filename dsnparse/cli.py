@@ -15,6 +15,7 @@ from collections import Counter
 from typing import Optional
 
 from . import __version__
+from .cliargs import add_db_arguments  # noqa: F401 - re-exported
 from .errors import DsnparseError, SourceError
 from .options import Options
 
@@ -73,26 +74,6 @@ def _command_word(argv) -> Optional[str]:
         if a == "--":
             return None
     return None
-
-
-def add_db_arguments(parser: argparse.ArgumentParser, record: bool = False) -> None:
-    """Add ``--db FILE`` and ``--policy FILE`` to ``parser`` (for parse, imap, suppressions).
-
-    Both default to "absent" (``argparse.SUPPRESS``) so that a value given to a parent
-    parser is not overwritten; read them with ``getattr(args, "db", None)`` or call
-    :func:`dsnparse.ledger_cli.open_ledger`.  (Also exported as
-    ``dsnparse.ledger_cli.add_db_arguments``; it lives here so that ``parse`` does not import
-    the ledger command module.)  ``record=True`` (parse, imap): the commands record into the
-    ledger only when ``--db`` is given.
-    """
-    parser.add_argument("--db", metavar="FILE", default=argparse.SUPPRESS,
-                        help="also record every bounce in this ledger file (SQLite; see "
-                             "`dsnparse suppressions`); nothing is recorded without it" if record
-                        else "ledger file (SQLite); default $DSNPARSE_DB or "
-                             "$XDG_DATA_HOME/dsnparse/ledger.sqlite3")
-    parser.add_argument("--policy", metavar="FILE", default=argparse.SUPPRESS,
-                        help="suppression policy YAML merged over the shipped defaults "
-                             "(default $DSNPARSE_POLICY)")
 
 
 def build_parser(argv=None) -> argparse.ArgumentParser:
@@ -255,6 +236,11 @@ def cmd_parse(args) -> int:
     jobs = args.jobs if args.jobs is not None else default_jobs()
     if jobs < 1:
         print("dsnparse: error: --jobs must be at least 1", file=sys.stderr)
+        return EXIT_USAGE
+    if getattr(args, "policy", None) is not None and getattr(args, "db", None) is None:
+        # the policy decides suppressions in the ledger; without one it would be ignored
+        print("dsnparse: error: --policy needs --db (the policy decides what the ledger "
+              "suppresses; parse alone records nothing)", file=sys.stderr)
         return EXIT_USAGE
     progress = _Progress() if not args.quiet and sys.stderr.isatty() else None
     load_packs(tuple(opts.rules))  # broken rules, like a bad --db, are found before -o truncates

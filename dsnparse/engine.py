@@ -608,7 +608,8 @@ def _from_pack(pack, ctx, base, packs) -> Optional[Report]:
     text = rules.region(pack, ctx.text(), ctx.timeout, ctx.folded.body())
     exclude = rules.notified_addresses(ctx.header) if pack.exclude_notified else None
     found = rules.extract(pack, text, ctx.header, ctx.timeout, exclude, ctx.folded.body(),
-                          complete=lambda local: _local_part_in_original(pack, ctx, local))
+                          complete=lambda local: _local_part_in_original(pack, ctx, local),
+                          addressed=lambda addr: _addressed_in_original(pack, ctx, addr))
     if not found and pack.recipient_from_original:
         inner = _returned_report(ctx)
         if inner is not None:
@@ -701,6 +702,16 @@ def _local_part_in_original(pack, ctx, local: str) -> Optional[str]:
     return next(iter(cands)) if len(cands) == 1 else None
 
 
+def _addressed_in_original(pack, ctx, addr: str) -> bool:
+    """``True`` when the returned original's ``To`` / ``Cc`` holds ``addr`` (compared
+    case-insensitively): a message sent to a mail-system mailbox (``postmaster@`` of another
+    domain, RFC 5321 §4.5.1) bounced, and that mailbox is the failed recipient."""
+    local = addr.split("@", 1)[0]
+    _local_part_in_original(pack, ctx, local)  # fills ctx.local_map (unless local is too long)
+    found = ctx.local_map.get(local.lower(), ()) if ctx.local_map is not None else ()
+    return addr.lower() in {a.lower() for a in found}
+
+
 def _original_header_block(pack, ctx):
     """The header block that follows the pack's first ``original_start`` marker in the text,
     parsed, or ``None``."""
@@ -733,9 +744,9 @@ def _returned_to(pack, ctx, exclude) -> Optional[str]:
     if len(addrs) != 1:
         return None
     addr = rules.clean_address(addrs[0])
-    if not addr or exclude is not None and (addr.lower() in exclude or rules.is_system_address(addr)):
+    if not addr or exclude is not None and addr.lower() in exclude:
         return None
-    return addr
+    return addr  # the original's only To: a system mailbox too (a message sent to postmaster@)
 
 
 def build_verdict(ctx, packs, matched, *, recipient, action, field_status, diagnostic, rule,

@@ -25,7 +25,7 @@ import sys
 import tempfile
 from typing import TYPE_CHECKING, Any, Callable
 
-from .cli import add_db_arguments  # noqa: F401 - re-exported (parse, imap, suppressions)
+from .cliargs import add_db_arguments  # noqa: F401 - re-exported (parse, imap, suppressions)
 from .errors import DsnparseError
 from .output import SafeCsvWriter, format_for_path
 if TYPE_CHECKING:  # the ledger (sqlite3, uuid…) is imported only when a command needs it
