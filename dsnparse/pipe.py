@@ -383,6 +383,9 @@ def _run(args: argparse.Namespace) -> int:
         raise TempFail("usage error: give --output FILE (every message's records) and/or "
                        "--keep-dir DIR (messages that give no ledger event), so that no "
                        "message is dropped")
+    if args.policy and not args.db:  # (as parse: the policy only decides in a ledger)
+        raise TempFail("usage error: --policy needs --db (the policy decides what the ledger "
+                       "suppresses)")
     fmt = args.format
     if fmt is None:
         fmt = "csv" if args.output and args.output.lower().endswith(".csv") else "jsonl"

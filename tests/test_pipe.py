@@ -141,11 +141,13 @@ def test_keep_dir_with_db_keeps_only_what_the_ledger_lacks(tmp_path):
     [],                                  # neither --output nor --keep-dir
     ["--db", "{tmp}/l.sqlite3"],         # a ledger alone would drop non-bounces
     ["--policy", "{tmp}/missing.yaml"],
+    ["-o", "{tmp}/v.jsonl", "--policy", "{tmp}/p.yaml"],   # a policy without a ledger
 ])
 def test_usage_errors_exit_75_not_64_or_2(tmp_path, args):
     args = [a.replace("{tmp}", str(tmp_path)) for a in args]
-    if "--policy" in args:
+    if "{tmp}/missing.yaml".replace("{tmp}", str(tmp_path)) in args:
         args += ["--db", tmp_path / "l.sqlite3", "-o", tmp_path / "v.jsonl"]
+    (tmp_path / "p.yaml").write_text("soft: {count: 2}\n")
     r = run(args)
     assert r.returncode == EX_TEMPFAIL, r.stderr
     assert b"exit 75 (EX_TEMPFAIL)" in r.stderr
