@@ -195,7 +195,6 @@ class PostfixInstance:
         for old, new in (("/usr/local/bin/dsnparse", self.dsnparse),
                          ("/var/lib/dsnparse", str(self.state)),
                          ("user=dsnparse", f"user={PIPE_USER}"),
-                         ("--lock-timeout 10", "--lock-timeout 1"),  # (quicker deferrals)
                          ("bounces.example.org", self.domain),
                          ("hash:/etc/postfix/transport", f"texthash:{self.etc}/transport")):
             text = text.replace(old, new)

@@ -9,12 +9,17 @@ and later made read-only: each time the message must stay queued (pipe exited 75
 EX_TEMPFAIL: ``postqueue -p`` lists it with dsnparse's reason) and be delivered, once, by
 ``postqueue -f`` when the ledger is back.
 
+A third case kills ``dsnparse pipe`` (SIGKILL) after it stored the ledger event and while it
+waits for the output's lock: Postfix defers the message ("died with signal 9"), and the
+retry stores the record once while the ledger keeps one event.
+
 Needs root (Postfix starts as root; pipe(8) runs dsnparse as ``nobody``), ``postfix``,
 ``setfacl`` and ``setpriv``: ``bash .ci/setup.d/30-postfix.sh``.  Skipped with the reason
 when they are missing, except under ``DSNPARSE_CI=1`` where that is a failure.
 """
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import re
@@ -23,6 +28,7 @@ import smtplib
 import subprocess
 import sys
 import tempfile
+import signal
 import time
 from pathlib import Path
 
@@ -229,3 +235,60 @@ def test_unwritable_ledger_keeps_the_message_queued_until_it_is_back(postfix):
 
     _retry_once_back(postfix, f"bounces+readonly@{DOMAIN}", "readonly-1@mta1.sender.example",
                      "cannot record in the ledger", lambda: os.chmod(db, 0o444), back)
+
+
+def _pids_of(marker: bytes) -> list[int]:
+    """Processes whose command line holds ``marker`` (the test's own Postfix's children)."""
+    out = []
+    for d in Path("/proc").iterdir():
+        if d.name.isdigit():
+            try:
+                if marker in (d / "cmdline").read_bytes():
+                    out.append(int(d.name))
+            except OSError:
+                pass
+    return out
+
+
+def test_pipe_killed_after_the_ledger_is_retried_and_stored_once(postfix):
+    """SIGKILL between the two stores (the ledger event committed, the output not written):
+    Postfix defers the message; the retry appends one record and adds no second event."""
+    rcpt, mid = f"bounces+killed@{DOMAIN}", "killed-1@mta1.sender.example"
+    out = postfix.state / "verdicts.jsonl"
+    before = len(_records(postfix))
+    fd = os.open(out, os.O_WRONLY)
+    fcntl.flock(fd, fcntl.LOCK_EX)           # the pipe will wait here (--lock-timeout 10)
+    try:
+        _send(postfix, "rfc3464/01.eml", rcpt, message_id=mid)
+        # wait (as the pipe user) until the event is in the ledger: pipe is then at the lock
+        code = ("import sqlite3, sys, time\n"
+                "t = time.monotonic() + 120\n"
+                "while time.monotonic() < t:\n"
+                "    c = sqlite3.connect(sys.argv[1])\n"
+                "    n = c.execute('SELECT count(*) FROM events WHERE message_id=?',"
+                " (sys.argv[2],)).fetchone()[0]\n"
+                "    c.close()\n"
+                "    if n:\n"
+                "        sys.exit(0)\n"
+                "    time.sleep(0.05)\n"
+                "sys.exit(1)\n")
+        r = ps.as_pipe_user([sys.executable, "-c", code, str(postfix.state / "ledger.sqlite3"),
+                             mid], timeout=180)
+        assert r.returncode == 0, "the pipe never stored the ledger event"
+        pids = _pids_of(f"--recipient={rcpt}".encode())
+        assert len(pids) == 1, pids
+        os.kill(pids[0], signal.SIGKILL)
+        qid = _queue_id(postfix, rcpt, "deferred")[0]
+        line = postfix.wait_log(rf"{qid}: to=<{re.escape(rcpt)}>.*status=deferred")[0]
+        assert "signal 9" in line, line
+        assert len(_records(postfix)) == before
+    finally:
+        os.close(fd)
+    postfix.flush()
+    assert _queue_id(postfix, rcpt, "sent")[0] == qid
+    new = _records(postfix)[before:]
+    assert [(r["source"], r["message_id"]) for r in new] == [(f"pipe:{qid}", f"<{mid}>")]
+    events = [e for e in _ledger_events(postfix) if e["message_id"] == mid]
+    assert [(e["address"], e["source"]) for e in events] == \
+        [("alice.nobody@receiver.example", f"pipe:{qid}")]
+    assert postfix.queue() == []
