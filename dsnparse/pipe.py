@@ -28,7 +28,8 @@ double bounce and is lost for dsnparse.  A mistake in ``master.cf`` or in the Ex
 is a configuration error the administrator fixes; until then the MTA keeps every bounce, and
 ``postqueue -f`` (``exim -qff``) delivers them all afterwards.  ``--help`` and ``--version``
 exit 0.  Exit statuses 1 and 2 of the other commands are never used here (to Postfix an
-unknown status is a bounce).
+unknown status is a bounce) — except by the main parser, for an unknown option placed
+before the command word (``dsnparse --bogus pipe``), which this module does not see.
 
 Exactly once: the ledger is written first (its events are deduplicated, so a retry after a
 later failure stores nothing twice), ``--keep-dir`` second (its file name is the message's
@@ -67,10 +68,6 @@ NULL_SENDERS = ("", "<>", "MAILER-DAEMON")
 
 class TempFail(Exception):
     """Something could not be stored (or the command is misconfigured): exit 75."""
-
-
-class _PipeParser(argparse.ArgumentParser):
-    pass
 
 
 def _usage_error(parser: argparse.ArgumentParser):
