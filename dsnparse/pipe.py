@@ -23,7 +23,7 @@ or bounced.  The exit status follows ``<sysexits.h>``, and only two values are u
     ``exim -bp``).
 
 Why a usage error is 75 and not EX_USAGE (64): both MTAs take 64 as a permanent failure and
-both MTAs would bounce the bounce — to its null sender, so it ends with the postmaster as a
+would bounce the bounce — to its null sender, so it ends with the postmaster as a
 double bounce and is lost for dsnparse.  A mistake in ``master.cf`` or in the Exim transport
 is a configuration error the administrator fixes; until then the MTA keeps every bounce, and
 ``postqueue -f`` (``exim -qff``) delivers them all afterwards.  ``--help`` and ``--version``
