@@ -60,6 +60,7 @@ _PLUGIN_COMMANDS = (
     ("senders", "dsnparse.senders", "sender- and message-side rejections per receiving "
                                     "domain"),
     ("imap", "dsnparse.imap_cli", "process a bounce mailbox over IMAP"),
+    ("pipe", "dsnparse.pipe", "one bounce on stdin from an MTA pipe (Postfix, Exim); exit 0 / 75"),
     ("rules", "dsnparse.rules_cli", "work with rule packs (rules check)"),
     ("explain", "dsnparse.rules_cli", "show how one message was parsed (packs tried, rules "
                                       "matched)"),
@@ -152,21 +153,30 @@ def build_parser(argv=None) -> argparse.ArgumentParser:
                          "layer on formats it was not written from)")
     pe.set_defaults(func=cmd_eval)
 
-    if _command_word(argv) in ("parse", "eval"):
+    word = _command_word(argv)
+    if word in ("parse", "eval"):
         for name, _, help_ in _PLUGIN_COMMANDS:  # placeholders: same usage and choices
             sub.add_parser(name, help=help_)
+    elif word in {name for name, _, _ in _PLUGIN_COMMANDS}:
+        # one plugin command runs: only its module is imported (start-up of `dsnparse pipe`)
+        for mod in _plugin_modules(word):
+            mod.register(sub)
+        for name, _, help_ in _PLUGIN_COMMANDS:
+            if name not in sub.choices:
+                sub.add_parser(name, help=help_)
     else:
         for mod in _plugin_modules():
             mod.register(sub)
     return p
 
 
-def _plugin_modules():
-    """Command groups that live in their own modules (each has ``register(subparsers)``)."""
+def _plugin_modules(command: Optional[str] = None):
+    """Command groups that live in their own modules (each has ``register(subparsers)``);
+    only the module of ``command`` when it is given."""
     import importlib
 
     mods = []
-    for name in dict.fromkeys(m for _, m, _ in _PLUGIN_COMMANDS):
+    for name in dict.fromkeys(m for c, m, _ in _PLUGIN_COMMANDS if command in (None, c)):
         try:
             mods.append(importlib.import_module(name))
         except ModuleNotFoundError as e:
