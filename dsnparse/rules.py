@@ -1518,6 +1518,13 @@ def extract(pack: Pack, text: str, header, timeout: float, exclude=None,
                 f = folds[rule.header] = src.casefold()
             if not rule.pattern.may_match(f):
                 continue  # a literal every match holds is absent (sections are parts of src)
+        start = rule.section_start
+        if start is not None and start.needles is not None:
+            f = folds.get(rule.header)
+            if f is None:
+                f = folds[rule.header] = src.casefold()
+            if not start.may_match(f):
+                continue  # no section can start: the rule finds nothing
         spans = _LAZY_SPANS
         if rule.section_start is None and rule.pattern.line_literals is not None:
             key = (rule.header, rule.pattern.line_literals)
@@ -1733,13 +1740,22 @@ def _rules_that_may_match(diagnostic: str, packs):
     """``(pack, rule, branches)`` in rule order for the text rules of ``packs`` whose
     required literal sets all occur in ``diagnostic`` (see :class:`_TextIndex`);
     ``branches``: the branches to run, or ``None`` for the whole pattern."""
+    global _LAST_FOLD
     index = _text_index(packs)
-    folded = diagnostic.casefold()
+    last = _LAST_FOLD  # (one tuple: read and replaced whole, safe across threads)
+    if last[0] is diagnostic:  # (the same text, read by the vendor's rules, then the verdict's)
+        folded = last[1]
+    else:
+        folded = diagnostic.casefold()
+        _LAST_FOLD = (diagnostic, folded)
     for i, branches in _grouped(index.entries(folded)):
         pack, rule = index.rules[i]
         branches = _may_run(rule, branches, folded)
         if branches is not False:
             yield pack, rule, branches
+
+
+_LAST_FOLD: tuple = (None, None)  # the last text _rules_that_may_match case-folded, and its fold
 
 
 def _may_run(rule: TextRule, branches, folded: str):
