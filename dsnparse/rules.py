@@ -33,6 +33,7 @@ from typing import Any, Iterable, Optional
 from . import budget as _budget
 from .backtrack import top_level_bars, untimed_length
 from .errors import RuleError
+from . import linescan
 from . import vocabulary
 from .resources import rules_dir
 from .status import find_codes
@@ -107,6 +108,9 @@ class Pattern:
     # than compiling (see _compiled_from)
     _code: Optional[bytes] = field(default=None, compare=False, repr=False)
     _bcode: Optional[tuple] = field(default=None, compare=False, repr=False)
+    # a line-local pattern (dsnparse.linescan): literals of which one occurs on the line of
+    # every match; only the lines holding one are searched.  None: search the whole text
+    line_literals: Optional[frozenset] = None
 
     @property
     def compiled(self):
@@ -126,7 +130,8 @@ class Pattern:
         return {"source": self.source, "where": self.where, "needles": self.needles, "_cell": [],
                 "branches": self.branches, "_bcell": [], "untimed": self.untimed,
                 "branch_untimed": self.branch_untimed, "more": self.more,
-                "branch_more": self.branch_more, "_code": code, "_bcode": bcode}
+                "branch_more": self.branch_more, "_code": code, "_bcode": bcode,
+                "line_literals": self.line_literals}
 
     def search_branches(self, text: str, timeout: float, which):
         """``search`` run as the branches ``which`` (indices into :attr:`branches`) only: the
@@ -190,6 +195,51 @@ class Pattern:
         except TimeoutError:
             _timed_out(self.where)
             return []
+
+    def line_spans(self, text: str, folded: Optional[str] = None) -> Optional[list]:
+        """The ``(start, end)`` of the lines of ``text`` that can hold a match (see
+        :mod:`dsnparse.linescan`), or ``None``: search the whole text.  ``folded``:
+        ``text.casefold()`` when the caller has it."""
+        lits = self.line_literals
+        return None if lits is None else linescan.line_spans(text, lits, folded)
+
+    def finditer_lines(self, text: str, spans: list, timeout: float) -> list:
+        """:meth:`finditer` over the lines ``spans`` of ``text`` only (from
+        :meth:`line_spans`): the same matches, as the pattern is line-local."""
+        compiled = self.cell_compiled()
+        untimed = self.untimed
+        out: list = []
+        try:
+            for s, e in spans:
+                if e - s <= untimed:
+                    out.extend(compiled.finditer(text, s, e))
+                else:
+                    out.extend(compiled.finditer(text, s, e, False, None, False,
+                                                 _budget.timeout(timeout)))
+        except TimeoutError:
+            _timed_out(self.where)
+            return []
+        return out
+
+    def search_lines(self, text: str, spans: list, timeout: float):
+        """:meth:`search` over the lines ``spans`` of ``text`` only: the leftmost match."""
+        compiled = self.cell_compiled()
+        untimed = self.untimed
+        try:
+            for s, e in spans:
+                if e - s <= untimed:
+                    m = compiled.search(text, s, e)
+                else:
+                    m = compiled.search(text, s, e, None, False, _budget.timeout(timeout))
+                if m is not None:
+                    return m
+        except TimeoutError:
+            _timed_out(self.where)
+        return None
+
+    def cell_compiled(self):
+        cell = self._cell
+        return cell[0] if cell else self.compiled
 
 
 def _search(compiled, text: str, untimed: int, timeout: float):
@@ -389,11 +439,15 @@ def _compile_any(path, source, rule, fieldname, vocab=None) -> Pattern:
                         rule, fieldname) from None
     branches = split_branches(source)
     needles, more = _literal_sets(source)
+    line_literals = None
+    if linescan.is_line_local(source, _pattern_flags()):
+        line_literals = linescan.anchor_literals(required_literal_groups(source, 1))
     return Pattern(source, f"{path}: rule {rule!r}: field {fieldname!r}",
                    needles, [compiled], branches, untimed=untimed_length(source),
                    branch_untimed=tuple(untimed_length(b) for b, _ in branches) if branches else None,
                    more=more,
-                   branch_more=tuple(_literal_sets(b)[1] for b, _ in branches) if branches else None)
+                   branch_more=tuple(_literal_sets(b)[1] for b, _ in branches) if branches else None,
+                   line_literals=line_literals)
 
 
 _MAX_MORE = 4  # literal sets checked beyond a pattern's needles: the most selective ones
@@ -469,10 +523,10 @@ def required_literals(source: str) -> Optional[frozenset]:
     return _best(groups) if groups else None
 
 
-def required_literal_groups(source: str) -> list:
-    """Every set of case-folded literals of at least 3 characters that a match of ``source``
-    must contain one of (the most selective is :func:`required_literals`); ``[]`` when there
-    is none or the pattern uses syntax only ``regex`` reads."""
+def required_literal_groups(source: str, min_len: int = _MIN_NEEDLE) -> list:
+    """Every set of case-folded literals of at least ``min_len`` characters that a match of
+    ``source`` must contain one of (the most selective is :func:`required_literals`); ``[]``
+    when there is none or the pattern uses syntax only ``regex`` reads."""
     import re as _re
 
     if "[[:" in source or "\\p" in source or "\\P" in source or "\\N" in source \
@@ -487,7 +541,7 @@ def required_literal_groups(source: str) -> list:
     except Exception:  # noqa: BLE001 - regex-only syntax: no prefilter
         return []
     return [frozenset(g) for g in _required_groups(list(tree), sre_parse)
-            if min(len(n) for n in g) >= _MIN_NEEDLE]
+            if min(len(n) for n in g) >= min_len]
 
 
 def _caseless_mark(ch: str) -> bool:
@@ -847,7 +901,7 @@ def _load_listing(listing) -> tuple:
 # recently written or used caches are kept.  DSNPARSE_CACHE=0 turns the cache off;
 # DSNPARSE_CACHE_DIR moves it.
 
-_CACHE_VERSION = 16  # bump when Pack or Pattern change shape
+_CACHE_VERSION = 17  # bump when Pack or Pattern change shape
 
 
 from .cachefile import cache_dir  # noqa: E402 - re-exported: where the caches live
@@ -1002,17 +1056,30 @@ def region(pack: Pack, text: str, timeout: float, folded: Optional[str] = None) 
         folded = text.casefold() if pack.report_start or pack.original_start else ""
     if pack.report_start:
         hits = [m.start() for p in pack.report_start
-                if p.may_match(folded) and (m := p.search(text, timeout))]
+                if p.may_match(folded) and (m := _search_text(p, text, folded, timeout))]
         if hits:
             start = min(hits)
     end = len(text)
     if pack.original_start:
         sub = text[start:] if start else text
+        # (the case-folded sub when folded maps onto text character by character)
+        fsub = None if len(folded) != len(text) else folded[start:] if start else folded
         hits = [m.start() for p in pack.original_start
-                if p.may_match(folded) and (m := p.search(sub, timeout)) and m.start() > 0]
+                if p.may_match(folded) and (m := _search_text(p, sub, fsub, timeout))
+                and m.start() > 0]
         if hits:
             end = start + min(hits)
     return text[start:end]
+
+
+def _search_text(pattern: Pattern, text: str, folded: Optional[str], timeout: float):
+    """``pattern.search(text)``, on the lines that can hold a match only when the pattern is
+    line-local (:mod:`dsnparse.linescan`); ``folded``: ``text.casefold()`` or ``None``."""
+    if pattern.line_literals is not None:
+        spans = pattern.line_spans(text, folded)
+        if spans is not None:
+            return pattern.search_lines(text, spans, timeout)
+    return pattern.search(text, timeout)
 
 
 def _describe(c: Condition) -> str:
@@ -1366,12 +1433,27 @@ def _lines_from(text: str, pos: int):
         pos = nl + 1
 
 
-def _matches(rule: RecipientRule, src: str, timeout: float):
+_LAZY_SPANS = object()  # (_finditer: the lines are found there)
+
+
+def _finditer(pattern: Pattern, text: str, timeout: float, spans=_LAZY_SPANS) -> list:
+    """``pattern.finditer(text)``, on the lines that can hold a match only when the pattern
+    is line-local (:meth:`Pattern.line_spans`; ``spans``: those lines when the caller has
+    them, ``None`` for the whole text)."""
+    if spans is _LAZY_SPANS:
+        spans = pattern.line_spans(text)
+    if spans is None:
+        return pattern.finditer(text, timeout)
+    return pattern.finditer_lines(text, spans, timeout)
+
+
+def _matches(rule: RecipientRule, src: str, timeout: float, spans=_LAZY_SPANS):
     """``(text, match)`` pairs of a recipient rule: over the whole text, or, with
     ``section_start``, over each section from the end of a ``section_start`` match to the
-    next ``section_end`` match (or the end of the text)."""
+    next ``section_end`` match (or the end of the text).  ``spans``: the lines of ``src``
+    that can hold a match of the rule's pattern, when the caller has them."""
     if rule.section_start is None:
-        return [(src, m) for m in rule.pattern.finditer(src, timeout)]
+        return [(src, m) for m in _finditer(rule.pattern, src, timeout, spans)]
     out = []
     if rule.section_end is None:
         # sections then run to the end of the text: each later one lies inside the first,
@@ -1379,7 +1461,7 @@ def _matches(rule: RecipientRule, src: str, timeout: float):
         first = _first_match(rule.section_start, src, timeout)
         starts = [first] if first is not None else []
     else:
-        starts = rule.section_start.finditer(src, timeout)
+        starts = _finditer(rule.section_start, src, timeout)
     for start in starts:
         seg = src[start.end():]
         if seg.startswith("\n"):
@@ -1388,7 +1470,7 @@ def _matches(rule: RecipientRule, src: str, timeout: float):
             end = rule.section_end.search(seg, timeout)
             if end is not None:
                 seg = seg[:end.start()]
-        out.extend((seg, m) for m in rule.pattern.finditer(seg, timeout))
+        out.extend((seg, m) for m in _finditer(rule.pattern, seg, timeout))
     return out
 
 
@@ -1398,8 +1480,14 @@ def _first_match(pattern: Pattern, text: str, timeout: float):
     if pattern.branches is not None and len(pattern.branches) > _MANY_BRANCHES:
         which = present_branches(pattern, text.casefold())
         return pattern.search_branches(text, timeout, which) if which else None
-    if pattern.needles is not None and not pattern.may_match(text.casefold()):
-        return None
+    folded = None
+    if pattern.needles is not None:
+        folded = text.casefold()
+        if not pattern.may_match(folded):
+            return None
+    spans = pattern.line_spans(text, folded)
+    if spans is not None:
+        return pattern.search_lines(text, spans, timeout)
     return pattern.search(text, timeout)
 
 
@@ -1421,6 +1509,7 @@ def extract(pack: Pack, text: str, header, timeout: float, exclude=None,
     found: dict = {}
     order = []
     folds: dict = {None: folded} if folded is not None else {}  # source -> case-folded
+    lines: dict = {}  # (source, literals) -> the lines of the source holding one
     for rule in pack.recipients:
         src = header(rule.header) if rule.header else text
         if not src:
@@ -1431,7 +1520,20 @@ def extract(pack: Pack, text: str, header, timeout: float, exclude=None,
                 f = folds[rule.header] = src.casefold()
             if not rule.pattern.may_match(f):
                 continue  # a literal every match holds is absent (sections are parts of src)
-        for src, m in _matches(rule, src, timeout):
+        start = rule.section_start
+        if start is not None and start.needles is not None:
+            f = folds.get(rule.header)
+            if f is None:
+                f = folds[rule.header] = src.casefold()
+            if not start.may_match(f):
+                continue  # no section can start: the rule finds nothing
+        spans = _LAZY_SPANS
+        if rule.section_start is None and rule.pattern.line_literals is not None:
+            key = (rule.header, rule.pattern.line_literals)
+            spans = lines.get(key, _LAZY_SPANS)
+            if spans is _LAZY_SPANS:
+                spans = lines[key] = rule.pattern.line_spans(src)
+        for src, m in _matches(rule, src, timeout, spans):
             gd = {k: v for k, v in m.groupdict().items() if v}
             raw = gd.get("recipient")
             if raw and gd.get("recipient_domain") and "@" not in raw:
@@ -1642,13 +1744,22 @@ def _rules_that_may_match(diagnostic: str, packs):
     """``(pack, rule, branches)`` in rule order for the text rules of ``packs`` whose
     required literal sets all occur in ``diagnostic`` (see :class:`_TextIndex`);
     ``branches``: the branches to run, or ``None`` for the whole pattern."""
+    global _LAST_FOLD
     index = _text_index(packs)
-    folded = diagnostic.casefold()
+    last = _LAST_FOLD  # (one tuple: read and replaced whole, safe across threads)
+    if last[0] is diagnostic:  # (the same text, read by the vendor's rules, then the verdict's)
+        folded = last[1]
+    else:
+        folded = diagnostic.casefold()
+        _LAST_FOLD = (diagnostic, folded)
     for i, branches in _grouped(index.entries(folded)):
         pack, rule = index.rules[i]
         branches = _may_run(rule, branches, folded)
         if branches is not False:
             yield pack, rule, branches
+
+
+_LAST_FOLD: tuple = (None, None)  # the last text _rules_that_may_match case-folded, and its fold
 
 
 def _may_run(rule: TextRule, branches, folded: str):

@@ -58,9 +58,29 @@ def find_reply_code(text: Optional[str]) -> Optional[str]:
 
 def find_codes(text: Optional[str]) -> tuple[Optional[str], bool, Optional[str]]:
     """``(status, paired, reply code)`` of ``text`` in one pass (see
-    :func:`find_status_strength` and :func:`find_reply_code`)."""
+    :func:`find_status_strength` and :func:`find_reply_code`).
+
+    The answers for short texts are kept (a recipient's diagnostic is read for its codes
+    two or three times per verdict: the recipient line, whether it holds a code, the
+    verdict), at most :data:`_MEMO_SIZE` of them."""
     if not text:
         return None, False, None
+    if len(text) > _MEMO_TEXT:
+        return _find_codes(text)
+    hit = _MEMO.get(text)
+    if hit is None:
+        if len(_MEMO) >= _MEMO_SIZE:
+            _MEMO.clear()
+        hit = _MEMO[text] = _find_codes(text)
+    return hit
+
+
+_MEMO: dict = {}
+_MEMO_SIZE = 512
+_MEMO_TEXT = 2048  # longer texts (a whole report) are not kept
+
+
+def _find_codes(text: str) -> tuple[Optional[str], bool, Optional[str]]:
     m = _REPLY_ENH.search(text)
     if m:
         return _norm(m.group(2)), True, m.group(1)
