@@ -9,7 +9,9 @@ output file owned by another state file (nothing was changed on the server).
 Run on its own with ``python -m dsnparse.imap_cli [options]`` (same options).
 
 The password comes from ``DSNPARSE_IMAP_PASSWORD`` or an interactive prompt, never from
-the command line or the config file.  ``--config FILE`` (TOML if it ends in ``.toml``,
+the command line or the config file.  With ``--auth xoauth2|oauthbearer`` an OAuth2 access
+token is used instead: the output of ``--oauth2-token-command CMD`` (run at every
+connection) or ``DSNPARSE_IMAP_TOKEN``.  ``--config FILE`` (TOML if it ends in ``.toml``,
 YAML otherwise) may hold any other option, keys spelt like the long options with ``-`` or
 ``_`` (``processed-folder: Bounces``); command line options win over the file.
 """
@@ -40,7 +42,7 @@ _OPTIONS = {
     "state": (str, None), "output": (str, None), "format": (str, "jsonl"),
     "watch": (bool, False), "idle_timeout": (float, 300.0), "poll_interval": (float, 30.0),
     "timeout": (float, 60.0), "starttls": (bool, False), "insecure_plain": (bool, False),
-    "progress": (bool, None),
+    "progress": (bool, None), "auth": (str, "login"), "oauth2_token_command": (str, None),
 }
 
 
@@ -59,6 +61,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--insecure-plain", action="store_true", default=None,
                    help="unencrypted IMAP: password and mail in clear text")
     g.add_argument("--timeout", type=float, metavar="S", help="network timeout (default 60)")
+    g.add_argument("--auth", choices=("login", "xoauth2", "oauthbearer"),
+                   help="login (password, the default), or an OAuth2 access token with the "
+                   "SASL mechanism XOAUTH2 (Gmail, Microsoft 365) or OAUTHBEARER (RFC 7628)")
+    g.add_argument("--oauth2-token-command", metavar="CMD",
+                   help="shell command printing an OAuth2 access token, run at every "
+                   "connection (a reconnect gets a fresh token); without it the token is "
+                   "read from $DSNPARSE_IMAP_TOKEN")
     g = p.add_argument_group("what to read")
     g.add_argument("--folder", help="folder to read (default INBOX)")
     g.add_argument("--since", metavar="YYYY-MM-DD", help="only mail received since DATE")
@@ -200,9 +209,26 @@ def build_options(s: dict, password: str):
             processed_folder=s["processed_folder"], other_folder=s["other_folder"],
             flag_only=s["flag_only"], flag=s["flag"], dry_run=s["dry_run"],
             state_path=s["state"], timeout=s["timeout"], watch=s["watch"],
-            idle_timeout=s["idle_timeout"], poll_interval=s["poll_interval"])
+            idle_timeout=s["idle_timeout"], poll_interval=s["poll_interval"],
+            auth=s["auth"], token_command=s["oauth2_token_command"])
     except ValueError as e:
         raise UsageError(str(e)) from None
+
+
+def _secret(s: dict) -> str:
+    """The password (``--auth login``) or the static access token (OAuth2 without a token
+    command: ``DSNPARSE_IMAP_TOKEN``); empty when a token command provides it."""
+    if s["auth"] == "login":
+        if s["oauth2_token_command"]:
+            raise UsageError("--oauth2-token-command needs --auth xoauth2 or oauthbearer")
+        return _password()
+    if s["oauth2_token_command"]:
+        return ""
+    token = os.environ.get("DSNPARSE_IMAP_TOKEN", "").strip()
+    if not token:
+        raise UsageError(f"--auth {s['auth']} needs an access token: give "
+                         "--oauth2-token-command CMD or set DSNPARSE_IMAP_TOKEN")
+    return token
 
 
 def _password() -> str:
@@ -248,7 +274,7 @@ def command(args: argparse.Namespace, on_stored=None) -> int:
     try:
         s = settings(args)
         opts = build_options(s, "")
-        opts = dataclasses.replace(opts, password=_password())
+        opts = dataclasses.replace(opts, password=_secret(s))
     except UsageError as e:
         print(f"dsnparse imap: {e}", file=sys.stderr)
         return 2
