@@ -137,7 +137,11 @@ class UsageError(Exception):
     pass
 
 
-def _load_config(path: str) -> dict:
+def _load_config(path: str, options: dict | None = None, section: str = "imap",
+                 secret_env: str = "DSNPARSE_IMAP_PASSWORD") -> dict:
+    """Read a config file of ``options`` (default: the ``imap`` ones; a table named
+    ``section`` is read when the file has one).  Raises :class:`UsageError`."""
+    options = _OPTIONS if options is None else options
     try:
         with open(path, "rb") as f:
             raw = f.read()
@@ -154,16 +158,16 @@ def _load_config(path: str) -> dict:
         raise UsageError(f"config file {path}: {e}") from e
     if not isinstance(data, dict):
         raise UsageError(f"config file {path}: expected a table of options")
-    data = data.get("imap", data) if isinstance(data.get("imap"), dict) else data
+    data = data.get(section, data) if isinstance(data.get(section), dict) else data
     out = {}
     for k, v in data.items():
         key = str(k).replace("-", "_")
         if key in ("password", "pass"):
             raise UsageError(f"config file {path}: the password may not be stored there; "
-                             "use DSNPARSE_IMAP_PASSWORD or the prompt")
-        if key not in _OPTIONS:
+                             f"use {secret_env} or the prompt")
+        if key not in options:
             raise UsageError(f"config file {path}: unknown option {k!r}")
-        typ = _OPTIONS[key][0]
+        typ = options[key][0]
         if v is not None and not isinstance(v, typ if typ is not float else (int, float)):
             if typ is str and isinstance(v, (_dt.date,)):
                 v = v.isoformat()
@@ -173,11 +177,15 @@ def _load_config(path: str) -> dict:
     return out
 
 
-def settings(args: argparse.Namespace) -> dict:
-    """Merge command line over config file over defaults."""
-    conf = _load_config(args.config) if getattr(args, "config", None) else {}
+def settings(args: argparse.Namespace, options: dict | None = None, section: str = "imap",
+             secret_env: str = "DSNPARSE_IMAP_PASSWORD") -> dict:
+    """Merge command line over config file over defaults (``options``: name → (type,
+    default), the ``imap`` ones by default)."""
+    options = _OPTIONS if options is None else options
+    conf = (_load_config(args.config, options, section, secret_env)
+            if getattr(args, "config", None) else {})
     merged = {}
-    for key, (_typ, default) in _OPTIONS.items():
+    for key, (_typ, default) in options.items():
         v = getattr(args, key, None)
         merged[key] = v if v is not None else conf.get(key, default)
     if getattr(args, "format", None) is None and conf.get("format") is None and merged["output"]:

@@ -110,10 +110,14 @@ class Dovecot:
         self.ca = os.path.join(directory, "ssl", "cert.pem")
         self.users: dict[str, str] = {}
         self.ports: dict[str, int] = {}
+        self.pool: list[str] = []
 
     # ------------------------------------------------------------------ lifecycle
     @classmethod
-    def start(cls, pop3: bool = True, oauth2_public_pem: Optional[bytes] = None) -> "Dovecot":
+    def start(cls, pop3: bool = True, oauth2_public_pem: Optional[bytes] = None,
+              users=0) -> "Dovecot":
+        """Start an instance with mailboxes ready: ``users`` is a number (a pool, see
+        :meth:`new_user`) or a list of names (password ``secret``)."""
         if os.geteuid() != 0:
             raise Unavailable("starting a test Dovecot needs root")
         missing = [p for p in (DOVECOT, "/usr/lib/dovecot/imap")
@@ -128,6 +132,8 @@ class Dovecot:
         srv = cls(d, pop3, oauth2_public_pem)
         try:
             srv._prepare(uid, gid, oauth2_public_pem)
+            names = [f"u{i}" for i in range(users)] if isinstance(users, int) else users
+            srv.pool = [srv.add_user(n) for n in names]
             for attempt in range(3):            # a free port may be taken before we bind it
                 srv.ports = {k: free_port() for k in ("imap", "imaps", "pop3", "pop3s")}
                 srv._write_config(uid, gid)
@@ -299,7 +305,7 @@ protocol imap {{
         for name in ("startup.log", "dovecot.log"):
             try:
                 with open(os.path.join(self.dir, "log", name), errors="replace") as f:
-                    out.append(f.read()[-800:])
+                    out.append(f.read()[-3000:])
             except OSError:
                 pass
         return " | ".join(x.strip() for x in out if x.strip())
@@ -337,6 +343,13 @@ protocol imap {{
             shutil.rmtree(self.dir, ignore_errors=True)
 
     # ------------------------------------------------------------------ users and mail
+    def new_user(self) -> str:
+        """A user of the pool made at start (``users=N``) not handed out yet, else a new one
+        (:meth:`add_user`, up to a second slower)."""
+        if self.pool:
+            return self.pool.pop(0)
+        return self.add_user(f"x{len(self.users)}")
+
     def add_user(self, name: str, password: str = "secret") -> str:
         """Add a mailbox user (its Maildir is created on first login); returns the name."""
         home = os.path.join(self.dir, "mail", name)
@@ -345,6 +358,12 @@ protocol imap {{
         os.chmod(home, 0o700)
         with open(os.path.join(self.dir, "passwd"), "a") as f:
             f.write(f"{name}:{{PLAIN}}{password}:{self.uid}:{self.gid}::{home}::\n")
+        # Dovecot looks at a passwd-file's mtime (whole seconds) at most once a second: step
+        # the mtime on and, once it has read the file, wait for the next second
+        self._stamp = max(int(time.time()), getattr(self, "_stamp", 0) + 1)
+        os.utime(os.path.join(self.dir, "passwd"), (self._stamp, self._stamp))
+        if self.proc is not None:
+            time.sleep(1.05 - time.time() % 1)
         self.users[name] = password
         return name
 
@@ -353,7 +372,10 @@ protocol imap {{
         import imapclient
         c = imapclient.IMAPClient(self.host, port=self.ports["imaps"],
                                   ssl_context=ssl.create_default_context(cafile=self.ca))
-        c.login(user, self.users[user])
+        try:
+            c.login(user, self.users[user])
+        except Exception as e:
+            raise AssertionError(f"login as {user} failed: {e}; log: {self.log_tail()}") from e
         return c
 
     def append(self, user: str, messages, folder: str = "INBOX") -> None:
@@ -365,18 +387,19 @@ protocol imap {{
         finally:
             c.logout()
 
-    def uidls(self, user: str) -> dict[str, bytes]:
-        """UIDL → message bytes of ``user``'s maildrop, read over POP3S without changes."""
-        import poplib
-        p = poplib.POP3_SSL(self.host, self.ports["pop3s"],
-                            context=ssl.create_default_context(cafile=self.ca))
+    def uidls(self, user: str, bodies: bool = True) -> dict[str, Optional[bytes]]:
+        """UIDL → message bytes (``None`` unless ``bodies``) of ``user``'s maildrop, in
+        message order, read over POP3S without changes."""
+        from dsnparse.sources.pop3 import _POP3_SSL     # poplib without its 2048-octet lines
+        p = _POP3_SSL(self.host, self.ports["pop3s"],
+                      context=ssl.create_default_context(cafile=self.ca))
         try:
             p.user(user)
             p.pass_(self.users[user])
             out = {}
             for line in p.uidl()[1]:
                 num, uid = line.decode().split()
-                out[uid] = b"\r\n".join(p.retr(int(num))[1]) + b"\r\n"
+                out[uid] = (b"\r\n".join(p.retr(int(num))[1]) + b"\r\n") if bodies else None
             p.rset()
         finally:
             p.quit()

@@ -35,12 +35,11 @@ MINT = Path(__file__).resolve().parent / "jwt_mint.py"
 @pytest.fixture(scope="module")
 def oauth():
     key = jwt_mint.new_key()
-    srv = start_or_skip(pop3=False, oauth2_public_pem=jwt_mint.public_pem(key))
+    srv = start_or_skip(pop3=False, oauth2_public_pem=jwt_mint.public_pem(key),
+                        users=["bounces", "other"])
     d = tempfile.mkdtemp(prefix="dsnoauth-")
     keyfile = Path(d) / "key.pem"
     keyfile.write_bytes(jwt_mint.private_pem(key))
-    srv.add_user("bounces")
-    srv.add_user("other")
     try:
         yield {"srv": srv, "key": key, "keyfile": keyfile}
     finally:
