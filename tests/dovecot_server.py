@@ -230,6 +230,8 @@ last_valid_uid = {uid}
 first_valid_gid = {gid}
 last_valid_gid = {gid}
 mail_location = maildir:~/Maildir
+# a throw-away server: no fsync (the tests kill dsnparse, never Dovecot)
+mail_fsync = never
 namespace inbox {{
   inbox = yes
 }}

@@ -255,3 +255,34 @@ def test_db_records_bounces_in_the_ledger(server, work):
         assert led.is_suppressed("alice.nobody@receiver.example")      # 5.1.1, hard
         assert not led.is_suppressed("bob@full.example")                # one soft bounce
     assert server.uidls(user) == {}
+
+
+def test_server_stopped_mid_run_exit_1_then_rerun_completes(server, work):
+    """A connection lost in the middle: what was stored stays stored, nothing is deleted
+    (no QUIT), exit status 1; the rerun finishes with one record per message."""
+    from dsnparse.sources import pop3
+
+    user = maildrop(server, numbered(12))
+    uidls = list(server.uidls(user, bodies=False))
+    o = pop3.Pop3Options(host=server.host, port=server.ports["pop3s"], user=user,
+                         password=server.users[user], ca_file=server.ca, batch_size=3,
+                         delete=True, delete_other=True, state_path=str(work / "s.db"),
+                         timeout=10)
+    out = work / "out.jsonl"
+    stopped = []
+
+    def on_stored(report, source):
+        if not stopped:
+            stopped.append(source)
+            server.stop()
+    try:
+        s = pop3.run(o, str(out), on_stored=on_stored)
+    finally:
+        server.run()
+    assert s.exit_status == 1 and not s.complete and s.deleted == 0
+    assert len(groups(records(out))) == 3                  # the first batch, stored
+    assert list(server.uidls(user, bodies=False)) == uidls  # nothing deleted
+    s = pop3.run(o, str(out))
+    assert s.exit_status == 0 and s.read == 9 and s.deleted == 12, s.line()
+    assert lost_and_repeated(records(out), uidls) == (0, 0)
+    assert server.uidls(user, bodies=False) == {}

@@ -156,6 +156,8 @@ def default_state_path() -> str:
 class Pop3State(StateDB):
     """The IMAP source's state file (lock, output checkpoints) plus ``pop3_messages``."""
 
+    COMMAND = "pop3"
+
     def __init__(self, path: str, readonly: bool = False):
         super().__init__(path, readonly)
         try:
@@ -289,6 +291,8 @@ def _listing(client, o: Pop3Options) -> list[tuple[int, str, Optional[int]]]:
     try:
         _, lines, _ = client.uidl()
     except poplib.error_proto as e:
+        if not (e.args and isinstance(e.args[0], bytes)):
+            raise                               # not the server's answer (EOF, long line)
         raise Pop3LoginError(f"{o.server} does not answer UIDL ({_err(e)}): without unique-ids "
                              "(RFC 1939 §7) messages cannot be tracked across sessions") from e
     sizes: dict[int, int] = {}
