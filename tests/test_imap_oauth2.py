@@ -248,3 +248,21 @@ def wait_for(pred, timeout=30.0):
             return True
         time.sleep(0.1)
     return False
+
+
+def test_server_without_the_mechanism_exit_2_with_what_it_offers(work):
+    """A server that does not announce AUTH=XOAUTH2 (RFC 3501 §7.2.1 CAPABILITY) is told
+    apart from a refused token: the mechanisms it offers are named."""
+    srv = start_or_skip(pop3=False, users=["bounces"])         # no OAuth2 passdb
+    try:
+        token = jwt_mint.mint(jwt_mint.new_key(), "bounces", 300)
+        e = dict(os.environ, DSNPARSE_IMAP_TOKEN=token, PYTHONPATH=str(REPO))
+        p = subprocess.run([sys.executable, "-m", "dsnparse.imap_cli", "--host", srv.host,
+                            "--port", str(srv.ports["imaps"]), "--user", "bounces",
+                            "--ca-file", srv.ca, "--auth", "xoauth2", "--state",
+                            str(work / "s.db"), "-o", str(work / "o.jsonl")],
+                           env=e, capture_output=True, text=True, timeout=120)
+    finally:
+        srv.close()
+    assert p.returncode == 2
+    assert "does not offer AUTH=XOAUTH2 (it offers: LOGIN, PLAIN)" in p.stderr, p.stderr
