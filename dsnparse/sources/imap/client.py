@@ -49,8 +49,11 @@ def connect(o: ImapOptions):
             else:
                 _oauth2_login(client, o)
         except LoginError as e:
-            raise ImapLoginError(f"login as {o.user} on {o.server} failed: "
-                                 f"{_text(e.args[0]) if e.args else e}") from e
+            said = _text(e.args[0]) if e.args else str(e)
+            # RFC 5530 §3: [UNAVAILABLE] is a temporary failure of the server's
+            # authentication backend, not a refusal of the credentials (--watch retries it)
+            raise ImapLoginError(f"login as {o.user} on {o.server} failed: {said}",
+                                 retryable="[UNAVAILABLE]" in said) from e
         except (OSError, IMAPClientError) as e:
             raise ImapLoginError(f"login on {o.server} failed: {e}", retryable=True) from e
     except BaseException:
