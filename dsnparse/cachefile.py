@@ -32,6 +32,19 @@ import struct
 from pathlib import Path
 from typing import Any, Optional
 
+
+def cache_dir() -> Optional[Path]:
+    """Where the caches live (``$DSNPARSE_CACHE_DIR``, else ``$XDG_CACHE_HOME/dsnparse`` or
+    ``~/.cache/dsnparse``), or ``None`` when caching is off (``DSNPARSE_CACHE=0``, ``no``,
+    ``off`` or ``false``)."""
+    if os.environ.get("DSNPARSE_CACHE", "1") in ("0", "no", "off", "false"):
+        return None
+    d = os.environ.get("DSNPARSE_CACHE_DIR")
+    if d:
+        return Path(d)
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "dsnparse"
+
 MAGIC = b"dsnparse-cache-2\n"
 KEY_NAME = "key"
 KEY_BYTES = 32

@@ -15,6 +15,7 @@ from collections import Counter
 from typing import Optional
 
 from . import __version__
+from .cliargs import add_db_arguments  # noqa: F401 - re-exported
 from .errors import DsnparseError, SourceError
 from .options import Options
 
@@ -55,13 +56,16 @@ def _seconds(text: str) -> float:
 #: help lists them; ``dsnparse parse`` and ``eval`` only see a light placeholder parser.
 _PLUGIN_COMMANDS = (
     ("suppressions", "dsnparse.ledger_cli", "the ledger's list of addresses not to mail"),
+    ("ledger", "dsnparse.ledger_admin_cli", "ledger migrations and copies (SQLite, PostgreSQL)"),
     ("senders", "dsnparse.senders", "sender- and message-side rejections per receiving "
                                     "domain"),
     ("imap", "dsnparse.imap_cli", "process a bounce mailbox over IMAP"),
     ("pop3", "dsnparse.pop3_cli", "process a bounce mailbox over POP3"),
+    ("pipe", "dsnparse.pipe", "one bounce on stdin from an MTA pipe (Postfix, Exim); exit 0 / 75"),
     ("rules", "dsnparse.rules_cli", "work with rule packs (rules check)"),
     ("explain", "dsnparse.rules_cli", "show how one message was parsed (packs tried, rules "
                                       "matched)"),
+    ("serve", "dsnparse.service.cli", "HTTP service: bounces, ESP webhook events, the ledger"),
 )
 
 
@@ -73,26 +77,6 @@ def _command_word(argv) -> Optional[str]:
         if a == "--":
             return None
     return None
-
-
-def add_db_arguments(parser: argparse.ArgumentParser, record: bool = False) -> None:
-    """Add ``--db FILE`` and ``--policy FILE`` to ``parser`` (for parse, imap, suppressions).
-
-    Both default to "absent" (``argparse.SUPPRESS``) so that a value given to a parent
-    parser is not overwritten; read them with ``getattr(args, "db", None)`` or call
-    :func:`dsnparse.ledger_cli.open_ledger`.  (Also exported as
-    ``dsnparse.ledger_cli.add_db_arguments``; it lives here so that ``parse`` does not import
-    the ledger command module.)  ``record=True`` (parse, imap): the commands record into the
-    ledger only when ``--db`` is given.
-    """
-    parser.add_argument("--db", metavar="FILE", default=argparse.SUPPRESS,
-                        help="also record every bounce in this ledger file (SQLite; see "
-                             "`dsnparse suppressions`); nothing is recorded without it" if record
-                        else "ledger file (SQLite); default $DSNPARSE_DB or "
-                             "$XDG_DATA_HOME/dsnparse/ledger.sqlite3")
-    parser.add_argument("--policy", metavar="FILE", default=argparse.SUPPRESS,
-                        help="suppression policy YAML merged over the shipped defaults "
-                             "(default $DSNPARSE_POLICY)")
 
 
 def build_parser(argv=None) -> argparse.ArgumentParser:
@@ -170,21 +154,30 @@ def build_parser(argv=None) -> argparse.ArgumentParser:
                          "layer on formats it was not written from)")
     pe.set_defaults(func=cmd_eval)
 
-    if _command_word(argv) in ("parse", "eval"):
+    word = _command_word(argv)
+    if word in ("parse", "eval"):
         for name, _, help_ in _PLUGIN_COMMANDS:  # placeholders: same usage and choices
             sub.add_parser(name, help=help_)
+    elif word in {name for name, _, _ in _PLUGIN_COMMANDS}:
+        # one plugin command runs: only its module is imported (start-up of `dsnparse pipe`)
+        for mod in _plugin_modules(word):
+            mod.register(sub)
+        for name, _, help_ in _PLUGIN_COMMANDS:
+            if name not in sub.choices:
+                sub.add_parser(name, help=help_)
     else:
         for mod in _plugin_modules():
             mod.register(sub)
     return p
 
 
-def _plugin_modules():
-    """Command groups that live in their own modules (each has ``register(subparsers)``)."""
+def _plugin_modules(command: Optional[str] = None):
+    """Command groups that live in their own modules (each has ``register(subparsers)``);
+    only the module of ``command`` when it is given."""
     import importlib
 
     mods = []
-    for name in dict.fromkeys(m for _, m, _ in _PLUGIN_COMMANDS):
+    for name in dict.fromkeys(m for c, m, _ in _PLUGIN_COMMANDS if command in (None, c)):
         try:
             mods.append(importlib.import_module(name))
         except ModuleNotFoundError as e:
@@ -246,6 +239,11 @@ def cmd_parse(args) -> int:
     jobs = args.jobs if args.jobs is not None else default_jobs()
     if jobs < 1:
         print("dsnparse: error: --jobs must be at least 1", file=sys.stderr)
+        return EXIT_USAGE
+    if getattr(args, "policy", None) is not None and getattr(args, "db", None) is None:
+        # the policy decides suppressions in the ledger; without one it would be ignored
+        print("dsnparse: error: --policy needs --db (the policy decides what the ledger "
+              "suppresses; parse alone records nothing)", file=sys.stderr)
         return EXIT_USAGE
     progress = _Progress() if not args.quiet and sys.stderr.isatty() else None
     load_packs(tuple(opts.rules))  # broken rules, like a bad --db, are found before -o truncates

@@ -154,7 +154,7 @@ _DATA_CACHE_VERSION = 2
 
 def cached_load(path: Path, build):
     """``build(path)`` through a signed cache file in the pack cache directory
-    (``rules.cache_dir()``, off with ``DSNPARSE_CACHE=0``; see :mod:`dsnparse.cachefile`:
+    (``cachefile.cache_dir()``, off with ``DSNPARSE_CACHE=0``; see :mod:`dsnparse.cachefile`:
     only a file this user wrote, with a matching HMAC, is unpickled), keyed by the file's
     path, mtime and size and the package version: a fresh process then needs neither
     ``yaml`` nor the validation (start-up).
@@ -165,7 +165,7 @@ def cached_load(path: Path, build):
     import zlib
 
     from . import __version__, cachefile
-    from .rules import cache_dir
+    from .cachefile import cache_dir
 
     d = cache_dir()
     try:

@@ -35,13 +35,15 @@ from dataclasses import replace
 from email.message import Message
 from typing import Optional
 
-from . import budget, codes, reasons, rfc3464, rules
-from .fault import fault_of
+from . import budget, codes, rfc3464, rules
 from .load import header as get_header
 from .load import REPORT_TEXT_LIMIT, load, part_text_cut, unfold
 from .model import Report, Verdict
 from .options import DEFAULT, Options
 from .status import find_codes, more_specific, read_status_field
+from .verdict import LAZY as _LAZY
+from .verdict import _generic, build_verdict
+from .verdict import decide_status, verdict_from_fields  # noqa: F401 - re-exported
 
 FAILED = "failed"
 # The ``format`` of a message from a person that carries a delivery-status report outside
@@ -97,6 +99,11 @@ class Context:
                 budget.check("decoding the %s header fields", name)
             v = self._headers[name] = bound_lines("\n".join(unfold(x) for x in vals))
         return v
+
+    def vendor_if_it_matters(self, packs, text: str, status):
+        """The vendor pack whose text rules could decide a verdict on ``text``, else
+        ``None`` (:func:`_vendor_if_it_matters`; asked by :func:`build_verdict`)."""
+        return _vendor_if_it_matters(self, packs, text, status)
 
     def text(self) -> str:
         """The human-readable report text: text parts outside the returned message, in order
@@ -289,8 +296,33 @@ def _decide(msg, st, ctx, ds, packs, trace) -> Report:
         if report is not None:
             return report
         ctx.note(f"pack {pack.id}: no recipient found; trying the next pack")
+    report = _provider_event(ctx, base)
+    if report is not None:
+        return report
     ctx.note("no pack recognised the message: not a bounce")
     return Report(kind="not_bounce", **base)
+
+
+def _provider_event(ctx, base) -> Optional[Report]:
+    """A message whose body is an email service provider's JSON event (Amazon SES through
+    an SNS email subscription, :mod:`dsnparse.events.mail`) as that event's report, with the
+    message's own header fields; ``None`` for anything else (the text does not start with
+    ``{``: nothing more is looked at)."""
+    if not ctx.st.texts or ctx.text()[:64].lstrip()[:1] != "{":
+        return None
+    from .events.mail import report_from_body
+
+    # the part's own text: the report text has its long lines cut (MAX_LINE), and SNS
+    # writes the event on one line
+    text, _ = part_text_cut(ctx.st.texts[0], REPORT_TEXT_LIMIT)
+    ev = report_from_body(text, ctx.options)
+    if ev is None:
+        return None
+    ctx.note(f"the body is an email service provider's event ({ev.format}, "
+             f"{ev.event_type}, event id {ev.event_id}): {ev.kind}")
+    fields = dict(base)
+    fields["original_message_id"] = ev.original_message_id or base.get("original_message_id")
+    return Report(kind=ev.kind, format=ev.format, verdicts=ev.verdicts, **fields)
 
 
 # A reply or forward prefix of a subject, as mail clients write them (English "Re:", "Fwd:",
@@ -412,7 +444,6 @@ def _vendor_pack(ctx, packs):
 # recipient without diagnostic (its lines in the vendor's text), or a diagnostic that a text
 # rule of a pack that recognises the message matches.  Otherwise the verdict is the same
 # whichever pack it is, and the dispatch over the report text is skipped.
-_LAZY = object()
 
 
 def _vendor_if_it_matters(ctx, packs, text: str, status):
@@ -608,7 +639,8 @@ def _from_pack(pack, ctx, base, packs) -> Optional[Report]:
     text = rules.region(pack, ctx.text(), ctx.timeout, ctx.folded.body())
     exclude = rules.notified_addresses(ctx.header) if pack.exclude_notified else None
     found = rules.extract(pack, text, ctx.header, ctx.timeout, exclude, ctx.folded.body(),
-                          complete=lambda local: _local_part_in_original(pack, ctx, local))
+                          complete=lambda local: _local_part_in_original(pack, ctx, local),
+                          addressed=lambda addr: _addressed_in_original(pack, ctx, addr))
     if not found and pack.recipient_from_original:
         inner = _returned_report(ctx)
         if inner is not None:
@@ -701,6 +733,16 @@ def _local_part_in_original(pack, ctx, local: str) -> Optional[str]:
     return next(iter(cands)) if len(cands) == 1 else None
 
 
+def _addressed_in_original(pack, ctx, addr: str) -> bool:
+    """``True`` when the returned original's ``To`` / ``Cc`` holds ``addr`` (compared
+    case-insensitively): a message sent to a mail-system mailbox (``postmaster@`` of another
+    domain, RFC 5321 §4.5.1) bounced, and that mailbox is the failed recipient."""
+    local = addr.split("@", 1)[0]
+    _local_part_in_original(pack, ctx, local)  # fills ctx.local_map (unless local is too long)
+    found = ctx.local_map.get(local.lower(), ()) if ctx.local_map is not None else ()
+    return addr.lower() in {a.lower() for a in found}
+
+
 def _original_header_block(pack, ctx):
     """The header block that follows the pack's first ``original_start`` marker in the text,
     parsed, or ``None``."""
@@ -733,114 +775,9 @@ def _returned_to(pack, ctx, exclude) -> Optional[str]:
     if len(addrs) != 1:
         return None
     addr = rules.clean_address(addrs[0])
-    if not addr or exclude is not None and (addr.lower() in exclude or rules.is_system_address(addr)):
+    if not addr or exclude is not None and addr.lower() in exclude:
         return None
-    return addr
-
-
-def build_verdict(ctx, packs, matched, *, recipient, action, field_status, diagnostic, rule,
-                  original_recipient=None, reply_code=None, remote_mta=None, reporting_mta=None,
-                  last_attempt_date=None, fallback_text=None) -> Verdict:
-    """Decide one recipient's status, reason and table code (steps 4 and 5 of the module doc).
-
-    ``field_status`` is a status stated as such (RFC 3464 ``Status`` or a pack's ``status``
-    group); ``diagnostic`` the diagnostic text; ``fallback_text`` text searched for codes and
-    text rules when there is no diagnostic (the report of a single-recipient bounce), or,
-    after it, when the diagnostic holds no code (a recipient line that only names the
-    address: the codes on the lines around it count).
-    ``matched`` is the pack that recognised the message (its text rules first), ``None``, or
-    ``_LAZY`` for a delivery-status report whose vendor is looked for only if it matters.
-    """
-    budget.check("the verdict of %.100r", recipient)
-    text = diagnostic or fallback_text or ""
-    if diagnostic and fallback_text:  # a recipient line without a code: the report's count too
-        text = f"{diagnostic}\n{fallback_text}"
-    text_status, paired, text_reply = find_codes(text)
-    reply = reply_code or text_reply
-    status, source = decide_status(field_status, text_status, paired)
-    if matched is _LAZY:
-        matched = _vendor_if_it_matters(ctx, packs, text, status)
-    tpacks = rules.text_rule_packs(packs, (remote_mta, reporting_mta), matched, ctx.timeout)
-    hit = rules.find_text_rule(text, tpacks, ctx.timeout, status)
-    if not hit and ctx.trace is not None:
-        ctx.note(f"{recipient}: no text rule matched "
-                 + (f"(packs tried: {', '.join(p.id for p in tpacks)})" if tpacks and text
-                    else "(no text to match)" if not text else "(no pack has text rules for it)"))
-    reason = None
-    decided_by = rule
-    own_status = status  # the status the message gave (before one inferred from the reason)
-    final = False  # a reason given by a vendor or remote-host pack is not re-decided
-    if hit:
-        tpack, trule, m = hit
-        if ctx.trace is not None:
-            ctx.note(f"{recipient}: text rule {tpack.id}#{trule.id} matched {m.group(0)[:80]!r}")
-        reason = trule.reason
-        final = bool(tpack.mta) or (tpack is matched and rules.is_vendor_pack(tpack))
-        if trule.status and (status is None or _generic(status)) and \
-                (status is None or status[0] == trule.status[0] or status[0] == "5"):
-            status, source = trule.status, "rule"
-            if status[0] == "4" and action == FAILED and not (reply or "").startswith("4"):
-                status = "5" + status[1:]  # the MTA gave up: a permanent failure now
-        elif status is None and not trule.status and action not in codes.SUCCESS_ACTIONS:
-            inferred = reasons.inferred_status(reason, reply, action)
-            if inferred:  # the reason names one RFC 3463 condition (rules/reasons.yaml)
-                status, source = inferred, "rule"
-        decided_by = f"{rule}+{tpack.id}#{trule.id}"
-    if action is None:
-        action = "delivered" if status and status.startswith("2.") else FAILED
-    c = codes.classify(status, reply, status_source=source, action=action)
-    if action in codes.SUCCESS_ACTIONS:
-        reason = "delivered"
-    else:
-        if not final:  # the conditions of rules/reasons.yaml (Sisimai's meanings)
-            decided = reasons.decide(
-                reason, status=own_status, reply_code=reply, action=action,
-                command=lambda: reasons.smtp_command(text, ctx.text(), recipient))
-            if decided and decided != (reason or c.reason):
-                if ctx.trace is not None:
-                    ctx.note(f"{recipient}: reason {decided} (rules/reasons.yaml: "
-                             f"{reason or c.reason} under its conditions)")
-                reason = decided
-                decided_by += f"+reasons#{decided}"
-        if (reason or c.reason) == "delivered":
-            # a failure or delay never carries "delivered" (codes.classify sees to the
-            # table's reason of the success codes X.1.5 and X.3.6; this is a text rule's)
-            reason = "undefined"
-        if action == FAILED and (c.status or "").startswith("4.") and \
-                (reason or c.reason) == "undefined":
-            # RFC 3464 §2.3.3: "failed" with a transient status and no stated cause means the
-            # MTA gave up retrying: the message expired in its queue
-            reason = "expired"
-    reason = reason or c.reason
-    fault, fault_rule = fault_of(reason, c.status, c.code, action)
-    if ctx.trace is not None:  # (the text is only built for a trace)
-        ctx.note(f"{recipient}: status {c.status} ({c.status_source}), reply {reply}, "
-                 f"code {c.code} {c.bounce_type}, reason {reason}, "
-                 f"fault {fault or '-'}" + (f" ({fault_rule})" if fault_rule else ""))
-    return Verdict(
-        final_recipient=recipient,
-        original_recipient=original_recipient,
-        action=action,
-        status=c.status,
-        status_source=c.status_source,
-        reply_code=reply,
-        code=c.code,
-        bounce_type=c.bounce_type,
-        description=c.description,
-        reason=reason,
-        diagnostic_code=diagnostic,
-        remote_mta=remote_mta,
-        reporting_mta=reporting_mta,
-        last_attempt_date=last_attempt_date,
-        rule=decided_by,
-        fault=fault,
-        fault_rule=fault_rule,
-    )
-
-
-def _generic(status: str) -> bool:
-    _, s, d = status.split(".")
-    return s == "0" and d == "0"
+    return addr  # the original's only To: a system mailbox too (a message sent to postmaster@)
 
 
 def _complaint(ctx, base, pack=None) -> Report:
@@ -899,27 +836,3 @@ def kind_of(verdicts) -> str:
     if actions and actions <= {"delivered", "relayed", "expanded"}:
         return "delivered"
     return "bounce"
-
-
-def decide_status(field_status: Optional[str], text_status: Optional[str], paired: bool = False):
-    """Pick the status and its source from the ``Status`` field and the diagnostic text.
-
-    Returns ``(status, status_source)``; ``(None, "none")`` when neither has one.
-    RFC 3464 §2.3.4 makes ``Status`` the authority; a generic field (``X.0.0``, or ``X.Y.0``
-    with the text's subject) yields to the more specific code the remote MTA wrote, and so
-    does any field when the text is the remote server's own ``reply enhanced`` pair of the
-    same class (see :func:`dsnparse.status.more_specific`).  A generic ``X.0.0`` field with
-    a specific code of the other class in the text keeps its class and takes the text's
-    subject and detail (``5.0.0`` with ``4.4.7`` → ``5.4.7``).
-    """
-    if field_status and not more_specific(field_status, text_status, paired):
-        if text_status and text_status[0] != field_status[0] and _generic(field_status) \
-                and not _generic(text_status):
-            # "Status: 5.0.0" over "#< #4.4.7 smtp; 400 4.4.7 Message delayed>": the field
-            # keeps its class (the reporting MTA gave up, RFC 3464 §2.3.3), the text names
-            # the condition (RFC 3463 §3.5): 5.4.7
-            return field_status[0] + text_status[1:], "diagnostic_text"
-        return field_status, "status_field"
-    if text_status:
-        return text_status, "diagnostic_text"
-    return None, "none"

@@ -14,7 +14,8 @@ Exit status: 0 success (``check``: every address mailable); 1 ``check`` found a 
 address; 2 a usage error, an invalid address, or a ledger/policy that cannot be used.
 
 The ledger file is ``--db``, else ``$DSNPARSE_DB``, else the policy's ``ledger.path``, else
-``$XDG_DATA_HOME/dsnparse/ledger.sqlite3`` (``~/.local/share/dsnparse/ledger.sqlite3``).
+``$XDG_DATA_HOME/dsnparse/ledger.sqlite3`` (``~/.local/share/dsnparse/ledger.sqlite3``); any
+of them may be a ``postgresql://`` URL instead (:mod:`dsnparse.ledger.postgres`).
 """
 from __future__ import annotations
 
@@ -25,7 +26,7 @@ import sys
 import tempfile
 from typing import TYPE_CHECKING, Any, Callable
 
-from .cli import add_db_arguments  # noqa: F401 - re-exported (parse, imap, suppressions)
+from .cliargs import add_db_arguments  # noqa: F401 - re-exported (parse, imap, suppressions)
 from .errors import DsnparseError
 from .output import SafeCsvWriter, format_for_path
 if TYPE_CHECKING:  # the ledger (sqlite3, uuid…) is imported only when a command needs it

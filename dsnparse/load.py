@@ -207,9 +207,10 @@ def decode_words(value: str) -> str:
     linear in ``len(value)`` (the stdlib's is quadratic in the number of encoded words
     and in the distance to a closing ``?=``: 65 KB of ``a@=?utf-8?b?5.`` took 4 s).
 
+    An unknown charset name is read as UTF-8 with replacement (:func:`decode_word`).
+
     Raises:
-        LookupError: an unknown charset; ``email.errors.HeaderParseError``: bad base64 (as
-        ``decode_header`` raises them).
+        email.errors.HeaderParseError: bad base64 (as ``decode_header`` raises it).
     """
     import binascii
     import email.base64mime

@@ -411,7 +411,9 @@ def load_policy(path: Union[str, os.PathLike, None] = None) -> Policy:
     default = policy_path()
     if not default.is_file():
         raise RuleError(default, "the shipped default policy is missing (broken install?)")
-    data = _read(default)
+    from .codes import cached_load  # the shipped file through the signed data cache:
+
+    data = cached_load(default, _read)  # a fresh process (dsnparse pipe) needs no yaml
     src = str(default)
     if path is None and os.environ.get("DSNPARSE_POLICY"):
         path = os.environ["DSNPARSE_POLICY"]

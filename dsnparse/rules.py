@@ -490,13 +490,21 @@ def required_literal_groups(source: str) -> list:
             if min(len(n) for n in g) >= _MIN_NEEDLE]
 
 
+def _caseless_mark(ch: str) -> bool:
+    """A combining mark (categories Mn, Mc) of a script without case, such as a Devanagari
+    vowel sign or virama: part of the word, the same under any case folding."""
+    import unicodedata
+
+    return unicodedata.category(ch) in ("Mn", "Mc")
+
+
 def _fold_safe(ch: str) -> bool:
-    """A non-ASCII literal usable as a needle: a letter without case (CJK, kana, …), or a
-    Cyrillic letter.  For these, the characters a case-insensitive pattern matches are exactly
+    """A non-ASCII literal usable as a needle: a letter without case (CJK, kana, …) or a
+    combining mark of such a word (:func:`_caseless_mark`), or a Cyrillic letter.  For these, the characters a case-insensitive pattern matches are exactly
     those whose ``casefold()`` equals the literal's (no full case folding into several
     characters, as for "ß")."""
     if ch.lower() == ch.upper():
-        return ch.casefold() == ch and ch.isalpha()
+        return ch.casefold() == ch and (ch.isalpha() or _caseless_mark(ch))
     return "\u0400" <= ch <= "\u04ff" and len(ch.casefold()) == 1
 
 
@@ -842,15 +850,7 @@ def _load_listing(listing) -> tuple:
 _CACHE_VERSION = 16  # bump when Pack or Pattern change shape
 
 
-def cache_dir() -> Optional[Path]:
-    """Where the pack cache lives, or ``None`` when caching is off."""
-    if os.environ.get("DSNPARSE_CACHE", "1") in ("0", "no", "off", "false"):
-        return None
-    d = os.environ.get("DSNPARSE_CACHE_DIR")
-    if d:
-        return Path(d)
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "dsnparse"
+from .cachefile import cache_dir  # noqa: E402 - re-exported: where the caches live
 
 
 def _cache_key(listing) -> tuple:
@@ -1404,7 +1404,7 @@ def _first_match(pattern: Pattern, text: str, timeout: float):
 
 
 def extract(pack: Pack, text: str, header, timeout: float, exclude=None,
-            folded: Optional[str] = None, complete=None) -> list:
+            folded: Optional[str] = None, complete=None, addressed=None) -> list:
     """Apply the pack's recipient rules; return ``[(rule_id, fields dict)]`` in text order.
 
     ``fields`` has ``recipient`` and any of ``reply_code``, ``status``, ``diagnostic``,
@@ -1414,7 +1414,9 @@ def extract(pack: Pack, text: str, header, timeout: float, exclude=None,
     ``folded``: the case-folded text ``text`` was cut from, when the caller has it (rules
     whose required literals are absent from it are not run).  ``complete``: a function from
     a local part (a recipient match without ``@`` or ``recipient_domain``) to the address it
-    stands for, or ``None``; without it such a match is skipped.
+    stands for, or ``None``; without it such a match is skipped.  ``addressed``: a function
+    telling whether the returned original was addressed to a mail-system mailbox
+    (``postmaster@…``): such an address is then the failed recipient, not skipped.
     """
     found: dict = {}
     order = []
@@ -1437,7 +1439,9 @@ def extract(pack: Pack, text: str, header, timeout: float, exclude=None,
             elif raw and "@" not in raw and complete is not None:
                 raw = complete(raw.strip(" \t<>\"'()[],;:."))  # a local part only
             addr = clean_address(raw)
-            if not addr or exclude is not None and (addr.lower() in exclude or is_system_address(addr)):
+            if not addr or exclude is not None and (
+                    addr.lower() in exclude
+                    or is_system_address(addr) and not (addressed and addressed(addr))):
                 continue
             diag = (gd.get("diagnostic") or "").strip()
             more = _continue(src, m.end(), rule.continuation, rule.pattern, timeout)

@@ -216,8 +216,7 @@ def events_from_ledger(ledger, since: Optional[float] = None) -> Iterator[dict]:
     if since is not None:
         sql += " AND at >= ?"
         args.append(since)
-    rows = ledger._retry(lambda: ledger.conn.execute(sql + " ORDER BY at, id", args)
-                         .fetchall())
+    rows = ledger.query(sql + " ORDER BY at, id", args)   # SQLite or PostgreSQL
     for r in rows:
         yield dict(zip(_LEDGER_COLUMNS, r))
 
@@ -359,12 +358,12 @@ def _events_from_paths(args) -> tuple[list, int]:
 
 
 def _rows_from_ledger(args, faults) -> Optional[list]:
-    from .ledger import Ledger, default_db_path
+    from .ledger import Ledger, default_db_path, is_url
     from .policy import load_policy
 
     policy = load_policy(args.policy)
     path = args.db or default_db_path(policy)
-    if not os.path.exists(path):   # a read must not create an empty ledger
+    if not is_url(path) and not os.path.exists(path):   # a read must not create an empty ledger
         print(f"dsnparse: error: no ledger at {path} (record bounces first with "
               f"`dsnparse parse … --db {path}`)", file=sys.stderr)
         return None

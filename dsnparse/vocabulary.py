@@ -90,12 +90,22 @@ def phrase_pattern(phrase: str) -> str:
 
 def _plain(ch: str) -> bool:
     """A character the prefilter can look for as written, whatever the case (mirrors
-    ``rules._fold_safe``): ASCII, a letter without case (CJK, kana, Hangul), or Cyrillic."""
+    ``rules._fold_safe``): ASCII, a letter without case (CJK, kana, Hangul, Hebrew, Arabic,
+    Devanagari) or a combining mark that belongs to such a word (a Devanagari vowel sign or
+    virama), or Cyrillic."""
     if ch.isascii():
         return not ch.isspace() and ch not in "'’"
     if ch.lower() == ch.upper():
-        return ch.isalpha() and ch.casefold() == ch
+        return (ch.isalpha() or _caseless_mark(ch)) and ch.casefold() == ch
     return "\u0400" <= ch <= "\u04ff" and len(ch.casefold()) == 1
+
+
+def _caseless_mark(ch: str) -> bool:
+    """A spacing or non-spacing combining mark (Unicode categories Mc, Mn) of a script
+    without case: part of the word it is written in (Devanagari ि, ्)."""
+    import unicodedata
+
+    return unicodedata.category(ch) in ("Mn", "Mc")
 
 
 def _longest_run(phrase: str) -> int:

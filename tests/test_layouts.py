@@ -217,6 +217,34 @@ def test_never_a_system_mailbox():
     assert [v.final_recipient for v in _parse(_bounce(body)).verdicts] == ["nat@example.com"]
 
 
+def test_a_system_mailbox_the_original_was_sent_to_is_the_recipient():
+    # a message sent to postmaster@ of another domain (RFC 5321 §4.5.1) bounced: the
+    # returned original's To names it, so it is the failed recipient; the reporting
+    # system's own postmaster, named for help, still is not
+    def bounce(rcpt):
+        body = (f"Your message to <{rcpt}> could not be delivered.\n"
+                "DNS lookup failure: host shop.remote.example not found\n\n"
+                "For help, please write to postmaster@relay.sender.example.\n\n"
+                "------ This is a copy of the message's headers. ------\n\n"
+                f"From: <webmaster@sender.example>\nTo: <{rcpt}>\nSubject: Abuse report\n")
+        return _parse(_bounce(body, to="webmaster@sender.example"))
+    for rcpt in ("postmaster@shop.remote.example", "sales@shop.remote.example"):
+        assert [(v.final_recipient, v.status, v.reason) for v in bounce(rcpt).verdicts] == \
+            [(rcpt, "5.1.2", "host_unknown")]
+    # named in the text but not what the original was sent to: still skipped
+    body = ("Your message could not be delivered to the following recipients:\n\n"
+            "postmaster@example.com: 550 5.1.1 No such user\n\n"
+            "------ This is a copy of the message's headers. ------\n\n"
+            "From: <sender@example.org>\nTo: <nat@example.com>\nSubject: hi\n")
+    assert "postmaster@example.com" not in [v.final_recipient for v in _parse(_bounce(body)).verdicts]
+
+
+def test_never_a_help_address_named_in_an_instruction():
+    body = ("Your message to <ann@example.com> could not be delivered: 550 5.1.1 user unknown\n\n"
+            "If you have questions, please write to <helpdesk@example.net>.\n")
+    assert [v.final_recipient for v in _parse(_bounce(body)).verdicts] == ["ann@example.com"]
+
+
 def test_never_the_returned_originals_headers():
     # the report names nobody; the returned original holds address-colon and Received lines
     body = ("An error has occurred while attempting to deliver a message for\n"

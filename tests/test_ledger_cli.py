@@ -141,3 +141,21 @@ def test_read_only_commands_on_a_missing_ledger_are_an_error(tmp_path, capsys):
         assert "no ledger at" in capsys.readouterr().err
     assert not missing.exists()
     assert run(["suppressions", "remove", "--db", str(missing), "a@example.com"]) == 0
+
+
+def test_parse_refuses_a_policy_without_a_ledger(tmp_path, capsys):
+    # the policy decides what the ledger suppresses: given to `parse` without --db it would
+    # be silently ignored, so it is a usage error (exit 2) and nothing is written
+    from dsnparse.cli import main
+    from conftest import SAMPLES
+
+    pol = tmp_path / "p.yaml"
+    pol.write_text("overrides:\n  - {code: '511', treat_as: soft}\n")
+    out = tmp_path / "out.jsonl"
+    sample = next((SAMPLES / "rfc3464").glob("*.eml"))
+    assert main(["parse", "--policy", str(pol), "-o", str(out), str(sample)]) == 2
+    assert "--policy needs --db" in capsys.readouterr().err
+    assert not out.exists()
+    db = tmp_path / "l.sqlite3"
+    assert main(["parse", "--policy", str(pol), "--db", str(db), "-o", str(out), str(sample)]) == 0
+    assert out.read_text().strip()

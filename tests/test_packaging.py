@@ -96,6 +96,8 @@ def test_wheel_ships_py_typed_and_license(tmp_path):
         names = z.namelist()
         meta = z.read(next(n for n in names if n.endswith(".dist-info/METADATA"))).decode()
     assert "dsnparse/py.typed" in names
+    for provider in ("ses", "sendgrid", "mailgun", "postmark", "sparkpost"):  # events mappings
+        assert f"dsnparse/events/providers/{provider}.yaml" in names
     assert any(n.endswith(".dist-info/licenses/LICENSE") or n.endswith(".dist-info/LICENSE")
                for n in names), names
     assert "License-Expression: MIT" in meta or "License: MIT" in meta

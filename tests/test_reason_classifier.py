@@ -33,6 +33,11 @@ def _verdict(*a, **k):
 @pytest.mark.parametrize("diag,reason", [
     ("550 5.1.1 <rcpt@receiver.example>: Recipient address rejected: User unknown in virtual mailbox table", "user_unknown"),
     ("550 No such user here", "user_unknown"),
+    ("550 Please check if address is correct.", "user_unknown"),
+    ("550 Check the recipient's email address and try again", "user_unknown"),
+    ("550 User not in directory", "user_unknown"),
+    ("Invalid receiver address: someone@receiver.example", "user_unknown"),
+    ("552 User mailbox exceeds allowed size", "mailbox_full"),
     ("550 Requested action not taken: mailbox unavailable", "user_unknown"),
     ("550 The email account that you tried to reach does not exist.", "user_unknown"),
     ("553 sorry, that recipient doesn't exist (#5.7.1)", "user_unknown"),

@@ -16,7 +16,7 @@ from dsnparse.errors import RuleError
 from dsnparse.options import Options
 
 LANGS = ("en", "fr", "de", "es", "it", "pt", "nl", "pl", "cs", "sv", "ru", "ja", "zh-Hans",
-         "zh-Hant", "ko")
+         "zh-Hant", "ko", "he", "fa", "ar", "hi")
 SHIPPED = vocabulary.load_vocabulary((rules.rules_dir(),))
 
 
@@ -125,7 +125,7 @@ def test_a_user_language_file_replaces_the_shipped_one_and_the_cache_follows(tmp
 # the invented samples of samples/generic/unknown-mta/ by language (see their expected files)
 SAMPLE_OF = {"fr": "02", "de": "03", "es": "04", "it": "05", "pt": "06", "nl": "07", "pl": "08",
              "cs": "09", "sv": "10", "ru": "11", "ja": "13", "zh-Hans": "15", "zh-Hant": "16",
-             "ko": "17"}
+             "ko": "17", "he": "26", "fa": "27", "ar": "28", "hi": "29"}
 
 
 @pytest.mark.parametrize("lang", sorted(SAMPLE_OF))
@@ -241,6 +241,22 @@ ORDINARY = {
         ("주문하신 상품이 발송되었습니다", "상품은 내일 배송될 예정입니다.\n고객센터: help@shop.example.co.kr\n", NEWS),
         ("Re: 저녁 약속", "지연 씨,\n민수 씨에게 보낸 메일이 안 갔나 봐요. 대신 전해 주실래요?\n감사합니다\n", ()),
         ("자동 응답: 부재중", "3월 10일까지 부재중입니다. 급한 용무는 office@yesi.co.kr 로 연락 주세요.\n", OOO)]),
+    "he": ("windows-1255", [
+        ("ההזמנה שלך נשלחה", "החבילה שלך נמסרה לשליח ותגיע מחר.\nשאלות: service@shop.example.co.il\n", NEWS),
+        ("תשובה: ארוחת ערב", "היי דנה,\nההודעה שלי ליוסי לא נמסרה, תוכלי להגיד לו?\nתודה\n", ()),
+        ("מענה אוטומטי: מחוץ למשרד", "אני מחוץ למשרד עד 10 במרץ. בדחיפות: office@dugma.co.il\n", OOO)]),
+    "fa": ("utf-8", [
+        ("سفارش شما ارسال شد", "بسته شما فردا تحویل داده می‌شود.\nپشتیبانی: help@shop.example.ir\n", NEWS),
+        ("پاسخ: شام جمعه", "سلام مریم،\nپیام من به علی تحویل داده نشد، لطفاً به او بگو.\nممنون\n", ()),
+        ("پاسخ خودکار: خارج از دفتر", "تا ۱۰ اسفند در دفتر نیستم. موارد فوری: office@nemooneh.ir\n", OOO)]),
+    "ar": ("windows-1256", [
+        ("تم شحن طلبك", "سيتم تسليم طلبك غدا.\nخدمة العملاء: help@shop.example.sa\n", NEWS),
+        ("رد: العشاء", "مرحبا سارة،\nلم يتم تسليم رسالتي إلى أحمد، هل يمكنك إخباره؟\nشكرا\n", ()),
+        ("رد تلقائي: خارج المكتب", "أنا خارج المكتب حتى 10 مارس. للأمور العاجلة: office@mithal.sa\n", OOO)]),
+    "hi": ("utf-8", [
+        ("आपका ऑर्डर भेज दिया गया है", "आपका पार्सल कल वितरित किया जाएगा।\nसहायता: help@shop.example.in\n", NEWS),
+        ("जवाब: रात का खाना", "नमस्ते अनु,\nमेरा संदेश रवि को वितरित नहीं हो सका, कृपया उसे बता देना।\nधन्यवाद\n", ()),
+        ("स्वचालित उत्तर: कार्यालय से बाहर", "मैं 10 मार्च तक कार्यालय से बाहर हूँ। तत्काल कार्य: office@udaharan.in\n", OOO)]),
 }
 
 
@@ -298,6 +314,11 @@ def test_the_labelled_rule_is_linear_on_hostile_text(hostile):
 # a remote server's refusal as mail systems word it in each language (the diagnostic of an
 # RFC 6533 report, UTF-8): the reason comes from lang/reasons, the status from the field
 DIAGNOSTICS = [
+    ("he", "550 תיבת הדואר של הנמען מלאה", "mailbox_full"),
+    ("fa", "550 کاربر وجود ندارد", "user_unknown"),
+    ("ar", "550 المستخدم غير موجود", "user_unknown"),
+    ("hi", "550 खाता निलंबित कर दिया गया है", "suspend"),
+    ("de", "550 Sie haben nicht die erforderlichen Berechtigungen, um Nachrichten zu posten", "rejected"),
     ("fr", "550 Adresse de messagerie introuvable", "user_unknown"),
     ("fr", "552 Boîte de réception pleine", "mailbox_full"),
     ("de", "550 Postfach existiert nicht", "user_unknown"),

@@ -6,13 +6,10 @@ import os
 import sqlite3
 import time
 import uuid
-from typing import TYPE_CHECKING, Iterable, Optional
+from typing import Iterable, Optional
 
 from ...errors import SourceError
 from .options import ImapOptions, LocalIOError
-
-if TYPE_CHECKING:
-    from .process import _Done
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS messages(
@@ -144,7 +141,7 @@ class StateDB:
                 out[uid] = (row[0], row[1])
         return out
 
-    def commit_batch(self, o, uidvalidity, done: list["_Done"], checkpoint):
+    def commit_batch(self, o, uidvalidity, done: list, checkpoint):
         now = time.time()
         with self._tx():
             self.db.executemany(

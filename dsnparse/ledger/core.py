@@ -1,4 +1,4 @@
-"""The bounce ledger: every bounce event in one SQLite file, and who to stop mailing.
+"""The bounce ledger's backend-neutral core: every bounce event, and who to stop mailing.
 
 A :class:`Ledger` records events (one per recipient of a bounce, delay, delivery notice,
 auto-reply or complaint) and keeps, per address, the :class:`~dsnparse.policy.Decision` of
@@ -6,13 +6,14 @@ the suppression policy (:mod:`dsnparse.policy`, ``rules/policy.yaml``) up to dat
 transaction.  Asking is cheap: :meth:`Ledger.is_suppressed` reads one row.
 
 Storage
-    One SQLite file in WAL mode (readers never block the writer).  Each write is one
-    ``BEGIN IMMEDIATE`` transaction: a process killed mid-write leaves either all of a
-    batch or none of it.  Writers wait on a locked database (SQLite busy timeout) and retry
-    with back-off until ``timeout`` seconds have passed, so several processes (an IMAP
-    watcher and a batch import) can write one ledger at once.  ``synchronous=NORMAL`` (the
-    default) survives a killed process; pass ``synchronous="FULL"`` to survive power loss too.
-    The schema is versioned (``PRAGMA user_version``) and migrated on open.
+    ``Ledger(path)`` opens the backend the location names: a file path gives the SQLite
+    ledger (:mod:`dsnparse.ledger.sqlite`: one file in WAL mode, ``BEGIN IMMEDIATE``
+    transactions, schema migrated on open); a ``postgresql://`` or ``postgres://`` URL gives
+    the PostgreSQL ledger (:mod:`dsnparse.ledger.postgres`: psycopg 3, row locks, schema
+    migrated only by ``dsnparse ledger migrate``).  Both store the same tables and make the
+    same decisions; this module holds everything but the SQL dialect, the connection and
+    the transaction handling.  Each write is one transaction: a process killed mid-write
+    leaves either all of a batch or none of it.
 
 Deduplication
     Each event has a stable key: the bounce's Message-ID (else a SHA-256 of the raw message
@@ -45,63 +46,22 @@ Typical use::
 from __future__ import annotations
 
 import hashlib
+import importlib
 import json
 import os
-import random
-import re
-import sqlite3
 import time
 import uuid
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import (IO, Any, Callable, Iterable, Iterator, Mapping, Optional, Sequence,
                     Union)
 
-from .errors import LedgerError  # noqa: F401 - re-exported: dsnparse.ledger.LedgerError
-from .model import FAULTS
-from .output import SafeCsvWriter
-from .policy import Decision, Event, Policy, decide, iso, load_policy
-
-SCHEMA_VERSION = 2
-"""Current schema version (``PRAGMA user_version`` of a ledger file)."""
-
-# MIGRATIONS[n] brings a ledger from version n-1 to n.  Never edit a shipped migration;
-# append a new one and bump SCHEMA_VERSION.
-MIGRATIONS: dict[int, Sequence[str]] = {
-    1: (
-        """CREATE TABLE events (
-            id INTEGER PRIMARY KEY,
-            event_key TEXT NOT NULL UNIQUE,
-            address TEXT NOT NULL,
-            at REAL NOT NULL,
-            kind TEXT NOT NULL,
-            action TEXT, code TEXT, bounce_type TEXT, status TEXT, reason TEXT,
-            feedback_type TEXT, reporting_mta TEXT,
-            message_id TEXT, source TEXT, original_message_id TEXT, campaign TEXT,
-            note TEXT,
-            recorded_at REAL NOT NULL)""",
-        "CREATE INDEX events_address_at ON events(address, at, id)",
-        """CREATE TABLE addresses (
-            address TEXT PRIMARY KEY,
-            suppressed INTEGER NOT NULL,
-            basis TEXT, reason TEXT, since REAL, code TEXT, status TEXT,
-            tags TEXT NOT NULL DEFAULT '',
-            soft_count INTEGER NOT NULL DEFAULT 0,
-            event_ids TEXT NOT NULL DEFAULT '',
-            removed_at REAL,
-            updated_at REAL NOT NULL) WITHOUT ROWID""",
-        "CREATE INDEX addresses_suppressed_since ON addresses(suppressed, since)",
-        "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT) WITHOUT ROWID",
-    ),
-    # 2: each event keeps the verdict's fault, diagnostic and remote MTA (`dsnparse
-    # senders`); older events keep NULL there and get their fault from reason and status.
-    2: (
-        "ALTER TABLE events ADD COLUMN fault TEXT",
-        "ALTER TABLE events ADD COLUMN diagnostic_code TEXT",
-        "ALTER TABLE events ADD COLUMN remote_mta TEXT",
-        "CREATE INDEX events_kind_at ON events(kind, at)",
-    ),
-}
+from ..errors import LedgerError  # noqa: F401 - re-exported: dsnparse.ledger.LedgerError
+from ..model import FAULTS
+from ..output import SafeCsvWriter
+from ..policy import Decision, Event, Policy, decide, iso, load_policy
+from .values import (Timestamp, _clean_mid, _event_kind, _hash, _soft_epoch,  # noqa: F401
+                     campaign_from_headers, event_key, normalize_address, split_route,
+                     to_epoch)
 
 EVENT_COLUMNS = ("id", "event_key", "address", "at", "kind", "action", "code", "bounce_type",
                  "status", "reason", "feedback_type", "reporting_mta", "message_id", "source",
@@ -110,297 +70,91 @@ EVENT_COLUMNS = ("id", "event_key", "address", "at", "kind", "action", "code", "
 EXPORT_FIELDS = ("email", "reason", "basis", "since", "code", "status", "tags")
 """Columns of :meth:`Ledger.export` (``email`` first, as mailing tools expect)."""
 
-Timestamp = Union[datetime, int, float, str, None]
-
-
 # --------------------------------------------------------------------------- helpers
 
-def default_db_path(policy: Optional[Policy] = None) -> Path:
-    """Return the ledger path used when none is given (``Path``).
+_URL_SCHEMES = {"postgresql": "dsnparse.ledger.postgres", "postgres": "dsnparse.ledger.postgres"}
+"""URL scheme of a ledger location → the module of its backend (anything else: SQLite)."""
+
+
+def is_url(location: Any) -> bool:
+    """``True`` when ``location`` names a database server (``postgresql://…`` or
+    ``postgres://…``, libpq's URI forms) rather than an SQLite file (``bool``)."""
+    if not isinstance(location, str):
+        return False
+    scheme, sep, _ = location.partition("://")
+    return bool(sep) and scheme.lower() in _URL_SCHEMES
+
+
+def default_db_path(policy: Optional[Policy] = None) -> Union[Path, str]:
+    """Return the ledger location used when none is given (``Path``, or ``str`` for a URL).
 
     In order: ``$DSNPARSE_DB``; the policy's ``ledger.path``; ``$XDG_DATA_HOME/dsnparse/
-    ledger.sqlite3`` (``$XDG_DATA_HOME`` defaults to ``~/.local/share``).
+    ledger.sqlite3`` (``$XDG_DATA_HOME`` defaults to ``~/.local/share``).  A
+    ``postgresql://`` URL (:func:`is_url`) is returned unchanged, as a ``str``.
     """
     env = os.environ.get("DSNPARSE_DB")
     if env:
-        return Path(env).expanduser()
+        return env if is_url(env) else Path(env).expanduser()
     if policy is not None and policy.db_path:
-        return Path(policy.db_path).expanduser()
+        return policy.db_path if is_url(policy.db_path) else Path(policy.db_path).expanduser()
     base = os.environ.get("XDG_DATA_HOME") or os.path.join(os.path.expanduser("~"),
                                                            ".local", "share")
     return Path(base) / "dsnparse" / "ledger.sqlite3"
 
 
-_SIMPLE_ADDR = re.compile(r"^[^\s<>()\[\],;:\"@\\]+@[^\s<>()\[\],;:\"@\\]+$")
-
-
-def _flanker(value: str) -> Optional[str]:
-    """Parse an odd address with flanker (imported on first use); ``None`` when it can't."""
-    from .addresses import flanker_address
-
-    addr = flanker_address(value)
-    if addr:
-        return addr
-    # (in linear time: the pattern <([^<>\s]+@[^<>\s]+)> rescans from every "@" after a "<";
-    # "a<" and 400,000 "@" kept a --db run busy for half an hour)
-    from .rfc3464 import bracketed_address
-
-    return bracketed_address(value)
-
-
-# RFC 5321 §4.1.2: A-d-l = At-domain *( "," At-domain ), then ":" and the mailbox.  Every
-# class excludes the separators that follow it, so the match is linear.
-_ROUTE = re.compile(r"@[^\s,:<>@]+(?:[ \t]*,[ \t]*@[^\s,:<>@]+)*[ \t]*:")
-
-
-def split_route(value: str) -> tuple[Optional[str], str]:
-    """Split an RFC 5321 §4.1.2 source route off an address.
-
-    ``"@relay.example,@hop.example:bob@example.org"`` (also inside ``<…>``) gives
-    ``("@relay.example,@hop.example", "bob@example.org")``; RFC 3464 §2.3.2 lets a
-    ``Final-Recipient`` carry such a path.  Anything else gives ``(None, value)``.
-
-    Args:
-        value: an address (``str``), already without an ``rfc822;`` type.
-
-    Returns:
-        ``(route or None, the rest)``, both ``str``; the route without spaces or the ``:``.
-    """
-    s = value.strip()
-    inner = s[1:-1].strip() if s.startswith("<") and s.endswith(">") else s
-    if not inner.startswith("@"):
-        return None, value
-    m = _ROUTE.match(inner)
-    if m is None:
-        return None, value
-    route = "".join(inner[:m.end() - 1].split())
-    return route, inner[m.end():].strip()
-
-
-def normalize_address(value: Optional[str]) -> Optional[str]:
-    """Normalise an email address for the ledger: domain lower-cased, local part kept.
-
-    Accepts ``bob@Example.COM``, ``<bob@example.com>``, ``rfc822; bob@example.com``, a
-    source-routed ``@relay.example:bob@example.com`` (the mailbox is kept, the route
-    dropped: :func:`split_route`) and (through flanker, imported lazily)
-    ``Bob <bob@example.com>``.
-
-    Args:
-        value: the address (``str``) or ``None``.
-
-    Returns:
-        ``"local@domain"`` (``str``), or ``None`` when ``value`` holds no address.
-    """
-    if not value:
-        return None
-    s = str(value).strip()
-    if s[:7].lower() == "rfc822;":
-        s = s[7:].strip()
-    if s.startswith("<") and s.endswith(">"):
-        s = s[1:-1].strip()
-    if s.startswith("@"):
-        s = split_route(s)[1]
-    if not _SIMPLE_ADDR.match(s):
-        s = _flanker(s) or ""
-    local, at, domain = s.rpartition("@")
-    domain = domain.strip().rstrip(".").lower()
-    if not at or not local or not domain:
-        return None
-    return f"{local}@{domain}"
-
-
-def to_epoch(value: Timestamp) -> Optional[float]:
-    """Convert a time to epoch seconds (``float``).
-
-    Args:
-        value: ``datetime`` (naive means UTC), epoch seconds (``int``/``float``), an RFC 5322
-            date (``"Tue, 7 May 2024 10:00:00 +0000"``) or ISO 8601 string, or ``None``.
-
-    Returns:
-        Epoch seconds, or ``None`` for ``None``.
-
-    Raises:
-        ValueError: a string that is no date, or a value of another type.
-    """
-    if value is None:
-        return None
-    if isinstance(value, bool):
-        raise ValueError(f"not a time: {value!r}")
-    if isinstance(value, (int, float)):
-        return float(value)
-    if isinstance(value, datetime):
-        if value.tzinfo is None:
-            value = value.replace(tzinfo=timezone.utc)
-        return value.timestamp()
-    if isinstance(value, str):
-        from email.utils import parsedate_to_datetime
-        s = value.strip()
-        try:
-            return to_epoch(parsedate_to_datetime(s))
-        except (TypeError, ValueError, IndexError):
-            pass
-        try:
-            return to_epoch(datetime.fromisoformat(s.replace("Z", "+00:00")))
-        except ValueError:
-            raise ValueError(f"not a date: {value!r}") from None
-    raise ValueError(f"not a time: {value!r}")
-
-
-def _soft_epoch(*values: Any) -> Optional[float]:
-    for v in values:
-        try:
-            t = to_epoch(v)
-        except ValueError:
-            continue
-        if t is not None:
-            return t
-    return None
-
-
-def _clean_mid(mid: Optional[str]) -> Optional[str]:
-    if not mid:
-        return None
-    s = str(mid).strip()
-    if s.startswith("<") and s.endswith(">"):
-        s = s[1:-1].strip()
-    return s or None
-
-
-def campaign_from_headers(headers: Optional[Mapping[str, Any]],
-                          names: Sequence[str]) -> Optional[str]:
-    """Return the campaign/list id from the returned original's header fields.
-
-    Args:
-        headers: header name → value (``str``; a list takes its first item), any case;
-            ``None`` gives ``None``.  An ``email.message.Message`` works too.
-        names: header names to try, in order (the policy's ``ledger.campaign_headers``).
-
-    Returns:
-        The first non-empty value (``str``); for a value with an ``<id>`` part (List-Id,
-        RFC 2919) the id inside the brackets.  ``None`` when no header is present.
-    """
-    if not headers:
-        return None
-    lower: dict[str, Any] = {}
-    for k, v in headers.items():
-        lower.setdefault(str(k).lower(), v)
-    for name in names:
-        v = lower.get(name.lower())
-        if isinstance(v, (list, tuple)):
-            v = v[0] if v else None
-        if v is None:
-            continue
-        s = " ".join(str(v).split())
-        m = re.search(r"<([^<>]+)>", s)
-        if m:
-            s = m.group(1).strip()
-        if s:
-            return s
-    return None
-
-
-def _event_kind(kind: Optional[str], action: Optional[str]) -> Optional[str]:
-    """Map a record's report kind and verdict action to a ledger event kind (or ``None``)."""
-    if kind in ("complaint", "auto_reply"):
-        return kind
-    if kind not in ("bounce", "delay", "delivered"):
-        return None                      # not_bounce, error: nothing to record
-    a = (action or "").lower()
-    if a == "failed":
-        return "bounce"
-    if a == "delayed":
-        return "delay"
-    if a in ("delivered", "relayed", "expanded"):
-        return "delivered"
-    return kind
-
-
-def _hash(obj: Any) -> str:
-    blob = json.dumps(obj, sort_keys=True, default=str, ensure_ascii=False).encode("utf-8")
-    return hashlib.sha256(blob).hexdigest()
-
-
-def event_key(message_key: str, address: str) -> str:
-    """Return the deduplication key of one event (``str``, 32 hex digits).
-
-    Args:
-        message_key: identifies the bounce message (``"mid:<Message-ID>"`` or ``"sha:<hex>"``).
-        address: the normalised recipient.
-    """
-    return hashlib.sha256(f"{message_key}\n{address}".encode("utf-8")).hexdigest()[:32]
-
-
-def _is_busy(exc: BaseException) -> bool:
-    msg = str(exc).lower()
-    return isinstance(exc, sqlite3.OperationalError) and ("locked" in msg or "busy" in msg)
-
-
 # --------------------------------------------------------------------------- the ledger
 
 class Ledger:
-    """A bounce ledger in one SQLite file.
+    """A bounce ledger: SQLite file or PostgreSQL database, chosen by the location.
+
+    ``Ledger(path)`` returns a :class:`dsnparse.ledger.sqlite.SQLiteLedger` for a file path
+    and a :class:`dsnparse.ledger.postgres.PostgresLedger` for a ``postgresql://`` URL
+    (:func:`is_url`); both are ``Ledger`` instances with the same API and decisions.
 
     Args:
-        path: the file (``str``/path-like); ``None`` uses :func:`default_db_path`.  Parent
-            directories are created (unless ``create`` is false).
+        path: the file (``str``/path-like) or a ``postgresql://user@host:port/dbname`` URL
+            (libpq connection URI; ``?sslmode=…`` and the other libpq parameters work);
+            ``None`` uses :func:`default_db_path`.
         policy: a :class:`~dsnparse.policy.Policy`; ``None`` loads the default
-            (:func:`~dsnparse.policy.load_policy`).  If the file's decisions were made under
-            another policy, they are recomputed on open (all writers of one ledger should
-            share one policy).
-        timeout: seconds (``float``) to keep waiting and retrying while another process
-            holds the write lock, before giving up with :class:`LedgerError`.
+            (:func:`~dsnparse.policy.load_policy`).  If the ledger's decisions were made
+            under another policy, they are recomputed on open (all writers of one ledger
+            should share one policy).
+        timeout: seconds (``float``) to keep waiting and retrying while another writer
+            holds a lock, before giving up with :class:`LedgerError`.
         synchronous: SQLite ``synchronous`` level, ``"NORMAL"`` (survives a killed
-            process) or ``"FULL"`` (also survives power loss; slower).
-        create: ``True`` (default, for writers) creates the file when it does not exist;
+            process) or ``"FULL"`` (also survives power loss; slower).  PostgreSQL commits
+            are durable either way (its ``synchronous_commit`` is left as configured).
+        create: ``True`` (default, for writers) creates an SQLite file that does not exist;
             ``False`` (for readers: :func:`is_suppressed`, ``suppressions list/export/
             check``) raises :class:`LedgerError` instead and creates nothing, so that a
             mistyped path is an error, not an empty ledger that calls every address
-            mailable.
+            mailable.  A PostgreSQL ledger is never created on open: its schema is made by
+            ``dsnparse ledger migrate`` (:func:`dsnparse.ledger.migrate`).
 
     Raises:
-        LedgerError: the file cannot be opened or is not a ledger, or its schema is newer
-            than this version of dsnparse knows, or (``create=False``) it does not exist.
+        LedgerError: the ledger cannot be opened or is not a ledger, or its schema is newer
+            than this version of dsnparse knows (PostgreSQL: or older, or absent: run
+            ``dsnparse ledger migrate``), or (``create=False``) it does not exist.
         RuleError: the default policy is invalid (only when ``policy`` is ``None``).
 
     A ``Ledger`` is a context manager (closes on exit).  Use one per thread.
     """
 
-    def __init__(self, path: Union[str, os.PathLike, None] = None, *,
-                 policy: Optional[Policy] = None, timeout: float = 30.0,
-                 synchronous: str = "NORMAL", create: bool = True):
-        self.policy = policy if policy is not None else load_policy()
-        self.path = Path(path).expanduser() if path is not None else default_db_path(self.policy)
-        self.timeout = float(timeout)
-        if synchronous.upper() not in ("NORMAL", "FULL", "EXTRA"):
-            raise ValueError(f"synchronous must be NORMAL, FULL or EXTRA, not {synchronous!r}")
-        memory = str(self.path) == ":memory:"
-        if not create and not memory and not self.path.is_file():
-            raise LedgerError(f"no ledger at {self.path} (record bounces first with "
-                              f"`dsnparse parse … --db {self.path}`)")
-        try:
-            if create:
-                self.path.parent.mkdir(parents=True, exist_ok=True)
-                target, uri = str(self.path), False
-            else:  # mode=rw: SQLite itself refuses to create the file
-                target, uri = ("file::memory:" if memory else
-                               f"{self.path.resolve().as_uri()}?mode=rw"), True
-            self._conn = sqlite3.connect(target, timeout=min(self.timeout, 5.0),
-                                         isolation_level=None, uri=uri)
-        except (OSError, sqlite3.Error) as exc:
-            raise LedgerError(f"{self.path}: cannot open ledger: {exc}") from exc
-        try:
-            self._retry(lambda: self._conn.execute("PRAGMA journal_mode=WAL").fetchone())
-            self._conn.execute(f"PRAGMA synchronous={synchronous.upper()}")
-            self._migrate()
-            self._check_policy()
-        except sqlite3.DatabaseError as exc:
-            self._conn.close()
-            raise LedgerError(f"{self.path}: not a usable ledger: {exc}") from exc
-        except BaseException:
-            self._conn.close()
-            raise
+    backend = "?"
+    """Name of the backend (``"sqlite"`` or ``"postgresql"``)."""
+    path: Any
+    policy: Policy
+    timeout: float
 
-    # -- plumbing -----------------------------------------------------------------------
+    def __new__(cls, path: Union[str, os.PathLike, None] = None, *args: Any, **kw: Any):
+        if cls is Ledger:
+            if path is None:
+                path = (os.environ.get("DSNPARSE_DB")
+                        or default_db_path(kw.get("policy") or load_policy()))
+            cls = backend_class(path)
+        return super().__new__(cls)
+
+    # -- plumbing (each backend defines these) -------------------------------------------
 
     def __enter__(self) -> "Ledger":
         return self
@@ -415,68 +169,73 @@ class Ledger:
             conn.close()
 
     @property
-    def conn(self) -> sqlite3.Connection:
-        if self._conn is None:
+    def conn(self) -> Any:
+        """The open DB-API connection (``sqlite3.Connection`` or ``psycopg.Connection``).
+
+        Raises:
+            LedgerError: the ledger is closed.
+        """
+        if getattr(self, "_conn", None) is None:
             raise LedgerError(f"{self.path}: ledger is closed")
         return self._conn
 
     def _retry(self, fn: Callable[[], Any]) -> Any:
-        deadline = time.monotonic() + self.timeout
-        delay = 0.002
-        while True:
-            try:
-                return fn()
-            except sqlite3.OperationalError as exc:
-                if not _is_busy(exc):
-                    raise
-                if time.monotonic() >= deadline:
-                    raise LedgerError(f"{self.path}: database stayed locked for "
-                                      f"{self.timeout:g} s: {exc}") from exc
-                time.sleep(delay * (0.5 + random.random()))
-                delay = min(delay * 2, 0.25)
+        """Run a read ``fn()``, retrying while the database is busy."""
+        raise NotImplementedError
 
-    def _write(self, fn: Callable[[sqlite3.Connection], Any]) -> Any:
-        """Run ``fn(conn)`` in one ``BEGIN IMMEDIATE`` transaction, retrying while busy."""
-        conn = self.conn
+    def _write(self, fn: Callable[[Any], Any]) -> Any:
+        """Run ``fn(conn)`` in one write transaction, retrying while busy."""
+        raise NotImplementedError
 
-        def attempt():
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                result = fn(conn)
-                conn.execute("COMMIT")
-                return result
-            except BaseException:
-                if conn.in_transaction:
-                    conn.execute("ROLLBACK")
-                raise
-        return self._retry(attempt)
+    def _x(self, conn: Any, sql: str, params: Sequence[Any] = ()) -> Any:
+        """Execute ``sql`` (``?`` placeholders) on ``conn``; return the cursor."""
+        return conn.execute(sql, params)
 
-    def _migrate(self) -> None:
-        def version() -> int:
-            return self.conn.execute("PRAGMA user_version").fetchone()[0]
+    def _iter(self, conn: Any, sql: str, params: Sequence[Any] = ()) -> Iterable[Any]:
+        """Iterate the rows of a large query (``?`` placeholders)."""
+        return self._x(conn, sql, params)
 
-        v = self._retry(version)
-        if v > SCHEMA_VERSION:
-            raise LedgerError(f"{self.path}: ledger schema version {v} is newer than this "
-                              f"dsnparse supports ({SCHEMA_VERSION}); upgrade dsnparse")
-        if v == SCHEMA_VERSION:
-            return
+    def _insert_events(self, conn: Any, rows: list[dict]) -> list[tuple[str, float]]:
+        """Insert event rows, ignoring those whose ``event_key`` is stored already; return
+        ``(address, at)`` of each row stored."""
+        raise NotImplementedError
 
-        def run(conn):
-            cur = version()               # another process may have migrated meanwhile
-            if cur == 0 and conn.execute(
-                    "SELECT count(*) FROM sqlite_master WHERE name NOT LIKE 'sqlite_%'"
-            ).fetchone()[0]:
-                raise LedgerError(f"{self.path}: not a dsnparse ledger (has other tables)")
-            for n in range(cur + 1, SCHEMA_VERSION + 1):
-                for stmt in MIGRATIONS[n]:
-                    conn.execute(stmt)
-                conn.execute(f"PRAGMA user_version={n}")
-        self._write(run)
+    def _lock_addresses(self, conn: Any, addrs: Sequence[str]
+                        ) -> dict[str, tuple[Any, Any, Any]]:
+        """Lock the decision rows of ``addrs`` (sorted) for this transaction; return
+        ``address → (suppressed, since, removed_at)`` of those that exist."""
+        raise NotImplementedError
 
-    def _meta(self, key: str) -> Optional[str]:
-        row = self.conn.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
+    def _lock_all(self, conn: Any) -> None:
+        """Keep every other writer out of the decisions until this transaction ends."""
+
+    def schema_version(self) -> int:
+        """Return the schema version of the open ledger (``int``).
+
+        Raises:
+            LedgerError: the database cannot be read.
+        """
+        raise NotImplementedError
+
+    def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple]:
+        """Run one read-only SQL statement (``?`` placeholders, SQL common to SQLite and
+        PostgreSQL) and return its rows (``list`` of ``tuple``); for reports over the
+        ``events`` and ``addresses`` tables.
+
+        Raises:
+            LedgerError: the database cannot be read.
+        """
+        return self._retry(lambda: [tuple(r) for r in self._x(self.conn, sql, params)
+                                    .fetchall()])
+
+    def _meta(self, key: str, conn: Any = None) -> Optional[str]:
+        row = self._x(conn or self.conn, "SELECT value FROM meta WHERE key=?",
+                      (key,)).fetchone()
         return row[0] if row else None
+
+    def _set_meta(self, conn: Any, key: str, value: str) -> None:
+        self._x(conn, "INSERT INTO meta(key, value) VALUES (?, ?) ON CONFLICT(key) "
+                "DO UPDATE SET value=excluded.value", (key, value))
 
     def _check_policy(self) -> None:
         fp = self.policy.fingerprint
@@ -484,17 +243,18 @@ class Ledger:
             return
 
         def run(conn):
-            if self._meta("policy") != fp:
+            if self._meta("policy", conn) != fp:
+                self._lock_all(conn)
                 self._rebuild(conn)
-                conn.execute("INSERT OR REPLACE INTO meta(key, value) VALUES ('policy', ?)",
-                             (fp,))
+                self._set_meta(conn, "policy", fp)
         self._write(run)
 
     # -- recording ----------------------------------------------------------------------
 
     def record_report(self, report, source: Optional[str] = None, *,
                       original_headers: Optional[Mapping[str, Any]] = None,
-                      at: Timestamp = None, raw: Optional[bytes] = None) -> int:
+                      at: Timestamp = None, raw: Optional[bytes] = None,
+                      message_key: Optional[str] = None) -> int:
         """Record the events of one parsed message (the ``--db`` hook of parse and imap).
 
         One event per verdict whose recipient is an address; ``not_bounce`` and ``error``
@@ -512,6 +272,11 @@ class Ledger:
                 the bounce's ``Date``, else its ``Arrival-Date``, else now.
             raw: the raw message (``bytes``); when the bounce has no Message-ID its SHA-256
                 is the dedup key (else a hash of the parsed report is used).
+            message_key: the dedup key of the message itself (``str``), overriding the
+                Message-ID and the hashes; default: the report's own ``message_key`` when
+                it has one (:class:`dsnparse.events.EventReport`:
+                ``"event:<provider>:<event id>"``), so that a redelivered webhook event
+                (same id) is not counted twice even if the provider changed a detail.
 
         Returns:
             The number of new events stored (``int``; a bounce seen before gives 0).
@@ -521,7 +286,11 @@ class Ledger:
             ValueError: ``at`` is not a time.
         """
         mid = _clean_mid(report.message_id)
-        if mid:
+        if message_key is None:
+            message_key = getattr(report, "message_key", None)
+        if message_key:
+            mkey = str(message_key)
+        elif mid:
             mkey = "mid:" + mid
         elif raw is not None:
             mkey = "sha:" + hashlib.sha256(raw).hexdigest()
@@ -649,53 +418,82 @@ class Ledger:
             "diagnostic_code": rec.get("diagnostic_code"), "remote_mta": rec.get("remote_mta"),
         }
 
-    def _store(self, rows: list[dict]) -> int:
+    def _store(self, rows: list[dict], *, keep_recorded_at: bool = False) -> int:
+        """Store event rows and update the decisions of their addresses, in one transaction.
+
+        Rows whose ``event_key`` is stored already are skipped (the ``UNIQUE`` constraint
+        decides, so concurrent writers of the same bounce store it once).  Then each address
+        that got a new event is locked (in address order) and its decision recomputed from
+        the events committed by then: a concurrent writer of the same address waits for the
+        lock and then sees this transaction's events.  Returns the number stored (``int``).
+        """
         if not rows:
             return 0
-        cols = [c for c in EVENT_COLUMNS if c != "id"]
-        sql = (f"INSERT OR IGNORE INTO events({', '.join(cols)}) "
-               f"VALUES ({', '.join('?' * len(cols))})")
 
         def run(conn):
             now = time.time()
-            new = 0
+            todo = rows if keep_recorded_at else [{**r, "recorded_at": now} for r in rows]
             touched: dict[str, float] = {}
-            for r in rows:
-                r = {**r, "recorded_at": now}
-                cur = conn.execute(sql, [r[c] for c in cols])
-                if cur.rowcount == 1:
-                    new += 1
-                    a = r["address"]
-                    touched[a] = min(touched.get(a, r["at"]), r["at"])
-            for addr, oldest in touched.items():
-                self._update(conn, addr, oldest, now)
-            return new
+            stored = self._insert_events(conn, todo)
+            for a, at in stored:
+                touched[a] = min(touched.get(a, at), at)
+            current = self._lock_addresses(conn, sorted(touched))
+            self._update_many(conn, touched, now, current)
+            return len(stored)
         return self._write(run)
 
-    def _update(self, conn: sqlite3.Connection, addr: str, oldest_new: Optional[float],
-                now: float) -> None:
-        """Recompute one address's decision after new events (oldest at ``oldest_new``)."""
-        cur = conn.execute("SELECT suppressed, since, removed_at FROM addresses "
-                           "WHERE address=?", (addr,)).fetchone()
-        lower = None
-        if cur is not None and oldest_new is not None:
-            suppressed, since, removed_at = cur
-            if suppressed and since is not None and oldest_new > since:
-                return       # sticky: later events cannot change a suppression
-            if removed_at is not None and oldest_new > removed_at:
-                lower = removed_at   # an operator's removal resets all that came before
-        if lower is None:
-            rows = conn.execute(f"SELECT {', '.join(EVENT_COLUMNS)} FROM events "
-                                "WHERE address=?", (addr,)).fetchall()
-        else:
-            rows = conn.execute(f"SELECT {', '.join(EVENT_COLUMNS)} FROM events "
-                                "WHERE address=? AND at>=?", (addr, lower)).fetchall()
-        d = decide([Event(**dict(zip(EVENT_COLUMNS, r))) for r in rows], self.policy)
-        self._save(conn, addr, d, now)
+    def _update(self, conn: Any, addr: str, oldest_new: Optional[float], now: float,
+                cur: Optional[tuple[Any, Any, Any]]) -> None:
+        """Recompute one address's decision (see :meth:`_update_many`)."""
+        self._update_many(conn, {addr: oldest_new}, now, {addr: cur} if cur else {})
 
-    @staticmethod
-    def _save(conn: sqlite3.Connection, addr: str, d: Decision, now: float) -> None:
-        conn.execute(
+    def _update_many(self, conn: Any, touched: Mapping[str, Optional[float]], now: float,
+                     current: Mapping[str, tuple[Any, Any, Any]]) -> None:
+        """Recompute the decisions of addresses after new events.
+
+        ``touched`` maps each address to the time of its oldest new event (``None``: an
+        operator's removal, recompute all); ``current`` to its locked ``(suppressed, since,
+        removed_at)`` row (absent when new)."""
+        lowers: dict[str, Optional[float]] = {}
+        for addr in sorted(touched):
+            oldest_new, cur, lower = touched[addr], current.get(addr), None
+            if cur is not None and oldest_new is not None:
+                suppressed, since, removed_at = cur
+                if suppressed and since is not None and oldest_new > since:
+                    continue     # sticky: later events cannot change a suppression
+                if removed_at is not None and oldest_new > removed_at:
+                    lower = removed_at   # an operator's removal resets all that came before
+            lowers[addr] = lower
+        if not lowers:
+            return
+        histories = self._histories(conn, lowers)
+        self._save_many(conn, [
+            (a, decide([Event(**dict(zip(EVENT_COLUMNS, r))) for r in histories[a]],
+                       self.policy)) for a in lowers], now)
+
+    def _histories(self, conn: Any, lowers: Mapping[str, Optional[float]]
+                   ) -> dict[str, list[Sequence[Any]]]:
+        """The event rows of each address (at or after its lower bound when not ``None``);
+        a backend may read them all in one query."""
+        out = {}
+        for addr, lower in lowers.items():
+            if lower is None:
+                out[addr] = self._x(conn, f"SELECT {', '.join(EVENT_COLUMNS)} FROM events "
+                                    "WHERE address=?", (addr,)).fetchall()
+            else:
+                out[addr] = self._x(conn, f"SELECT {', '.join(EVENT_COLUMNS)} FROM events "
+                                    "WHERE address=? AND at>=?", (addr, lower)).fetchall()
+        return out
+
+    def _save_many(self, conn: Any, decisions: Sequence[tuple[str, Decision]],
+                   now: float) -> None:
+        """Store decisions (distinct addresses); a backend may do it in one statement."""
+        for addr, d in decisions:
+            self._save(conn, addr, d, now)
+
+    def _save(self, conn: Any, addr: str, d: Decision, now: float) -> None:
+        self._x(
+            conn,
             "INSERT INTO addresses(address, suppressed, basis, reason, since, code, status, "
             "tags, soft_count, event_ids, removed_at, updated_at) "
             "VALUES (?,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT(address) DO UPDATE SET "
@@ -708,27 +506,34 @@ class Ledger:
              ",".join(d.tags), d.soft_count, ",".join(map(str, d.event_ids)), d.removed_at,
              now))
 
-    def _rebuild(self, conn: sqlite3.Connection) -> int:
+    def _rebuild(self, conn: Any) -> int:
         now = time.time()
-        conn.execute("DELETE FROM addresses")
+        self._x(conn, "DELETE FROM addresses")
         n = 0
         batch: list[Event] = []
-        cur = conn.execute(f"SELECT {', '.join(EVENT_COLUMNS)} FROM events "
-                           "ORDER BY address, at, id")
+        done: list[tuple[str, Decision]] = []
+        cur = self._iter(conn, f"SELECT {', '.join(EVENT_COLUMNS)} FROM events "
+                         "ORDER BY address, at, id")
         for r in cur:
             e = Event(**dict(zip(EVENT_COLUMNS, r)))
             if batch and batch[0].address != e.address:
-                self._save(conn, batch[0].address, decide(batch, self.policy), now)
-                n += 1
+                done.append((batch[0].address, decide(batch, self.policy)))
                 batch = []
+                if len(done) >= 1000:
+                    self._save_many(conn, done, now)
+                    n += len(done)
+                    done = []
             batch.append(e)
         if batch:
-            self._save(conn, batch[0].address, decide(batch, self.policy), now)
-            n += 1
-        return n
+            done.append((batch[0].address, decide(batch, self.policy)))
+        self._save_many(conn, done, now)
+        return n + len(done)
 
     def rebuild(self) -> int:
         """Recompute every address's decision from its events, in one transaction.
+
+        Other writers wait while it runs (PostgreSQL: an ``EXCLUSIVE`` lock on the
+        ``addresses`` table; SQLite: the write lock).
 
         Returns:
             The number of addresses (``int``).
@@ -737,9 +542,9 @@ class Ledger:
             LedgerError: the database cannot be written.
         """
         def run(conn):
+            self._lock_all(conn)
             n = self._rebuild(conn)
-            conn.execute("INSERT OR REPLACE INTO meta(key, value) VALUES ('policy', ?)",
-                         (self.policy.fingerprint,))
+            self._set_meta(conn, "policy", self.policy.fingerprint)
             return n
         return self._write(run)
 
@@ -794,7 +599,8 @@ class Ledger:
         keys = sorted({n for n in norm if n})
         for i in range(0, len(keys), 500):
             chunk = keys[i:i + 500]
-            rows = self._retry(lambda: self.conn.execute(
+            rows = self._retry(lambda: self._x(
+                self.conn,
                 f"{self._DECISION_SQL} WHERE address IN ({','.join('?' * len(chunk))})",
                 chunk).fetchall())
             for row in rows:
@@ -824,7 +630,7 @@ class Ledger:
         if limit is not None:
             sql += " LIMIT ?"
             args.append(int(limit))
-        cur = self._retry(lambda: self.conn.execute(sql, args))
+        cur = self._retry(lambda: self._x(self.conn, sql, args))
         for row in cur:
             yield self._decision(row)
 
@@ -842,26 +648,27 @@ class Ledger:
             for i in range(0, len(idl), 500):
                 chunk = idl[i:i + 500]
                 out += [Event(**dict(zip(EVENT_COLUMNS, r))) for r in self._retry(
-                    lambda: self.conn.execute(
-                        f"SELECT {cols} FROM events WHERE id IN "
+                    lambda: self._x(
+                        self.conn, f"SELECT {cols} FROM events WHERE id IN "
                         f"({','.join('?' * len(chunk))})", chunk).fetchall())]
             return sorted(out, key=lambda e: (e.at, e.id))
         addr = normalize_address(address) if address is not None else None
         if addr is None:
             raise ValueError(f"not an address: {address!r}")
-        rows = self._retry(lambda: self.conn.execute(
-            f"SELECT {cols} FROM events WHERE address=? ORDER BY at, id", (addr,)).fetchall())
+        rows = self._retry(lambda: self._x(
+            self.conn, f"SELECT {cols} FROM events WHERE address=? ORDER BY at, id",
+            (addr,)).fetchall())
         return [Event(**dict(zip(EVENT_COLUMNS, r))) for r in rows]
 
     def count_events(self) -> int:
         """Return the number of stored events (``int``), operator removals included."""
-        return self._retry(lambda: self.conn.execute("SELECT count(*) FROM events")
+        return self._retry(lambda: self._x(self.conn, "SELECT count(*) FROM events")
                            .fetchone()[0])
 
     # -- operator -----------------------------------------------------------------------
 
     def remove(self, addresses: Union[str, Iterable[str]], *, note: Optional[str] = None,
-               at: Timestamp = None) -> list[Decision]:
+               at: Timestamp = None, source: Optional[str] = None) -> list[Decision]:
         """Lift suppressions: an operator's override, recorded as a ``removed`` event.
 
         The removal clears everything before it for the address (the soft count starts from
@@ -872,6 +679,8 @@ class Ledger:
                 again.
             note: why (``str``), stored on the event.
             at: time of the removal (default now).
+            source: who removed it, stored as the event's ``source`` (``str``; default
+                ``operator:$USER``; ``dsnparse serve`` passes ``operator:api``).
 
         Returns:
             The decisions *before* the removal, one per valid address, in the given order.
@@ -889,20 +698,22 @@ class Ledger:
         when = to_epoch(at)
         when = when if when is not None else time.time()
         user = os.environ.get("USER") or os.environ.get("USERNAME")
+        who = source or (f"operator:{user}" if user else "operator")
 
         def run(conn):
             now = time.time()
             before = []
+            current = self._lock_addresses(conn, sorted(set(addrs)))
             for addr in addrs:
-                row = conn.execute(f"{self._DECISION_SQL} WHERE address=?",
-                                   (addr,)).fetchone()
+                row = self._x(conn, f"{self._DECISION_SQL} WHERE address=?",
+                              (addr,)).fetchone()
                 before.append(self._decision(row) if row else Decision(addr))
-                conn.execute(
-                    "INSERT INTO events(event_key, address, at, kind, note, source, "
-                    "recorded_at) VALUES (?,?,?,?,?,?,?)",
-                    ("removed:" + uuid.uuid4().hex, addr, when, "removed", note,
-                     f"operator:{user}" if user else "operator", now))
-                self._update(conn, addr, None, now)
+                self._insert_events(conn, [{
+                    **{c: None for c in EVENT_COLUMNS if c != "id"},
+                    "event_key": "removed:" + uuid.uuid4().hex, "address": addr, "at": when,
+                    "kind": "removed", "note": note,
+                    "source": who, "recorded_at": now}])
+                self._update(conn, addr, None, now, current.get(addr))
             return before
         return self._write(run)
 
@@ -960,3 +771,42 @@ def is_suppressed(address: str, db: Union[str, os.PathLike, None] = None) -> boo
     """
     with Ledger(db, create=False) as led:
         return led.is_suppressed(address)
+
+
+def backend_class(location: Any) -> type:
+    """Return the :class:`Ledger` subclass for a location (``postgresql://`` URL or file).
+
+    Raises:
+        LedgerError: the backend's driver is not installed (PostgreSQL needs psycopg 3:
+            ``pip install 'dsnparse[postgres]'``).
+    """
+    if is_url(location):
+        scheme = location.partition("://")[0].lower()
+        mod = importlib.import_module(_URL_SCHEMES[scheme])
+        return mod.PostgresLedger
+    return importlib.import_module("dsnparse.ledger.sqlite").SQLiteLedger
+
+
+def migrate(db: Union[str, os.PathLike, None] = None, *, timeout: float = 30.0
+            ) -> tuple[int, int]:
+    """Bring a ledger's schema to the version this dsnparse knows, explicitly.
+
+    PostgreSQL: creates the tables in an empty database, or applies the missing versioned
+    migrations, in one transaction (concurrent runs wait for each other; DDL is
+    transactional).  SQLite: the same as opening it (an SQLite ledger migrates on open);
+    the file is created when missing.
+
+    Args:
+        db: file path or ``postgresql://`` URL; ``None`` uses :func:`default_db_path`.
+        timeout: seconds (``float``) to wait for locks.
+
+    Returns:
+        ``(version before, version after)`` (``int``, ``int``; 0 before: no ledger yet).
+
+    Raises:
+        LedgerError: the database cannot be reached or written, holds other tables, or has
+            a newer schema than this dsnparse knows.
+    """
+    cls = backend_class(db if db is not None else default_db_path(None))
+    return cls.migrate_schema(db if db is not None else default_db_path(None),
+                              timeout=timeout)

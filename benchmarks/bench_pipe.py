@@ -1,0 +1,108 @@
+"""Start-up of ``dsnparse pipe``: what an MTA pays per bounce (one fresh process each).
+
+Usage (from a checkout, with dsnparse installed: ``pip install -e .``)::
+
+    python benchmarks/bench_pipe.py [--runs 50] [--message samples/rfc3464/01.eml]
+
+Each run is a fresh ``dsnparse pipe`` process (the installed console script, as Postfix's
+``pipe(8)`` or Exim's pipe transport start it) reading one bounce on standard input with the
+``From `` and ``Return-Path:`` lines of pipe flags ``F`` and ``R``, a new Message-ID each
+time (so the ledger really stores an event), appending to one output file and recording in
+one ledger (``--synchronous full``, the default).  Wall time from start to exit, measured
+here; the pack cache and the ``.pyc`` files are warm (one untimed run first), as on a
+server.  Variants are alternated run by run, so load changes hit them alike:
+
+* ``pipe -o --db``  the recipe of README "Behind an MTA pipe";
+* ``pipe -o``       without the ledger;
+* ``parse -``       ``dsnparse parse -`` on the same message (the reference: "as today");
+* ``python -c pass`` the interpreter alone.
+
+Prints median, p90 (nearest rank), min and max per variant, in milliseconds; every run must
+exit 0 (checked).  Nothing is asserted about the times.
+"""
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def program() -> list[str]:
+    exe = Path(sys.executable).parent / "dsnparse"
+    return [str(exe)] if exe.exists() else [sys.executable, "-m", "dsnparse"]
+
+
+def p90(xs) -> float:
+    s = sorted(xs)
+    return s[max(0, math.ceil(0.9 * len(s)) - 1)]
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--runs", type=int, default=50)
+    ap.add_argument("--message", default=str(ROOT / "samples" / "rfc3464" / "01.eml"))
+    a = ap.parse_args()
+    msg = Path(a.message).read_bytes()
+    env = dict(os.environ)
+    env.pop("PYTHONDONTWRITEBYTECODE", None)   # an installed package has its .pyc files
+    subprocess.run([sys.executable, "-m", "compileall", "-q", str(ROOT / "dsnparse")],
+                   stdout=subprocess.DEVNULL, check=False)
+    work = Path(tempfile.mkdtemp(prefix="dsnparse-bench-pipe-"))
+    out, db = work / "verdicts.jsonl", work / "ledger.sqlite3"
+    prefix = b"From MAILER-DAEMON  Sun Dec  6 08:00:00 2026\nReturn-Path: <>\n"
+    prog = program()
+    variants = {
+        "pipe -o --db": prog + ["pipe", "-o", str(out), "--db", str(db), "--queue-id", "Q"],
+        "pipe -o": prog + ["pipe", "-o", str(out)],
+        "parse -": prog + ["parse", "-q", "-"],
+        "python -c pass": [sys.executable, "-c", "pass"],
+    }
+    times: dict = {k: [] for k in variants}
+    n = 0
+
+    def once(name, argv):
+        nonlocal n
+        n += 1
+        data = prefix + msg.replace(b"Message-Id: <", f"Message-Id: <bench{n}.".encode(), 1)
+        t0 = time.perf_counter()
+        r = subprocess.run(argv, input=data, env=env, stdout=subprocess.DEVNULL,
+                           stderr=subprocess.PIPE)
+        dt = time.perf_counter() - t0
+        if r.returncode != 0:
+            raise SystemExit(f"{name}: exit {r.returncode}: {r.stderr.decode(errors='replace')}")
+        return dt
+
+    try:
+        for name, argv in variants.items():
+            once(name, argv)            # warm: pack cache, ledger schema, page cache
+        for _ in range(a.runs):
+            for name, argv in variants.items():
+                times[name].append(once(name, argv))
+        events = subprocess.run(prog + ["suppressions", "list", "--db", str(db),
+                                        "--format", "jsonl"], capture_output=True, env=env)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    print(f"# CPython {platform.python_version()}, {platform.machine()}, "
+          f"{os.cpu_count()} cores, load average {os.getloadavg()[0]:.2f} at the end")
+    print(f"start-up per message, fresh process, {a.runs} runs each, alternated "
+          f"({Path(a.message).name}, {len(msg)} bytes):")
+    for name, xs in times.items():
+        print(f"  {name:<15} median {statistics.median(xs) * 1000:6.0f} ms   "
+              f"p90 {p90(xs) * 1000:6.0f} ms   min {min(xs) * 1000:5.0f} ms   "
+              f"max {max(xs) * 1000:6.0f} ms")
+    print(f"  (ledger check: `suppressions list` exit {events.returncode})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
