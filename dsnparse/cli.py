@@ -60,6 +60,7 @@ _PLUGIN_COMMANDS = (
     ("senders", "dsnparse.senders", "sender- and message-side rejections per receiving "
                                     "domain"),
     ("imap", "dsnparse.imap_cli", "process a bounce mailbox over IMAP"),
+    ("pop3", "dsnparse.pop3_cli", "process a bounce mailbox over POP3"),
     ("pipe", "dsnparse.pipe", "one bounce on stdin from an MTA pipe (Postfix, Exim); exit 0 / 75"),
     ("rules", "dsnparse.rules_cli", "work with rule packs (rules check)"),
     ("explain", "dsnparse.rules_cli", "show how one message was parsed (packs tried, rules "

@@ -9,7 +9,9 @@ output file owned by another state file (nothing was changed on the server).
 Run on its own with ``python -m dsnparse.imap_cli [options]`` (same options).
 
 The password comes from ``DSNPARSE_IMAP_PASSWORD`` or an interactive prompt, never from
-the command line or the config file.  ``--config FILE`` (TOML if it ends in ``.toml``,
+the command line or the config file.  With ``--auth xoauth2|oauthbearer`` an OAuth2 access
+token is used instead: the output of ``--oauth2-token-command CMD`` (run at every
+connection) or ``DSNPARSE_IMAP_TOKEN``.  ``--config FILE`` (TOML if it ends in ``.toml``,
 YAML otherwise) may hold any other option, keys spelt like the long options with ``-`` or
 ``_`` (``processed-folder: Bounces``); command line options win over the file.
 """
@@ -40,7 +42,7 @@ _OPTIONS = {
     "state": (str, None), "output": (str, None), "format": (str, "jsonl"),
     "watch": (bool, False), "idle_timeout": (float, 300.0), "poll_interval": (float, 30.0),
     "timeout": (float, 60.0), "starttls": (bool, False), "insecure_plain": (bool, False),
-    "progress": (bool, None),
+    "progress": (bool, None), "auth": (str, "login"), "oauth2_token_command": (str, None),
 }
 
 
@@ -59,6 +61,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--insecure-plain", action="store_true", default=None,
                    help="unencrypted IMAP: password and mail in clear text")
     g.add_argument("--timeout", type=float, metavar="S", help="network timeout (default 60)")
+    g.add_argument("--auth", choices=("login", "xoauth2", "oauthbearer"),
+                   help="login (password, the default), or an OAuth2 access token with the "
+                   "SASL mechanism XOAUTH2 (Gmail, Microsoft 365) or OAUTHBEARER (RFC 7628)")
+    g.add_argument("--oauth2-token-command", metavar="CMD",
+                   help="shell command printing an OAuth2 access token, run at every "
+                   "connection (a reconnect gets a fresh token); without it the token is "
+                   "read from $DSNPARSE_IMAP_TOKEN")
     g = p.add_argument_group("what to read")
     g.add_argument("--folder", help="folder to read (default INBOX)")
     g.add_argument("--since", metavar="YYYY-MM-DD", help="only mail received since DATE")
@@ -128,7 +137,11 @@ class UsageError(Exception):
     pass
 
 
-def _load_config(path: str) -> dict:
+def _load_config(path: str, options: dict | None = None, section: str = "imap",
+                 secret_env: str = "DSNPARSE_IMAP_PASSWORD") -> dict:
+    """Read a config file of ``options`` (default: the ``imap`` ones; a table named
+    ``section`` is read when the file has one).  Raises :class:`UsageError`."""
+    options = _OPTIONS if options is None else options
     try:
         with open(path, "rb") as f:
             raw = f.read()
@@ -145,16 +158,16 @@ def _load_config(path: str) -> dict:
         raise UsageError(f"config file {path}: {e}") from e
     if not isinstance(data, dict):
         raise UsageError(f"config file {path}: expected a table of options")
-    data = data.get("imap", data) if isinstance(data.get("imap"), dict) else data
+    data = data.get(section, data) if isinstance(data.get(section), dict) else data
     out = {}
     for k, v in data.items():
         key = str(k).replace("-", "_")
         if key in ("password", "pass"):
             raise UsageError(f"config file {path}: the password may not be stored there; "
-                             "use DSNPARSE_IMAP_PASSWORD or the prompt")
-        if key not in _OPTIONS:
+                             f"use {secret_env} or the prompt")
+        if key not in options:
             raise UsageError(f"config file {path}: unknown option {k!r}")
-        typ = _OPTIONS[key][0]
+        typ = options[key][0]
         if v is not None and not isinstance(v, typ if typ is not float else (int, float)):
             if typ is str and isinstance(v, (_dt.date,)):
                 v = v.isoformat()
@@ -164,11 +177,15 @@ def _load_config(path: str) -> dict:
     return out
 
 
-def settings(args: argparse.Namespace) -> dict:
-    """Merge command line over config file over defaults."""
-    conf = _load_config(args.config) if getattr(args, "config", None) else {}
+def settings(args: argparse.Namespace, options: dict | None = None, section: str = "imap",
+             secret_env: str = "DSNPARSE_IMAP_PASSWORD") -> dict:
+    """Merge command line over config file over defaults (``options``: name → (type,
+    default), the ``imap`` ones by default)."""
+    options = _OPTIONS if options is None else options
+    conf = (_load_config(args.config, options, section, secret_env)
+            if getattr(args, "config", None) else {})
     merged = {}
-    for key, (_typ, default) in _OPTIONS.items():
+    for key, (_typ, default) in options.items():
         v = getattr(args, key, None)
         merged[key] = v if v is not None else conf.get(key, default)
     if getattr(args, "format", None) is None and conf.get("format") is None and merged["output"]:
@@ -200,9 +217,26 @@ def build_options(s: dict, password: str):
             processed_folder=s["processed_folder"], other_folder=s["other_folder"],
             flag_only=s["flag_only"], flag=s["flag"], dry_run=s["dry_run"],
             state_path=s["state"], timeout=s["timeout"], watch=s["watch"],
-            idle_timeout=s["idle_timeout"], poll_interval=s["poll_interval"])
+            idle_timeout=s["idle_timeout"], poll_interval=s["poll_interval"],
+            auth=s["auth"], token_command=s["oauth2_token_command"])
     except ValueError as e:
         raise UsageError(str(e)) from None
+
+
+def _secret(s: dict) -> str:
+    """The password (``--auth login``) or the static access token (OAuth2 without a token
+    command: ``DSNPARSE_IMAP_TOKEN``); empty when a token command provides it."""
+    if s["auth"] == "login":
+        if s["oauth2_token_command"]:
+            raise UsageError("--oauth2-token-command needs --auth xoauth2 or oauthbearer")
+        return _password()
+    if s["oauth2_token_command"]:
+        return ""
+    token = os.environ.get("DSNPARSE_IMAP_TOKEN", "").strip()
+    if not token:
+        raise UsageError(f"--auth {s['auth']} needs an access token: give "
+                         "--oauth2-token-command CMD or set DSNPARSE_IMAP_TOKEN")
+    return token
 
 
 def _password() -> str:
@@ -248,7 +282,7 @@ def command(args: argparse.Namespace, on_stored=None) -> int:
     try:
         s = settings(args)
         opts = build_options(s, "")
-        opts = dataclasses.replace(opts, password=_password())
+        opts = dataclasses.replace(opts, password=_secret(s))
     except UsageError as e:
         print(f"dsnparse imap: {e}", file=sys.stderr)
         return 2

@@ -2,7 +2,10 @@
 from __future__ import annotations
 
 import hashlib
+import json
+import re
 import ssl
+import subprocess
 from typing import Callable, Optional
 
 from .options import ImapConnectionLost, ImapLoginError, ImapOptions, log
@@ -41,16 +44,110 @@ def connect(o: ImapOptions):
             except (OSError, IMAPClientError) as e:
                 raise ImapLoginError(f"STARTTLS with {o.server} failed: {e}") from e
         try:
-            client.login(o.user, o.password)
+            if o.auth == "login":
+                client.login(o.user, o.password)
+            else:
+                _oauth2_login(client, o)
         except LoginError as e:
-            raise ImapLoginError(f"login as {o.user} on {o.server} failed: "
-                                 f"{_text(e.args[0]) if e.args else e}") from e
+            said = _text(e.args[0]) if e.args else str(e)
+            # RFC 5530 §3: [UNAVAILABLE] is a temporary failure of the server's
+            # authentication backend, not a refusal of the credentials (--watch retries it)
+            raise ImapLoginError(f"login as {o.user} on {o.server} failed: {said}",
+                                 retryable="[UNAVAILABLE]" in said) from e
         except (OSError, IMAPClientError) as e:
             raise ImapLoginError(f"login on {o.server} failed: {e}", retryable=True) from e
     except BaseException:
         _close(client)
         raise
     return client
+
+
+def access_token(o: ImapOptions) -> str:
+    """The OAuth2 access token for one connection: the first line printed by
+    ``o.token_command`` (run through ``/bin/sh -c``, stdin and stderr left to the user for
+    tools that prompt; a JSON object's ``access_token`` member is taken too), else
+    ``o.password``.  Raises :class:`ImapLoginError` (retryable: the token service may be
+    down for a moment) when the command fails, times out (``o.timeout`` seconds) or prints
+    no token."""
+    if not o.token_command:
+        token = o.password.strip()
+        if not token:
+            raise ImapLoginError("no OAuth2 access token: DSNPARSE_IMAP_TOKEN is empty")
+        return _check_token(token, "DSNPARSE_IMAP_TOKEN")
+    what = f"OAuth2 token command {o.token_command!r}"
+    try:
+        p = subprocess.run(["/bin/sh", "-c", o.token_command], stdout=subprocess.PIPE,
+                           timeout=o.timeout)
+    except subprocess.TimeoutExpired:
+        raise ImapLoginError(f"{what} did not finish within {o.timeout:.0f} s",
+                             retryable=True) from None
+    except OSError as e:
+        raise ImapLoginError(f"{what} could not be run: {e}", retryable=True) from e
+    if p.returncode:
+        raise ImapLoginError(f"{what} failed with exit status {p.returncode}",
+                             retryable=True)
+    out = p.stdout.decode("utf-8", "replace").strip()
+    if out.startswith("{"):
+        try:
+            out = str(json.loads(out).get("access_token") or "")
+        except (ValueError, AttributeError):
+            pass
+    token = out.splitlines()[0].strip() if out else ""
+    if not token:
+        raise ImapLoginError(f"{what} printed no token", retryable=True)
+    return _check_token(token, what)
+
+
+def _check_token(token: str, what: str) -> str:
+    # RFC 6750 §2.1: b64token = 1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"="
+    if not re.fullmatch(r"[A-Za-z0-9\-._~+/]+=*", token):
+        raise ImapLoginError(f"{what} gave something that is not a bearer token "
+                             "(RFC 6750 b64token): print the access token alone")
+    return token
+
+
+class _OAuth2Mechanism:
+    """SASL client of XOAUTH2 (Google's) or OAUTHBEARER (RFC 7628 §3.1).
+
+    The initial response carries the token; a server rejecting it sends a JSON error as a
+    challenge (RFC 7628 §3.2.2), which is kept in ``error`` and answered with the dummy
+    response (``%x01`` for OAUTHBEARER, empty for XOAUTH2) so that the server ends the
+    exchange with NO."""
+
+    def __init__(self, mech: str, user: str, token: str):
+        self.mech, self.user, self.token = mech, user, token
+        self.sent = False
+        self.error: Optional[str] = None
+
+    def __call__(self, challenge: bytes) -> bytes:
+        if not self.sent:
+            self.sent = True
+            if self.mech == "xoauth2":
+                return f"user={self.user}\1auth=Bearer {self.token}\1\1".encode()
+            gs2 = "n,a=" + self.user.replace("=", "=3D").replace(",", "=2C") + ","
+            return f"{gs2}\1auth=Bearer {self.token}\1\1".encode()
+        self.error = _text(challenge).strip() or None
+        return b"\1" if self.mech == "oauthbearer" else b""
+
+
+def _oauth2_login(client, o: ImapOptions) -> None:
+    from imapclient.exceptions import LoginError
+
+    mech = o.auth.upper()
+    caps = client.capabilities()
+    if f"AUTH={mech}".encode() not in caps:
+        offered = sorted(_text(c)[5:] for c in caps if c.startswith(b"AUTH="))
+        raise ImapLoginError(f"{o.server} does not offer AUTH={mech} (it offers: "
+                             f"{', '.join(offered) or 'none'}); see --auth")
+    token = access_token(o)
+    sasl = _OAuth2Mechanism(o.auth, o.user, token)
+    try:
+        client.sasl_login(mech, sasl)
+    except LoginError as e:
+        detail = f" (server's error: {sasl.error})" if sasl.error else ""
+        raise LoginError(f"{mech}: {_text(e.args[0]) if e.args else e}{detail}; the access "
+                         "token may be expired, for another user or lack the mail scope"
+                         ) from e
 
 
 def _text(x):

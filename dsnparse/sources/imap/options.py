@@ -14,6 +14,7 @@ log = logging.getLogger("dsnparse.imap")
 
 BOUNCE_KINDS = ("bounce", "delay")
 SECURITY = ("ssl", "starttls", "plain")
+AUTH = ("login", "xoauth2", "oauthbearer")
 KILL_POINTS = ("parsed", "written", "committed", "copied", "filed")
 
 
@@ -51,6 +52,11 @@ class ImapOptions:
     of messages processed per pass.  ``processed_folder`` is used unless ``flag_only``;
     ``other_folder=None`` leaves non-bounces where they are.  ``state_path=None`` means
     :func:`default_state_path`.
+
+    ``auth``: ``"login"`` (IMAP LOGIN with ``password``), ``"xoauth2"`` (Google's XOAUTH2
+    SASL mechanism) or ``"oauthbearer"`` (RFC 7628).  For the OAuth2 ones the access token
+    is the output of ``token_command`` (run through ``/bin/sh -c`` at every connection, so
+    a reconnect gets a fresh token) or, without a command, ``password``.
     """
 
     host: str
@@ -75,10 +81,16 @@ class ImapOptions:
     idle_timeout: float = 300.0
     poll_interval: float = 30.0
     max_backoff: float = 60.0
+    auth: str = "login"
+    token_command: Optional[str] = None
 
     def __post_init__(self):
         if self.security not in SECURITY:
             raise ValueError(f"security must be one of {SECURITY}, not {self.security!r}")
+        if self.auth not in AUTH:
+            raise ValueError(f"auth must be one of {AUTH}, not {self.auth!r}")
+        if self.token_command and self.auth == "login":
+            raise ValueError("an OAuth2 token command needs auth xoauth2 or oauthbearer")
         if self.batch_size < 1:
             raise ValueError("batch_size must be at least 1")
         if self.limit is not None and self.limit < 0:

@@ -45,18 +45,22 @@ def _message_id(raw: bytes) -> Optional[str]:
 
 
 class _KillHook:
-    def __init__(self):
-        spec = os.environ.get("DSNPARSE_IMAP_TEST_KILL", "")
-        self.n, self.point = 0, None
+    """The crash-test hook: ``ENV=N:POINT`` makes the process SIGKILL itself at ``POINT``
+    once ``N`` messages have been handled (``DSNPARSE_IMAP_TEST_KILL`` for ``imap``,
+    ``DSNPARSE_POP3_TEST_KILL`` for ``pop3``)."""
+
+    def __init__(self, env: str = "DSNPARSE_IMAP_TEST_KILL", points=KILL_POINTS):
+        spec = os.environ.get(env, "")
+        self.env, self.n, self.point = env, 0, None
         if spec:
             n, _, point = spec.partition(":")
             self.n, self.point = int(n), point or "parsed"
-            if self.point not in KILL_POINTS:
-                raise ValueError(f"DSNPARSE_IMAP_TEST_KILL: point must be one of {KILL_POINTS}")
+            if self.point not in points:
+                raise ValueError(f"{env}: point must be one of {points}")
 
     def __call__(self, point: str, count: int):
         if self.point == point and count >= self.n:
-            log.debug("DSNPARSE_IMAP_TEST_KILL: SIGKILL at %s after %d messages", point, count)
+            log.debug("%s: SIGKILL at %s after %d messages", self.env, point, count)
             os.kill(os.getpid(), signal.SIGKILL)
 
 

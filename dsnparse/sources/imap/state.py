@@ -39,6 +39,8 @@ CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
 class StateDB:
     """The SQLite state file: which messages have a stored result, and output checkpoints."""
 
+    COMMAND = "imap"        # named in the "in use by another run" error
+
     def __init__(self, path: str, readonly: bool = False):
         self.path = path
         self.readonly = readonly
@@ -57,7 +59,8 @@ class StateDB:
             fcntl.flock(self._lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
             self._lock.close()
-            raise SourceError(f"state file {path} is in use by another dsnparse imap run")
+            raise SourceError(f"state file {path} is in use by another dsnparse "
+                              f"{self.COMMAND} run")
         try:
             self.db = sqlite3.connect(path, isolation_level=None)
             self.db.execute("PRAGMA journal_mode=WAL")
