@@ -58,6 +58,8 @@ _PLUGIN_COMMANDS = (
     ("senders", "dsnparse.senders", "sender- and message-side rejections per receiving "
                                     "domain"),
     ("imap", "dsnparse.imap_cli", "process a bounce mailbox over IMAP"),
+    ("report", "dsnparse.report.cli", "one HTML page of bounces, suppressions and sender-side "
+                                      "blocks"),
     ("rules", "dsnparse.rules_cli", "work with rule packs (rules check)"),
     ("explain", "dsnparse.rules_cli", "show how one message was parsed (packs tried, rules "
                                       "matched)"),
