@@ -228,8 +228,9 @@ def fit_widths(widths: Sequence[int], total: int, minimum: Sequence[int] = (),
 
     Columns give up width down to their ``minimum`` (default 4 each): in ``order`` (column
     indexes, the least needed first; each one down to its minimum before the next), else the
-    widest column first, one at a time.  When even the minimums do not fit, the minimums are
-    returned (the terminal then wraps the lines).
+    widest column first, one at a time.  When even the minimums do not fit, the widest
+    columns go on giving up width down to 3 columns each; below that a line is left wider
+    than ``total`` (the terminal wraps it).
     """
     w = list(widths)
     mins = list(minimum) + [4] * (len(w) - len(minimum))
@@ -241,11 +242,12 @@ def fit_widths(widths: Sequence[int], total: int, minimum: Sequence[int] = (),
             if excess <= 0:
                 break
             w[k] -= min(excess, w[k] - mins[k])
-    while sum(w) > room:
-        free = [k for k in range(len(w)) if w[k] > mins[k]]
-        if not free:
-            break
-        w[max(free, key=lambda k: (w[k], -k))] -= 1
+    for floor in (mins, [min(3, x) for x in w]):
+        while sum(w) > room:
+            free = [k for k in range(len(w)) if w[k] > floor[k]]
+            if not free:
+                break
+            w[max(free, key=lambda k: (w[k], -k))] -= 1
     return w
 
 

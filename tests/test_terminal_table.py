@@ -49,7 +49,8 @@ def test_fit_cuts_in_the_middle_by_columns():
 def test_fit_widths_narrows_the_widest_columns_first():
     assert fit_widths([10, 40, 10], 100) == [10, 40, 10]
     assert fit_widths([10, 40, 10], 42) == [10, 20, 10]        # 2 spaces between 3 columns
-    assert fit_widths([10, 40, 10], 10, [4, 4, 4]) == [4, 4, 4]
+    assert fit_widths([10, 40, 10], 14, [4, 4, 4]) == [4, 4, 4]
+    assert fit_widths([10, 40, 10], 11, [4, 4, 4]) == [3, 3, 3]    # past the minimums
     # in a given order, each column down to its minimum before the next
     assert fit_widths([20, 36, 9, 22], 60, [20, 16, 5, 10], order=(3, 2, 1)) == [20, 22, 5, 10]
 
