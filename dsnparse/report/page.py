@@ -287,13 +287,12 @@ def _domains(p: _Page, fig: Figures) -> str:
     if not fig.domains:
         return (f'<section id="domains"><h2>{_e(t["domains_title"])}</h2>'
                 f'<p class="empty">{_e(t["nothing"])}</p></section>')
-    used = [f for f in FAULTS if any(r[3].get(f) for r in fig.domains)]
+    used = [f for f in FAULTS if any(r[2].get(f) for r in fig.domains)]
     svg = charts.hbars("ch-domains", t["domains_chart"], [r[0] for r in fig.domains],
-                       {f: [r[3].get(f, 0) for r in fig.domains] for f in used},
+                       {f: [r[2].get(f, 0) for r in fig.domains] for f in used},
                        {f: p.fault(f) for f in used})
-    rows = [[_e(d), p.n(n), p.n(a)] + [p.n(fs.get(f, 0)) for f in used]
-            for d, n, a, fs in fig.domains]
-    head = [t["domain"], t["events"], t["addresses"]] + [
+    rows = [[_e(d), p.n(n)] + [p.n(fs.get(f, 0)) for f in used] for d, n, fs in fig.domains]
+    head = [t["domain"], t["events"]] + [
         p.fault(f).split(" (")[0] for f in used]
     table = p.table(head, rows, set(range(1, len(head))), caption=t["table_note"])
     return (f'<section id="domains"><h2>{_e(t["domains_title"])}</h2>'
@@ -308,21 +307,20 @@ def _reasons(p: _Page, fig: Figures, codes, reasons, status_title) -> str:
     faults = [getattr(reasons.get(r[0]), "fault", None) for r in fig.reasons]
     svg = charts.hbars("ch-reasons", t["reasons_chart"], [r[0] for r in fig.reasons],
                        {"bounce": [r[1] for r in fig.reasons]})
-    rows = [[_e(r), p.n(n), p.n(a), p.swatch(f or "unknown") + _e(p.fault(f))]
-            for (r, n, a), f in zip(fig.reasons, faults)]
-    table = p.table([t["reason"], t["events"], t["addresses"], t["fault"]], rows, {1, 2},
+    rows = [[_e(r), p.n(n), p.swatch(f or "unknown") + _e(p.fault(f))]
+            for (r, n), f in zip(fig.reasons, faults)]
+    table = p.table([t["reason"], t["events"], t["fault"]], rows, {1},
                     caption=t["table_note"])
     desc = "description_fr" if p.lang == "fr" else "description"
     crows = []
-    for code, btype, n, a in fig.codes:
+    for code, btype, n in fig.codes:
         row = codes.row(code) if code else None
         text = getattr(row, desc, None) if row else None
         if text is None:   # a 4YZ code that is not a seed row: the registry title (English)
             text = status_title(f"{code[0]}.{code[1]}.{code[2:]}") if code and len(code) == 3 \
                 else None
-        crows.append([_e(code), _e(t.get(btype, btype)), _e(text), p.n(n), p.n(a)])
-    ctable = p.table([t["code"], t["type"], t["description"], t["events"], t["addresses"]],
-                     crows, {3, 4})
+        crows.append([_e(code), _e(t.get(btype, btype)), _e(text), p.n(n)])
+    ctable = p.table([t["code"], t["type"], t["description"], t["events"]], crows, {3})
     srows = [[_e(s), _e(status_title(s)), p.n(n)] for s, n in fig.statuses]
     stable = p.table([t["status"], t["registry_title"], t["events"]], srows, {2})
     return (f'<section id="reasons"><h2>{_e(t["reasons_title"])}</h2>'
@@ -379,11 +377,11 @@ def _campaigns(p: _Page, fig: Figures) -> str:
                 f'<p class="empty">{_e(t["campaigns_none"])}</p></section>')
     labels = [c for c, *_ in fig.campaigns]
     svg = charts.hbars("ch-campaigns", t["campaigns_chart"], labels,
-                       {"hard": [r[3] for r in fig.campaigns],
-                        "soft": [r[4] for r in fig.campaigns]},
+                       {"hard": [r[2] for r in fig.campaigns],
+                        "soft": [r[3] for r in fig.campaigns]},
                        {"hard": t["hard"], "soft": t["soft"]})
-    rows = [[_e(c), p.n(n), p.n(a), p.n(h), p.n(s)] for c, n, a, h, s in fig.campaigns]
-    table = p.table([t["campaign"], t["events"], t["addresses"], t["hard"], t["soft"]], rows,
-                    {1, 2, 3, 4}, caption=t["table_note"])
+    rows = [[_e(c), p.n(n), p.n(h), p.n(s)] for c, n, h, s in fig.campaigns]
+    table = p.table([t["campaign"], t["events"], t["hard"], t["soft"]], rows,
+                    {1, 2, 3}, caption=t["table_note"])
     return (f'<section id="campaigns"><h2>{_e(t["campaigns_title"])}</h2>'
             f'{p.pair(svg, table)}</section>')

@@ -44,6 +44,11 @@ SENDER_CATEGORIES: dict[str, tuple[str, ...]] = {
     "sender_address": ("rejected", "no_relaying", "syntax_error"),
 }
 
+#: The bounces, as a condition that no index serves: ``kind`` is "bounce" for most events,
+#: so a full scan beats looking each row up through the (kind, at) index (SQLite would
+#: otherwise take the index).  Plain standard SQL.
+BOUNCE = "(kind || '') = 'bounce'"
+
 #: Tags of a suppression that waits for a person (``rules/policy.yaml``: ``review_911``,
 #: ``review_unknown``).
 REVIEW_TAG_PREFIX = "review_"
@@ -118,16 +123,16 @@ class Figures:
             ``None``).
         daily: ``(day, kind, bounce_type, fault, events)`` for bounces, delays and
             complaints; ``fault`` resolved for events recorded without one.
-        domains: ``(domain, events, addresses, {fault: events})`` for bounces, most bounced
-            first (at most ``top``).
-        reasons: ``(reason, events, addresses)``, most frequent first (at most ``top``).
-        codes: ``(code, bounce_type, events, addresses)`` of the seed table's codes.
+        domains: ``(domain, events, {fault: events})`` for bounces, most bounced first (at
+            most ``top``).
+        reasons: ``(reason, events)``, most frequent first (at most ``top``).
+        codes: ``(code, bounce_type, events)`` of the seed table's codes.
         statuses: ``(status, events)`` of the enhanced status codes, most frequent first.
         sender: ``(domain, category, events, addresses, first, last, status, example,
             remote_mta)`` of sender/message-fault bounces, per receiving domain and
             category; ``example`` is the diagnostic of the newest such bounce.
-        sender_kinds: ``(category, events, addresses, domains, first)`` of all
-            sender/message-fault bounces of the period (not only the ``top`` rows above).
+        sender_kinds: ``(category, events, first)`` of all sender/message-fault bounces of
+            the period (not only the ``top`` rows above), most first.
         suppressed_daily: ``(day, basis, addresses)`` of the suppressions whose ``since``
             lies in the period; ``basis`` is ``hard``, ``soft``, ``complaint`` or
             ``review`` (tagged ``review_…``: a 911 or unknown-fault suppression).
@@ -135,7 +140,11 @@ class Figures:
         review_total: of those, how many carry a ``review_…`` tag (``int``).
         review: ``(address, since, reason, code, status, tags)`` of those, newest first
             (at most ``review_limit``).
-        campaigns: ``(campaign, events, addresses, hard, soft)``, most bounced first.
+        campaigns: ``(campaign, events, hard, soft)``, most bounced first.
+
+    Distinct addresses are counted where it is cheap (the summary, the sender-side rows):
+    a ``COUNT(DISTINCT address)`` per reason, code, domain or campaign costs one sort of the
+    whole ledger each.
     """
 
     totals: dict = field(default_factory=dict)
@@ -162,6 +171,16 @@ def _category_case(col: str = "reason") -> str:
 
 def _faults_in(faults: Sequence[str]) -> str:
     return ", ".join(f"'{f}'" for f in faults)
+
+
+def _sender_side() -> str:
+    """The condition of a sender/message-fault bounce; one recorded without a fault counts
+    by its reason (rules/reasons.yaml), the evidence dsnparse.fault reads first."""
+    from ..reasons import load_reasons
+
+    names = sorted(n for n, r in load_reasons().items() if r.fault in SENDER_FAULTS)
+    return (f"(fault IN ({_faults_in(SENDER_FAULTS)}) OR (fault IS NULL AND reason IN "
+            f"({_faults_in(names)})))")
 
 
 def collect(conn: Any, period: Period = Period(), *, dialect: Dialect = SQLITE,
@@ -196,77 +215,80 @@ def collect(conn: Any, period: Period = Period(), *, dialect: Dialect = SQLITE,
     f = Figures()
     pw, pa = period.where("at")
 
-    # -- totals
-    for kind, n in q(f"SELECT kind, COUNT(*) FROM events WHERE kind <> 'removed'{pw} "
-                     "GROUP BY kind", pa):
-        f.totals[kind] = n
-    row = q("SELECT COUNT(DISTINCT address), "
-            "SUM(CASE WHEN bounce_type = 'hard' THEN 1 ELSE 0 END), "
-            "SUM(CASE WHEN bounce_type = 'soft' THEN 1 ELSE 0 END), MIN(at), MAX(at) "
-            f"FROM events WHERE kind = 'bounce'{pw}", pa)[0]
-    f.totals.update(addresses=row[0] or 0, hard=row[1] or 0, soft=row[2] or 0,
-                    first=row[3], last=row[4])
-
-    # -- per day: kind, seed-table type and fault.  Events recorded without a fault (ledgers
-    # older than schema 2) are grouped by what gives it (reason, status, code) and resolved
-    # below, as dsnparse.policy.event_fault does.
-    rows = q("SELECT {day:at} AS day, kind, bounce_type, fault, "
-             "CASE WHEN fault IS NULL THEN reason END, "
-             "CASE WHEN fault IS NULL THEN status END, "
-             "CASE WHEN fault IS NULL THEN code END, COUNT(*) "
-             f"FROM events WHERE kind IN ('bounce', 'delay', 'complaint'){pw} "
-             "GROUP BY {day:at}, kind, bounce_type, fault, "
-             "CASE WHEN fault IS NULL THEN reason END, CASE WHEN fault IS NULL THEN status END, "
-             "CASE WHEN fault IS NULL THEN code END", pa)
-    merged: dict = {}
-    for day, kind, btype, fault, reason, status, code, n in rows:
+    # -- one scan for everything of low cardinality: per UTC day, kind, seed-table type,
+    # fault, reason, code and status (a few thousand groups for a million events); the
+    # totals, the days, the reasons, the codes, the statuses and the sender-side kinds are
+    # sums over these groups.  Events recorded without a fault (ledgers older than schema 2)
+    # get it from reason, status and code, as dsnparse.policy.event_fault does.
+    rows = q("SELECT {day:at}, kind, bounce_type, fault, reason, code, status, COUNT(*), "
+             f"MIN(at), MAX(at) FROM events WHERE kind <> 'removed'{pw} "
+             "GROUP BY {day:at}, kind, bounce_type, fault, reason, code, status", pa)
+    daily: dict = {}
+    reasons: dict = {}
+    codes: dict = {}
+    statuses: dict = {}
+    kinds: dict = {}
+    cat_of = {r: c for c, rs in SENDER_CATEGORIES.items() for r in rs}
+    firsts, lasts = [], []
+    for day, kind, btype, fault, reason, code, status, n, first, last in rows:
+        f.totals[kind] = f.totals.get(kind, 0) + n
+        if kind not in ("bounce", "delay", "complaint"):
+            continue
         if fault is None and kind == "bounce":
             fault = _fault(reason, status, code)
         key = (day, kind, btype, fault or None)
-        merged[key] = merged.get(key, 0) + n
-    f.daily = sorted(((*k, n) for k, n in merged.items()),
+        daily[key] = daily.get(key, 0) + n
+        if kind != "bounce":
+            continue
+        firsts.append(first)
+        lasts.append(last)
+        if btype in ("hard", "soft"):
+            f.totals[btype] = f.totals.get(btype, 0) + n
+        r = reason or "undefined"
+        reasons[r] = reasons.get(r, 0) + n
+        if code is not None:
+            codes[(code, btype)] = codes.get((code, btype), 0) + n
+        if status is not None:
+            statuses[status] = statuses.get(status, 0) + n
+        if fault in SENDER_FAULTS:
+            c = cat_of.get(reason, "other")
+            k = kinds.setdefault(c, [c, 0, first])
+            k[1] += n
+            k[2] = min(k[2], first)
+    f.totals.setdefault("hard", 0)
+    f.totals.setdefault("soft", 0)
+    f.totals["first"] = min(firsts) if firsts else None
+    f.totals["last"] = max(lasts) if lasts else None
+    f.daily = sorted(((*k, n) for k, n in daily.items()),
                      key=lambda r: (r[0], r[1], r[2] or "", r[3] or ""))
+    f.reasons = sorted(reasons.items(), key=lambda x: (-x[1], x[0]))[:top]
+    f.codes = sorted(((c, t, n) for (c, t), n in codes.items()),
+                     key=lambda x: (-x[2], x[0], x[1] or ""))[:top]
+    f.statuses = sorted(statuses.items(), key=lambda x: (-x[1], x[0]))[:top]
+    f.sender_kinds = sorted((tuple(k) for k in kinds.values()), key=lambda k: (-k[1], k[0]))
+    f.totals["addresses"] = q("SELECT COUNT(DISTINCT address) FROM events "
+                              f"WHERE {BOUNCE}{pw}", pa)[0][0] or 0
 
-    # -- receiving domains, split by fault
-    rows = q("WITH b AS (SELECT {domain:address} AS domain, address, fault, reason, status, "
-             f"code FROM events WHERE kind = 'bounce'{pw}), "
-             "t AS (SELECT domain, COUNT(*) AS n, COUNT(DISTINCT address) AS a FROM b "
-             "GROUP BY domain ORDER BY COUNT(*) DESC, domain LIMIT ?) "
-             "SELECT t.domain, t.n, t.a, b.fault, "
-             "CASE WHEN b.fault IS NULL THEN b.reason END, "
-             "CASE WHEN b.fault IS NULL THEN b.status END, "
-             "CASE WHEN b.fault IS NULL THEN b.code END, COUNT(*) "
-             "FROM t JOIN b ON b.domain = t.domain "
-             "GROUP BY t.domain, t.n, t.a, b.fault, CASE WHEN b.fault IS NULL THEN b.reason END, "
-             "CASE WHEN b.fault IS NULL THEN b.status END, "
-             "CASE WHEN b.fault IS NULL THEN b.code END", [*pa, top])
+    # -- receiving domains, split by fault (one scan; the top ones are picked here)
+    rows = q("SELECT {domain:address}, fault, CASE WHEN fault IS NULL THEN reason END, "
+             "CASE WHEN fault IS NULL THEN status END, CASE WHEN fault IS NULL THEN code END, "
+             f"COUNT(*) FROM events WHERE {BOUNCE}{pw} GROUP BY {{domain:address}}, fault, "
+             "CASE WHEN fault IS NULL THEN reason END, CASE WHEN fault IS NULL THEN status END, "
+             "CASE WHEN fault IS NULL THEN code END", pa)
     doms: dict = {}
-    for dom, n, a, fault, reason, status, code, k in rows:
-        entry = doms.setdefault(dom, (dom, n, a, {}))
+    for dom, fault, reason, status, code, n in rows:
         fault = fault or _fault(reason, status, code) or "unknown"
-        entry[3][fault] = entry[3].get(fault, 0) + k
-    f.domains = sorted(doms.values(), key=lambda r: (-r[1], r[0]))
-
-    # -- reasons, seed-table codes, enhanced statuses
-    f.reasons = [tuple(r) for r in q(
-        "SELECT COALESCE(reason, 'undefined'), COUNT(*), COUNT(DISTINCT address) FROM events "
-        f"WHERE kind = 'bounce'{pw} GROUP BY COALESCE(reason, 'undefined') "
-        "ORDER BY COUNT(*) DESC, COALESCE(reason, 'undefined') LIMIT ?", [*pa, top])]
-    f.codes = [tuple(r) for r in q(
-        "SELECT code, bounce_type, COUNT(*), COUNT(DISTINCT address) FROM events "
-        f"WHERE kind = 'bounce' AND code IS NOT NULL{pw} GROUP BY code, bounce_type "
-        "ORDER BY COUNT(*) DESC, code LIMIT ?", [*pa, top])]
-    f.statuses = [tuple(r) for r in q(
-        "SELECT status, COUNT(*) FROM events "
-        f"WHERE kind = 'bounce' AND status IS NOT NULL{pw} GROUP BY status "
-        "ORDER BY COUNT(*) DESC, status LIMIT ?", [*pa, top])]
+        split = doms.setdefault(dom, {})
+        split[fault] = split.get(fault, 0) + n
+    f.domains = sorted(((d, sum(s.values()), s) for d, s in doms.items()),
+                       key=lambda r: (-r[1], r[0]))[:top]
 
     # -- sender-side problems: per receiving domain and category, since when, one example
     # (the newest diagnostic: ROW_NUMBER over each group, newest first)
     cat = _category_case("reason")
     rows = q("WITH s AS (SELECT {domain:address} AS domain, " + cat + " AS category, "
              "address, at, status, diagnostic_code, remote_mta FROM events "
-             f"WHERE kind = 'bounce' AND fault IN ({_faults_in(SENDER_FAULTS)}){pw}), "
+             f"WHERE {BOUNCE} AND {_sender_side()}{pw}), "
              "g AS (SELECT domain, category, COUNT(*) AS n, COUNT(DISTINCT address) AS a, "
              "MIN(at) AS first_at, MAX(at) AS last_at FROM s GROUP BY domain, category), "
              "e AS (SELECT domain, category, status, diagnostic_code, remote_mta, "
@@ -278,23 +300,26 @@ def collect(conn: Any, period: Period = Period(), *, dialect: Dialect = SQLITE,
              "AND e.category = g.category AND e.rn = 1 "
              "ORDER BY g.a DESC, g.n DESC, g.domain, g.category LIMIT ?", [*pa, top])
     f.sender = [tuple(r) for r in rows]
-    f.sender_kinds = [tuple(r) for r in q(
-        "SELECT " + cat + ", COUNT(*), COUNT(DISTINCT address), "
-        "COUNT(DISTINCT {domain:address}), MIN(at) FROM events "
-        f"WHERE kind = 'bounce' AND fault IN ({_faults_in(SENDER_FAULTS)}){pw} "
-        f"GROUP BY {cat} ORDER BY COUNT(*) DESC", pa)]
 
     # -- suppressions (the addresses table; "since" is when each was suppressed)
-    sw, sa = period.where("since")
     review = f"(',' || tags) LIKE '%,{REVIEW_TAG_PREFIX}%'"
     basis = f"CASE WHEN {review} THEN 'review' ELSE COALESCE(basis, 'hard') END"
-    f.suppressed_daily = [tuple(r) for r in q(
-        "SELECT {day:since}, " + basis + ", COUNT(*) FROM addresses "
-        f"WHERE suppressed = 1 AND since IS NOT NULL{sw} GROUP BY {{day:since}}, {basis} "
-        "ORDER BY 1, 2", sa)]
-    row = q(f"SELECT COUNT(*), SUM(CASE WHEN {review} THEN 1 ELSE 0 END) FROM addresses "
-            "WHERE suppressed = 1")[0]
-    f.suppressed_total, f.review_total = row[0] or 0, row[1] or 0
+    # one scan of the suppressed addresses: per day and basis, and whether in the period
+    inside = " AND ".join(c for c in ("since >= ?" if period.since is not None else "",
+                                      "since < ?" if period.until is not None else "") if c)
+    inside_sql = f"CASE WHEN since IS NOT NULL AND {inside} THEN 1 ELSE 0 END" if inside \
+        else "CASE WHEN since IS NOT NULL THEN 1 ELSE 0 END"
+    ia = [x for x in (period.since, period.until) if x is not None]
+    rows = q("SELECT {day:since}, " + basis + f", {inside_sql}, COUNT(*) FROM addresses "
+             f"WHERE suppressed = 1 GROUP BY {{day:since}}, {basis}, {inside_sql}", ia + ia)
+    per_day: dict = {}
+    for day, b, ins, n in rows:
+        f.suppressed_total += n
+        if b == "review":
+            f.review_total += n
+        if ins:
+            per_day[(day, b)] = per_day.get((day, b), 0) + n
+    f.suppressed_daily = sorted((d, b, n) for (d, b), n in per_day.items())
     f.review = [tuple(r) for r in q(
         "SELECT address, since, reason, code, status, tags FROM addresses "
         f"WHERE suppressed = 1 AND {review} ORDER BY since DESC, address LIMIT ?",
@@ -302,10 +327,10 @@ def collect(conn: Any, period: Period = Period(), *, dialect: Dialect = SQLITE,
 
     # -- campaigns (policy ledger.campaign_headers)
     f.campaigns = [tuple(r) for r in q(
-        "SELECT campaign, COUNT(*), COUNT(DISTINCT address), "
+        "SELECT campaign, COUNT(*), "
         "SUM(CASE WHEN bounce_type = 'hard' THEN 1 ELSE 0 END), "
         "SUM(CASE WHEN bounce_type = 'soft' THEN 1 ELSE 0 END) FROM events "
-        f"WHERE kind = 'bounce' AND campaign IS NOT NULL{pw} GROUP BY campaign "
+        f"WHERE {BOUNCE} AND campaign IS NOT NULL{pw} GROUP BY campaign "
         "ORDER BY COUNT(*) DESC, campaign LIMIT ?", [*pa, top])]
     return f
 
