@@ -29,7 +29,7 @@ has rows)."""
 _MAX_DAYS = 120     # a longer period is drawn per week, and
 _MAX_WEEKS = 104    # a longer one per month,
 _MAX_MONTHS = 120   # and a longer one still per year
-_EXAMPLE_CHARS = 220
+_EXAMPLE_CHARS = 240
 
 CSS = """
 :root{--fg:#1d1d1f;--muted:#5f6368;--line:#e3e3e3;--bg:#fff;--warn:#fff4e5;--warnline:#f0a030}
@@ -44,12 +44,13 @@ section{border-top:1px solid var(--line);padding:16px 0 8px}
 .card b{display:block;font-size:20px}.card span{color:var(--muted);font-size:12px}
 .pair{display:grid;grid-template-columns:minmax(0,3fr) minmax(0,2fr);gap:18px;align-items:start;
  margin-bottom:14px}
-.pair.wide{grid-template-columns:minmax(0,3fr) minmax(0,1fr)}
-@media (max-width:900px){.pair,.pair.wide{grid-template-columns:1fr}}
+@media (max-width:900px){.pair{grid-template-columns:1fr}}
+.numbers.all{max-height:none;background:#fff}
 figure{margin:0}figure svg{max-width:100%;height:auto}
 .numbers{max-height:380px;overflow:auto;border:1px solid var(--line);border-radius:6px}
 table{border-collapse:collapse;width:100%;font-size:12.5px}
 th,td{padding:3px 8px;border-bottom:1px solid var(--line);text-align:left;vertical-align:top}
+td.w{overflow-wrap:anywhere;min-width:12em}
 th{background:#f6f6f6;position:sticky;top:0}
 td.n,th.n{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
 td.d{white-space:nowrap}
@@ -86,9 +87,10 @@ class _Page:
         return self.t.get(f"fault_{f}", f) if f else self.t["fault_none"]
 
     def table(self, head: Sequence[str], rows: Sequence[Sequence[str]], numeric: set,
-              caption: Optional[str] = None, nowrap: frozenset = frozenset()) -> str:
+              caption: Optional[str] = None, nowrap: frozenset = frozenset(),
+              wrap: frozenset = frozenset()) -> str:
         """An HTML table; cells are already escaped; columns in ``numeric`` align right,
-        those in ``nowrap`` do not wrap."""
+        those in ``nowrap`` do not wrap, those in ``wrap`` break anywhere (long tokens)."""
         out = ["<table>"]
         if caption:
             out.append(f"<caption>{_e(caption)}</caption>")
@@ -98,7 +100,8 @@ class _Page:
         for r in rows:
             out.append("<tr>" + "".join(
                 f'<td class="n">{c}</td>' if i in numeric else
-                f'<td class="d">{c}</td>' if i in nowrap else f"<td>{c}</td>"
+                f'<td class="d">{c}</td>' if i in nowrap else
+                f'<td class="w">{c}</td>' if i in wrap else f"<td>{c}</td>"
                 for i, c in enumerate(r)) + "</tr>")
         out.append("</tbody></table>")
         return "".join(out)
@@ -232,10 +235,9 @@ def _sender(p: _Page, fig: Figures) -> str:
     table = p.table([t["domain"], t["category"], t["events"], t["addresses"], t["since"],
                      t["last"], t["status"], t["example"]], rows, {2, 3},
                     nowrap=frozenset({4, 5}))
-    return (f'<section id="sender" class="alert"><h2>{_e(t["sender_title"])}</h2>'
-            f'<p>{_e(t["sender_intro"])}</p>'
-            f'<div class="pair wide"><div class="numbers">{table}</div>'
-            f'<figure>{svg}</figure></div></section>')
+    return (f'<section id="sender" class="alert"><div class="pair">'
+            f'<div><h2>{_e(t["sender_title"])}</h2><p>{_e(t["sender_intro"])}</p></div>'
+            f'<figure>{svg}</figure></div><div class="numbers all">{table}</div></section>')
 
 
 def _daily(p: _Page, fig: Figures) -> str:
@@ -294,7 +296,8 @@ def _domains(p: _Page, fig: Figures) -> str:
     rows = [[_e(d), p.n(n)] + [p.n(fs.get(f, 0)) for f in used] for d, n, fs in fig.domains]
     head = [t["domain"], t["events"]] + [
         p.fault(f).split(" (")[0] for f in used]
-    table = p.table(head, rows, set(range(1, len(head))), caption=t["table_note"])
+    table = p.table(head, rows, set(range(1, len(head))), caption=t["table_note"],
+                    wrap=frozenset({0}))
     return (f'<section id="domains"><h2>{_e(t["domains_title"])}</h2>'
             f'{p.pair(svg, table)}</section>')
 
@@ -382,6 +385,6 @@ def _campaigns(p: _Page, fig: Figures) -> str:
                        {"hard": t["hard"], "soft": t["soft"]})
     rows = [[_e(c), p.n(n), p.n(h), p.n(s)] for c, n, h, s in fig.campaigns]
     table = p.table([t["campaign"], t["events"], t["hard"], t["soft"]], rows,
-                    {1, 2, 3}, caption=t["table_note"])
+                    {1, 2, 3}, caption=t["table_note"], wrap=frozenset({0}))
     return (f'<section id="campaigns"><h2>{_e(t["campaigns_title"])}</h2>'
             f'{p.pair(svg, table)}</section>')
