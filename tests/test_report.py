@@ -187,7 +187,7 @@ def test_page_has_every_section_sender_first_and_no_external_reference(ledger):
     assert html.count("<svg") == 7
     # the numbers beside the charts: the domain table lists the top domain's count
     top_dom, n = collect(led.conn, Period()).domains[0][:2]
-    assert re.search(rf"<td>{re.escape(top_dom)}</td><td class=\"n\">{n:,}</td>", html)
+    assert re.search(rf"<td class=\"w\">{re.escape(top_dom)}</td><td class=\"n\">{n:,}</td>", html)
 
 
 def test_without_sender_side_problems_the_section_is_last():
