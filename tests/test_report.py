@@ -268,3 +268,16 @@ def test_cli_from_ledger_from_mail_and_errors(ledger, tmp_path):
     # a missing input: the report is still written, exit 1
     r = _cli(str(tmp_path / "missing.mbox"), "-o", str(tmp_path / "m.html"))
     assert r.returncode == 1 and (tmp_path / "m.html").exists()
+
+
+def test_an_empty_ledger_and_a_delay_only_one_give_a_page_without_warnings(recwarn):
+    with Ledger(":memory:") as led:
+        html = build_report(led, generated=T0)
+        assert sorted(re.findall(r'<section id="(\w+)"', html)) == sorted(SECTIONS)
+        assert html.count("<svg") == 0 and html.count("Nothing recorded in this period.") == 3
+        led.record_event("late@example.org", "delay", at=T0, status="4.4.1")
+        html = build_report(led, generated=T0)
+    assert html.count("<svg") == 2           # the two charts over time
+    assert re.search(r"<td>2024-05-01</td><td class=\"n\">0</td>(<td class=\"n\">0</td>){2}"
+                     r"<td class=\"n\">1</td>", html)  # bounces 0, hard 0, soft 0, delays 1
+    assert not [w for w in recwarn if issubclass(w.category, UserWarning)]

@@ -141,7 +141,8 @@ def stacked_days(name: str, title: str, days: Sequence[int],
     ax.set_title(title, loc="left")
     ax.grid(axis="y", color="#dddddd", linewidth=0.6)
     ax.set_axisbelow(True)
-    ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=8)
+    if any(any(v) for v in series.values()):
+        ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=8)
     return _svg(fig, name, title)
 
 
@@ -181,7 +182,7 @@ def hbars(name: str, title: str, labels: Sequence[str],
     ax.grid(axis="x", color="#dddddd", linewidth=0.6)
     ax.set_axisbelow(True)
     ax.tick_params(axis="y", length=0)
-    if legend:
+    if legend and any(left):
         ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=8)
     return _svg(fig, name, title)
 
