@@ -250,10 +250,12 @@ def test_cli_from_ledger_from_mail_and_errors(ledger, tmp_path):
     html = out.read_text(encoding="utf-8")
     assert "Rapport des rebonds" in html and "2024-05-02 00:00 – 2024-05-04 00:00 UTC" in html
     # straight from mail: the samples, parsed into a temporary ledger
-    r = _cli(str(SAMPLES), "-o", str(tmp_path / "s.html"), "-j", "1")
+    r = _cli(str(SAMPLES / "rfc3464"), "-o", str(tmp_path / "s.html"), "-j", "1")
     assert r.returncode == 0, r.stderr
-    assert re.search(r"<b>[1-9][\d,]*</b><span>bounces</span>",
-                     (tmp_path / "s.html").read_text(encoding="utf-8"))
+    page = (tmp_path / "s.html").read_text(encoding="utf-8")
+    assert re.search(r"<b>[1-9][\d,]*</b><span>bounces</span>", page)
+    m = re.search(r"(\d+) messages read, (\d+) not bounces, (\d+) not readable", r.stderr)
+    assert m and int(m.group(1)) >= 1 and m.group(0) in page     # said, and in the header
     # errors: exit 2 with a message, and nothing created
     r = _cli("--db", str(tmp_path / "none.sqlite3"), "-o", str(tmp_path / "x.html"))
     assert r.returncode == 2 and "no ledger at" in r.stderr

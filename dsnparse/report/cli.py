@@ -114,15 +114,20 @@ def cmd_report(args: argparse.Namespace) -> int:
         policy = load_policy(args.policy)
         if args.paths:
             with Ledger(":memory:", policy=policy) as led:
-                unreadable = _record_paths(led, args)
+                unreadable, counts = _record_paths(led, args)
+                read = (f"{counts.get('messages', 0)} messages read, "
+                        f"{counts.get('not_bounce', 0)} not bounces, "
+                        f"{counts.get('error', 0)} not readable as email, "
+                        f"{unreadable} inputs unreadable")
+                print(f"dsnparse: {read}", file=sys.stderr)
                 html = build_report(led, since=args.since, until=args.until, lang=args.lang,
-                                    top=args.top, source=", ".join(args.paths))
+                                    top=args.top, source=f"{', '.join(args.paths)} ({read})")
         else:
             path = args.db or default_db_path(policy)
             if not os.path.exists(path):   # a read must not create an empty ledger
                 return _err(f"no ledger at {path} (record bounces first with "
                             f"`dsnparse parse … --db {path}`, or give the mail as PATH)")
-            with Ledger(path, policy=policy) as led:
+            with Ledger(path, policy=policy, create=False) as led:
                 html = build_report(led, since=args.since, until=args.until, lang=args.lang,
                                     top=args.top)
     except ImportError as exc:
@@ -167,8 +172,12 @@ def _write(output: Optional[str], html: str) -> None:
         raise
 
 
-def _record_paths(led, args) -> int:
-    """Parse every PATH into ``led`` (as ``parse --db`` records); the unreadable count."""
+def _record_paths(led, args) -> tuple[int, dict]:
+    """Parse every PATH into ``led`` (as ``parse --db`` records); return the count of inputs
+    that could not be read and the counts of messages by kind (``messages``, ``bounce``,
+    ``not_bounce``, ``error`` …, as ``parse`` counts them)."""
+    from collections import Counter
+
     from ..options import Options
     from ..parallel import default_jobs, process
     from ..sources import iter_messages
@@ -178,10 +187,12 @@ def _record_paths(led, args) -> int:
         opts = opts.replace(rules=tuple(args.rules) + opts.rules)
     jobs = args.jobs if args.jobs is not None else default_jobs()
     unreadable = 0
+    counts: Counter = Counter()
     for path in args.paths:
         try:
             items = iter_messages(path, opts, defer_files=False)
             for chunk, res in process(items, opts, 1 if path == "-" else jobs, "jsonl", True):
+                counts.update(res.counts)
                 for w in res.warnings:
                     unreadable += 1
                     print(f"dsnparse: {w}", file=sys.stderr)
@@ -193,4 +204,4 @@ def _record_paths(led, args) -> int:
         except SourceError as exc:
             unreadable += 1
             print(f"dsnparse: {exc}", file=sys.stderr)
-    return unreadable
+    return unreadable, dict(counts)
