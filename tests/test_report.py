@@ -283,3 +283,18 @@ def test_an_empty_ledger_and_a_delay_only_one_give_a_page_without_warnings(recwa
     assert re.search(r"<td>2024-05-01</td><td class=\"n\">0</td>(<td class=\"n\">0</td>){2}"
                      r"<td class=\"n\">1</td>", html)  # bounces 0, hard 0, soft 0, delays 1
     assert not [w for w in recwarn if issubclass(w.category, UserWarning)]
+
+
+def test_the_scans_side_by_side_give_the_same_figures(ledger):
+    import sqlite3
+
+    led, _ = ledger
+    uri = f"{led.path.resolve().as_uri()}?mode=ro"
+    opened = []
+
+    def connect():
+        opened.append(1)
+        return sqlite3.connect(uri, uri=True, check_same_thread=False)
+    for period in (Period(), Period(T0 + DAY, T0 + 3 * DAY)):
+        assert collect(led.conn, period, connect=connect, workers=3) == collect(led.conn, period)
+    assert len(opened) == 12                  # six parts, each on its own connection

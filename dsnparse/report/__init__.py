@@ -23,6 +23,8 @@ Library use::
 """
 from __future__ import annotations
 
+import os
+from pathlib import Path
 from typing import Any, Optional
 
 from .queries import Figures, Period, collect
@@ -56,8 +58,19 @@ def build_report(ledger: Any, *, since: Optional[float] = None, until: Optional[
 
     texts(lang)   # an unknown language fails before any work
     period = Period(since, until)
+    connect = None
+    if str(ledger.path) != ":memory:":   # a file: the scans run side by side on readers
+        import sqlite3
+
+        uri = f"{Path(ledger.path).resolve().as_uri()}?mode=ro"
+
+        def connect():
+            return sqlite3.connect(uri, uri=True, timeout=ledger.timeout,
+                                   check_same_thread=False)
+    workers = min(4, os.cpu_count() or 1)
     try:
-        figures = ledger._retry(lambda: collect(ledger.conn, period, top=top))
+        figures = ledger._retry(lambda: collect(ledger.conn, period, top=top, connect=connect,
+                                                workers=workers))
     except LedgerError:
         raise
     except Exception as exc:   # sqlite3.DatabaseError: a damaged file

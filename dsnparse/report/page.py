@@ -263,10 +263,12 @@ def _daily(p: _Page, fig: Figures) -> str:
             kinds[kind][i] += n
     labels = {f: p.fault(None if f == "none" else f) for f in faults}
     per = t[f"u_{unit}"]
-    svg1 = charts.stacked_days("ch-daily", t["daily_faults"].format(unit=per), days, by_fault, labels, unit)
+    svg1 = charts.stacked_days("ch-daily", t["daily_faults"].format(unit=per), days, by_fault,
+                               labels, unit)
     klabels = {"hard": t["hard"], "soft": t["soft"], "delay": t["delays"],
                "complaint": t["complaints"]}
-    svg2 = charts.stacked_days("ch-kinds", t["daily_kinds"].format(unit=per), days, kinds, klabels, unit)
+    svg2 = charts.stacked_days("ch-kinds", t["daily_kinds"].format(unit=per), days, kinds,
+                               klabels, unit)
     used = [f for f in faults if any(by_fault[f])]
     rows = []
     for i, d in enumerate(days):

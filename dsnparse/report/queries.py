@@ -21,7 +21,7 @@ given as its number since 1970-01-01 (``int``).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Optional, Sequence
+from typing import Any, Callable, Optional, Sequence
 
 from ..model import FAULTS
 
@@ -184,7 +184,8 @@ def _sender_side() -> str:
 
 
 def collect(conn: Any, period: Period = Period(), *, dialect: Dialect = SQLITE,
-            top: int = 15, review_limit: int = 50) -> Figures:
+            top: int = 15, review_limit: int = 50,
+            connect: Optional[Callable[[], Any]] = None, workers: int = 1) -> Figures:
     """Run every query of the report on a ledger connection.
 
     Args:
@@ -194,6 +195,10 @@ def collect(conn: Any, period: Period = Period(), *, dialect: Dialect = SQLITE,
         dialect: :data:`SQLITE` or :data:`POSTGRES`.
         top: at most this many domains, reasons, codes, statuses, campaigns and sender rows.
         review_limit: at most this many addresses pending review are listed.
+        connect: a function opening another connection to the same ledger (read-only is
+            enough); with ``workers`` above 1 the six parts of the report (the scans) run
+            side by side, each in a thread on its own connection.  ``None``: all on ``conn``.
+        workers: threads for ``connect`` (``int``; e.g. the number of cores).
 
     Returns:
         :class:`Figures`.
@@ -201,137 +206,166 @@ def collect(conn: Any, period: Period = Period(), *, dialect: Dialect = SQLITE,
     Raises:
         sqlite3.DatabaseError (or the driver's error): the tables cannot be read.
     """
-    def q(sql: str, args: Sequence[Any] = ()) -> list:
-        text = dialect.sql(sql)
-        if hasattr(conn, "execute"):
-            return conn.execute(text, list(args)).fetchall()
-        cur = conn.cursor()
-        try:
-            cur.execute(text, list(args))
-            return cur.fetchall()
-        finally:
-            cur.close()
+    def runner(c: Any) -> Callable[..., list]:
+        def q(sql: str, args: Sequence[Any] = ()) -> list:
+            text = dialect.sql(sql)
+            if hasattr(c, "execute"):
+                return c.execute(text, list(args)).fetchall()
+            cur = c.cursor()
+            try:
+                cur.execute(text, list(args))
+                return cur.fetchall()
+            finally:
+                cur.close()
+        return q
 
     f = Figures()
     pw, pa = period.where("at")
 
-    # -- one scan for everything of low cardinality: per UTC day, kind, seed-table type,
-    # fault, reason, code and status (a few thousand groups for a million events); the
-    # totals, the days, the reasons, the codes, the statuses and the sender-side kinds are
-    # sums over these groups.  Events recorded without a fault (ledgers older than schema 2)
-    # get it from reason, status and code, as dsnparse.policy.event_fault does.
-    rows = q("SELECT {day:at}, kind, bounce_type, fault, reason, code, status, COUNT(*), "
-             f"MIN(at), MAX(at) FROM events WHERE kind <> 'removed'{pw} "
-             "GROUP BY {day:at}, kind, bounce_type, fault, reason, code, status", pa)
-    daily: dict = {}
-    reasons: dict = {}
-    codes: dict = {}
-    statuses: dict = {}
-    kinds: dict = {}
-    cat_of = {r: c for c, rs in SENDER_CATEGORIES.items() for r in rs}
-    firsts, lasts = [], []
-    for day, kind, btype, fault, reason, code, status, n, first, last in rows:
-        f.totals[kind] = f.totals.get(kind, 0) + n
-        if kind not in ("bounce", "delay", "complaint"):
-            continue
-        if fault is None and kind == "bounce":
-            fault = _fault(reason, status, code)
-        key = (day, kind, btype, fault or None)
-        daily[key] = daily.get(key, 0) + n
-        if kind != "bounce":
-            continue
-        firsts.append(first)
-        lasts.append(last)
-        if btype in ("hard", "soft"):
-            f.totals[btype] = f.totals.get(btype, 0) + n
-        r = reason or "undefined"
-        reasons[r] = reasons.get(r, 0) + n
-        if code is not None:
-            codes[(code, btype)] = codes.get((code, btype), 0) + n
-        if status is not None:
-            statuses[status] = statuses.get(status, 0) + n
-        if fault in SENDER_FAULTS:
-            c = cat_of.get(reason, "other")
-            k = kinds.setdefault(c, [c, 0, first])
-            k[1] += n
-            k[2] = min(k[2], first)
-    f.totals.setdefault("hard", 0)
-    f.totals.setdefault("soft", 0)
-    f.totals["first"] = min(firsts) if firsts else None
-    f.totals["last"] = max(lasts) if lasts else None
-    f.daily = sorted(((*k, n) for k, n in daily.items()),
-                     key=lambda r: (r[0], r[1], r[2] or "", r[3] or ""))
-    f.reasons = sorted(reasons.items(), key=lambda x: (-x[1], x[0]))[:top]
-    f.codes = sorted(((c, t, n) for (c, t), n in codes.items()),
-                     key=lambda x: (-x[2], x[0], x[1] or ""))[:top]
-    f.statuses = sorted(statuses.items(), key=lambda x: (-x[1], x[0]))[:top]
-    f.sender_kinds = sorted((tuple(k) for k in kinds.values()), key=lambda k: (-k[1], k[0]))
-    f.totals["addresses"] = q("SELECT COUNT(DISTINCT address) FROM events "
-                              f"WHERE {BOUNCE}{pw}", pa)[0][0] or 0
+    def main(q: Callable[..., list]) -> None:
+        # -- one scan for everything of low cardinality: per UTC day, kind, seed-table type,
+        # fault, reason, code and status (a few thousand groups for a million events); the
+        # totals, the days, the reasons, the codes, the statuses and the sender-side kinds are
+        # sums over these groups.  Events recorded without a fault (ledgers older than schema 2)
+        # get it from reason, status and code, as dsnparse.policy.event_fault does.
+        rows = q("SELECT {day:at}, kind, bounce_type, fault, reason, code, status, COUNT(*), "
+                 f"MIN(at), MAX(at) FROM events WHERE kind <> 'removed'{pw} "
+                 "GROUP BY {day:at}, kind, bounce_type, fault, reason, code, status", pa)
+        daily: dict = {}
+        reasons: dict = {}
+        codes: dict = {}
+        statuses: dict = {}
+        kinds: dict = {}
+        cat_of = {r: c for c, rs in SENDER_CATEGORIES.items() for r in rs}
+        firsts, lasts = [], []
+        for day, kind, btype, fault, reason, code, status, n, first, last in rows:
+            f.totals[kind] = f.totals.get(kind, 0) + n
+            if kind not in ("bounce", "delay", "complaint"):
+                continue
+            if fault is None and kind == "bounce":
+                fault = _fault(reason, status, code)
+            key = (day, kind, btype, fault or None)
+            daily[key] = daily.get(key, 0) + n
+            if kind != "bounce":
+                continue
+            firsts.append(first)
+            lasts.append(last)
+            if btype in ("hard", "soft"):
+                f.totals[btype] = f.totals.get(btype, 0) + n
+            r = reason or "undefined"
+            reasons[r] = reasons.get(r, 0) + n
+            if code is not None:
+                codes[(code, btype)] = codes.get((code, btype), 0) + n
+            if status is not None:
+                statuses[status] = statuses.get(status, 0) + n
+            if fault in SENDER_FAULTS:
+                c = cat_of.get(reason, "other")
+                k = kinds.setdefault(c, [c, 0, first])
+                k[1] += n
+                k[2] = min(k[2], first)
+        f.totals.setdefault("hard", 0)
+        f.totals.setdefault("soft", 0)
+        f.totals["first"] = min(firsts) if firsts else None
+        f.totals["last"] = max(lasts) if lasts else None
+        f.daily = sorted(((*k, n) for k, n in daily.items()),
+                         key=lambda r: (r[0], r[1], r[2] or "", r[3] or ""))
+        f.reasons = sorted(reasons.items(), key=lambda x: (-x[1], x[0]))[:top]
+        f.codes = sorted(((c, t, n) for (c, t), n in codes.items()),
+                         key=lambda x: (-x[2], x[0], x[1] or ""))[:top]
+        f.statuses = sorted(statuses.items(), key=lambda x: (-x[1], x[0]))[:top]
+        f.sender_kinds = sorted((tuple(k) for k in kinds.values()), key=lambda k: (-k[1], k[0]))
 
-    # -- receiving domains, split by fault (one scan; the top ones are picked here)
-    rows = q("SELECT {domain:address}, fault, CASE WHEN fault IS NULL THEN reason END, "
-             "CASE WHEN fault IS NULL THEN status END, CASE WHEN fault IS NULL THEN code END, "
-             f"COUNT(*) FROM events WHERE {BOUNCE}{pw} GROUP BY {{domain:address}}, fault, "
-             "CASE WHEN fault IS NULL THEN reason END, CASE WHEN fault IS NULL THEN status END, "
-             "CASE WHEN fault IS NULL THEN code END", pa)
-    doms: dict = {}
-    for dom, fault, reason, status, code, n in rows:
-        fault = fault or _fault(reason, status, code) or "unknown"
-        split = doms.setdefault(dom, {})
-        split[fault] = split.get(fault, 0) + n
-    f.domains = sorted(((d, sum(s.values()), s) for d, s in doms.items()),
-                       key=lambda r: (-r[1], r[0]))[:top]
+    def addresses(q: Callable[..., list]) -> None:
+        f.totals["addresses"] = q("SELECT COUNT(DISTINCT address) FROM events "
+                                  f"WHERE {BOUNCE}{pw}", pa)[0][0] or 0
 
-    # -- sender-side problems: per receiving domain and category, since when, one example
-    # (the newest diagnostic: ROW_NUMBER over each group, newest first)
-    cat = _category_case("reason")
-    rows = q("WITH s AS (SELECT {domain:address} AS domain, " + cat + " AS category, "
-             "address, at, status, diagnostic_code, remote_mta FROM events "
-             f"WHERE {BOUNCE} AND {_sender_side()}{pw}), "
-             "g AS (SELECT domain, category, COUNT(*) AS n, COUNT(DISTINCT address) AS a, "
-             "MIN(at) AS first_at, MAX(at) AS last_at FROM s GROUP BY domain, category), "
-             "e AS (SELECT domain, category, status, diagnostic_code, remote_mta, "
-             "ROW_NUMBER() OVER (PARTITION BY domain, category "
-             "ORDER BY CASE WHEN diagnostic_code IS NULL THEN 1 ELSE 0 END, at DESC) AS rn "
-             "FROM s) "
-             "SELECT g.domain, g.category, g.n, g.a, g.first_at, g.last_at, e.status, "
-             "e.diagnostic_code, e.remote_mta FROM g JOIN e ON e.domain = g.domain "
-             "AND e.category = g.category AND e.rn = 1 "
-             "ORDER BY g.a DESC, g.n DESC, g.domain, g.category LIMIT ?", [*pa, top])
-    f.sender = [tuple(r) for r in rows]
+    def domains(q: Callable[..., list]) -> None:
+        # -- receiving domains, split by fault (one scan; the top ones are picked here)
+        rows = q("SELECT {domain:address}, fault, CASE WHEN fault IS NULL THEN reason END, "
+                 "CASE WHEN fault IS NULL THEN status END, CASE WHEN fault IS NULL THEN code END, "
+                 f"COUNT(*) FROM events WHERE {BOUNCE}{pw} GROUP BY {{domain:address}}, fault, "
+                 "CASE WHEN fault IS NULL THEN reason END, "
+                 "CASE WHEN fault IS NULL THEN status END, "
+                 "CASE WHEN fault IS NULL THEN code END", pa)
+        doms: dict = {}
+        for dom, fault, reason, status, code, n in rows:
+            fault = fault or _fault(reason, status, code) or "unknown"
+            split = doms.setdefault(dom, {})
+            split[fault] = split.get(fault, 0) + n
+        f.domains = sorted(((d, sum(s.values()), s) for d, s in doms.items()),
+                           key=lambda r: (-r[1], r[0]))[:top]
 
-    # -- suppressions (the addresses table; "since" is when each was suppressed)
-    review = f"(',' || tags) LIKE '%,{REVIEW_TAG_PREFIX}%'"
-    basis = f"CASE WHEN {review} THEN 'review' ELSE COALESCE(basis, 'hard') END"
-    # one scan of the suppressed addresses: per day and basis, and whether in the period
-    inside = " AND ".join(c for c in ("since >= ?" if period.since is not None else "",
-                                      "since < ?" if period.until is not None else "") if c)
-    inside_sql = f"CASE WHEN since IS NOT NULL AND {inside} THEN 1 ELSE 0 END" if inside \
-        else "CASE WHEN since IS NOT NULL THEN 1 ELSE 0 END"
-    ia = [x for x in (period.since, period.until) if x is not None]
-    rows = q("SELECT {day:since}, " + basis + f", {inside_sql}, COUNT(*) FROM addresses "
-             f"WHERE suppressed = 1 GROUP BY {{day:since}}, {basis}, {inside_sql}", ia + ia)
-    per_day: dict = {}
-    for day, b, ins, n in rows:
-        f.suppressed_total += n
-        if b == "review":
-            f.review_total += n
-        if ins:
-            per_day[(day, b)] = per_day.get((day, b), 0) + n
-    f.suppressed_daily = sorted((d, b, n) for (d, b), n in per_day.items())
-    f.review = [tuple(r) for r in q(
-        "SELECT address, since, reason, code, status, tags FROM addresses "
-        f"WHERE suppressed = 1 AND {review} ORDER BY since DESC, address LIMIT ?",
-        [review_limit])]
+    def sender(q: Callable[..., list]) -> None:
+        # -- sender-side problems: per receiving domain and category, since when, one example
+        # (the newest diagnostic: ROW_NUMBER over each group, newest first)
+        cat = _category_case("reason")
+        rows = q("WITH s AS (SELECT {domain:address} AS domain, " + cat + " AS category, "
+                 "address, at, status, diagnostic_code, remote_mta FROM events "
+                 f"WHERE {BOUNCE} AND {_sender_side()}{pw}), "
+                 "g AS (SELECT domain, category, COUNT(*) AS n, COUNT(DISTINCT address) AS a, "
+                 "MIN(at) AS first_at, MAX(at) AS last_at FROM s GROUP BY domain, category), "
+                 "e AS (SELECT domain, category, status, diagnostic_code, remote_mta, "
+                 "ROW_NUMBER() OVER (PARTITION BY domain, category "
+                 "ORDER BY CASE WHEN diagnostic_code IS NULL THEN 1 ELSE 0 END, at DESC) AS rn "
+                 "FROM s) "
+                 "SELECT g.domain, g.category, g.n, g.a, g.first_at, g.last_at, e.status, "
+                 "e.diagnostic_code, e.remote_mta FROM g JOIN e ON e.domain = g.domain "
+                 "AND e.category = g.category AND e.rn = 1 "
+                 "ORDER BY g.a DESC, g.n DESC, g.domain, g.category LIMIT ?", [*pa, top])
+        f.sender = [tuple(r) for r in rows]
 
-    # -- campaigns (policy ledger.campaign_headers)
-    f.campaigns = [tuple(r) for r in q(
-        "SELECT campaign, COUNT(*), "
-        "SUM(CASE WHEN bounce_type = 'hard' THEN 1 ELSE 0 END), "
-        "SUM(CASE WHEN bounce_type = 'soft' THEN 1 ELSE 0 END) FROM events "
-        f"WHERE {BOUNCE} AND campaign IS NOT NULL{pw} GROUP BY campaign "
-        "ORDER BY COUNT(*) DESC, campaign LIMIT ?", [*pa, top])]
+    def suppressions(q: Callable[..., list]) -> None:
+        # -- suppressions (the addresses table; "since" is when each was suppressed)
+        review = f"(',' || tags) LIKE '%,{REVIEW_TAG_PREFIX}%'"
+        basis = f"CASE WHEN {review} THEN 'review' ELSE COALESCE(basis, 'hard') END"
+        # one scan of the suppressed addresses: per day and basis, and whether in the period
+        inside = " AND ".join(c for c in ("since >= ?" if period.since is not None else "",
+                                          "since < ?" if period.until is not None else "") if c)
+        inside_sql = f"CASE WHEN since IS NOT NULL AND {inside} THEN 1 ELSE 0 END" if inside \
+            else "CASE WHEN since IS NOT NULL THEN 1 ELSE 0 END"
+        ia = [x for x in (period.since, period.until) if x is not None]
+        rows = q("SELECT {day:since}, " + basis + f", {inside_sql}, COUNT(*) FROM addresses "
+                 f"WHERE suppressed = 1 GROUP BY {{day:since}}, {basis}, {inside_sql}", ia + ia)
+        per_day: dict = {}
+        for day, b, ins, n in rows:
+            f.suppressed_total += n
+            if b == "review":
+                f.review_total += n
+            if ins:
+                per_day[(day, b)] = per_day.get((day, b), 0) + n
+        f.suppressed_daily = sorted((d, b, n) for (d, b), n in per_day.items())
+        f.review = [tuple(r) for r in q(
+            "SELECT address, since, reason, code, status, tags FROM addresses "
+            f"WHERE suppressed = 1 AND {review} ORDER BY since DESC, address LIMIT ?",
+            [review_limit])]
+
+    def campaigns(q: Callable[..., list]) -> None:
+        # -- campaigns (policy ledger.campaign_headers)
+        f.campaigns = [tuple(r) for r in q(
+            "SELECT campaign, COUNT(*), "
+            "SUM(CASE WHEN bounce_type = 'hard' THEN 1 ELSE 0 END), "
+            "SUM(CASE WHEN bounce_type = 'soft' THEN 1 ELSE 0 END) FROM events "
+            f"WHERE {BOUNCE} AND campaign IS NOT NULL{pw} GROUP BY campaign "
+            "ORDER BY COUNT(*) DESC, campaign LIMIT ?", [*pa, top])]
+
+    parts = (main, addresses, domains, sender, suppressions, campaigns)
+    if connect is None or workers <= 1:
+        for part in parts:
+            part(runner(conn))
+        return f
+    # each part on its own connection, in threads: the database runs the scans side by
+    # side (sqlite3 releases the GIL while a statement runs)
+    from concurrent.futures import ThreadPoolExecutor
+
+    def run(part) -> None:
+        c = connect()
+        try:
+            part(runner(c))
+        finally:
+            c.close()
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        for done in [pool.submit(run, part) for part in parts]:
+            done.result()
     return f
 
 
