@@ -280,7 +280,8 @@ def _daily(p: _Page, fig: Figures) -> str:
                     + [p.n(by_fault[f][i]) for f in used])
     head = ([t[unit], t["bounces"]] + [klabels[k] for k in kinds]
             + [labels[f].split(" (")[0] for f in used])
-    table = p.table(head, rows, set(range(1, len(head))), caption=t["table_note"])
+    table = p.table(head, rows, set(range(1, len(head))), caption=t["table_note"],
+                    nowrap=frozenset({0}))
     return (f'<section id="daily"><h2>{_e(t["daily_title"])}</h2>'
             f'<div class="pair"><figure>{svg1}{svg2}</figure>'
             f'<div class="numbers">{table}</div></div></section>')
@@ -355,7 +356,8 @@ def _suppressions(p: _Page, fig: Figures) -> str:
                  p.n(sum(series[b][i] for b in _BASES))] + [p.n(series[b][i]) for b in used]
                 for i, d in enumerate(days) if any(series[b][i] for b in _BASES)]
         head = [t[unit], t["total"]] + [labels[b] for b in used]
-        table = p.table(head, rows, set(range(1, len(head))), caption=t["table_note"])
+        table = p.table(head, rows, set(range(1, len(head))), caption=t["table_note"],
+                        nowrap=frozenset({0}))
         parts.append(p.pair(svg, table))
     else:
         parts.append(f'<p class="empty">{_e(t["suppr_none"])}</p>')
