@@ -158,6 +158,9 @@ def test_period_is_half_open_and_counts_only_its_events(ledger):
                                               if e["kind"] in ("bounce", "delay", "complaint")])
     assert {r[0] for r in f.daily} == {19845, 19846}
     assert f.totals["bounce"] == sum(e["kind"] == "bounce" for e in inside)
+    made = [d for d in led.suppressions() if since <= d.since < until]
+    assert sum(n for *_, n in f.suppressed_daily) == len(made) > 0
+    assert f.suppressed_total == len(list(led.suppressions()))   # the total is not the period's
 
 
 def test_events_recorded_without_a_fault_get_it_from_reason_and_status(tmp_path):

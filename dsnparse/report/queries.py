@@ -324,8 +324,9 @@ def collect(conn: Any, period: Period = Period(), *, dialect: Dialect = SQLITE,
         inside_sql = f"CASE WHEN since IS NOT NULL AND {inside} THEN 1 ELSE 0 END" if inside \
             else "CASE WHEN since IS NOT NULL THEN 1 ELSE 0 END"
         ia = [x for x in (period.since, period.until) if x is not None]
+        # grouped by position: the period's parameters make the expressions differ in text
         rows = q("SELECT {day:since}, " + basis + f", {inside_sql}, COUNT(*) FROM addresses "
-                 f"WHERE suppressed = 1 GROUP BY {{day:since}}, {basis}, {inside_sql}", ia + ia)
+                 "WHERE suppressed = 1 GROUP BY 1, 2, 3", ia)
         per_day: dict = {}
         for day, b, ins, n in rows:
             f.suppressed_total += n
