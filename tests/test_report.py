@@ -283,8 +283,9 @@ def test_an_empty_ledger_and_a_delay_only_one_give_a_page_without_warnings(recwa
         led.record_event("late@example.org", "delay", at=T0, status="4.4.1")
         html = build_report(led, generated=T0)
     assert html.count("<svg") == 2           # the two charts over time
-    assert re.search(r"<td>2024-05-01</td><td class=\"n\">0</td>(<td class=\"n\">0</td>){2}"
-                     r"<td class=\"n\">1</td>", html)  # bounces 0, hard 0, soft 0, delays 1
+    # the day's row: bounces 0, hard 0, soft 0, delays 1
+    assert re.search(r"<td class=\"d\">2024-05-01</td><td class=\"n\">0</td>"
+                     r"(<td class=\"n\">0</td>){2}<td class=\"n\">1</td>", html)
     assert not [w for w in recwarn if issubclass(w.category, UserWarning)]
 
 
