@@ -57,9 +57,9 @@ _PLUGIN_COMMANDS = (
     ("suppressions", "dsnparse.ledger_cli", "the ledger's list of addresses not to mail"),
     ("senders", "dsnparse.senders", "sender- and message-side rejections per receiving "
                                     "domain"),
-    ("imap", "dsnparse.imap_cli", "process a bounce mailbox over IMAP"),
     ("report", "dsnparse.report.cli", "one HTML page of bounces, suppressions and sender-side "
                                       "blocks"),
+    ("imap", "dsnparse.imap_cli", "process a bounce mailbox over IMAP"),
     ("rules", "dsnparse.rules_cli", "work with rule packs (rules check)"),
     ("explain", "dsnparse.rules_cli", "show how one message was parsed (packs tried, rules "
                                       "matched)"),
