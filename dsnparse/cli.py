@@ -59,6 +59,8 @@ _PLUGIN_COMMANDS = (
     ("ledger", "dsnparse.ledger_admin_cli", "ledger migrations and copies (SQLite, PostgreSQL)"),
     ("senders", "dsnparse.senders", "sender- and message-side rejections per receiving "
                                     "domain"),
+    ("report", "dsnparse.report.cli", "one HTML page of bounces, suppressions and sender-side "
+                                      "blocks"),
     ("imap", "dsnparse.imap_cli", "process a bounce mailbox over IMAP"),
     ("pop3", "dsnparse.pop3_cli", "process a bounce mailbox over POP3"),
     ("pipe", "dsnparse.pipe", "one bounce on stdin from an MTA pipe (Postfix, Exim); exit 0 / 75"),
@@ -230,7 +232,7 @@ def cmd_parse(args) -> int:
     """Parse every PATH; with ``--jobs N`` the workers parse and render the records (see
     :func:`dsnparse.parallel.process`); this process splits the input, writes the text in
     input order and, with ``--db``, records the reports the workers send back."""
-    from .output import format_for_path, make_writer
+    from .output import format_for_path, make_writer, terminal_width
     from .parallel import default_jobs, process
     from .rules import load_packs
     from .sources import iter_messages
@@ -266,7 +268,8 @@ def cmd_parse(args) -> int:
         return EXIT_USAGE
     fmt = args.format or (args.output and format_for_path(args.output)) or (
         "table" if out is sys.stdout and sys.stdout.isatty() else "jsonl")
-    writer = make_writer(fmt, out)
+    width = terminal_width(out) if fmt == "table" else None   # None: a pipe keeps full values
+    writer = make_writer(fmt, out, width=width)
     counts: Counter = Counter()
     unreadable = 0
     try:
@@ -275,7 +278,8 @@ def cmd_parse(args) -> int:
                 # without a ledger, workers read directory files themselves (no raw bytes needed)
                 items = iter_messages(path, opts, defer_files=not keep,
                                       stdin_format=args.stdin_format)
-                for chunk, res in process(items, opts, 1 if path == "-" else jobs, fmt, keep):
+                for chunk, res in process(items, opts, 1 if path == "-" else jobs, fmt, keep,
+                                          width):
                     out.write(res.text)
                     counts.update(res.counts)
                     for w in res.warnings:

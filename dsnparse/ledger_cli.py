@@ -148,19 +148,18 @@ def cmd_list(args: argparse.Namespace) -> int:
         out = sys.stdout
         fmt = args.format
         w = None
+        table = None
         if fmt == "table":
-            out.write(f"{'SINCE':<21} {'ADDRESS':<36} {'BASIS':<9} {'REASON':<22} "
-                      f"{'CODE':<4} TAGS\n")
+            table = _ListTable(out)
         elif fmt == "csv":
             w = SafeCsvWriter(out)
             w.writerow(("address", "since", "basis", "reason", "code", "status", "tags",
                         "soft_count", "bounces"))
         for d in led.suppressions(tag=args.tag, limit=args.limit):
             evs = [_event_summary(e) for e in led.events(ids=d.event_ids)]
-            if fmt == "table":
-                out.write(f"{iso(d.since):<21} {d.address:<36} {d.basis or '':<9} "
-                          f"{d.reason or '':<22} {d.code or '':<4} {','.join(d.tags)}"
-                          .rstrip() + "\n")
+            if table is not None:
+                table.row((iso(d.since), d.address, d.basis, d.reason, d.code,
+                           ",".join(d.tags)))
                 for e in evs:
                     bits = [e["at"], e["kind"], e["status"] or e["code"] or "-"]
                     if e["message_id"]:
@@ -171,7 +170,7 @@ def cmd_list(args: argparse.Namespace) -> int:
                         bits.append(f"campaign {e['campaign']}")
                     if e["source"]:
                         bits.append(f"from {e['source']}")
-                    out.write("    " + "  ".join(bits) + "\n")
+                    table.detail(bits)
             elif fmt == "jsonl":
                 obj = {"address": d.address, "since": iso(d.since), "basis": d.basis,
                        "reason": d.reason, "code": d.code, "status": d.status,
@@ -184,6 +183,46 @@ def cmd_list(args: argparse.Namespace) -> int:
                             d.status or "", ";".join(d.tags), d.soft_count, bounces))
         return 0
     return _run(args, body)
+
+
+class _ListTable:
+    """The ``list`` table: one line per address, then its bounces indented below.
+
+    On a terminal the columns fit its width (long cells cut in the middle with ``…``) and
+    the bounce lines wrap at it; on a pipe or file every value is written whole
+    (:class:`dsnparse.output.TableWriter` does the same for the verdict table)."""
+
+    COLUMNS = ("SINCE", "ADDRESS", "BASIS", "REASON", "CODE", "TAGS")
+    WIDTHS = (20, 36, 9, 22, 4, 16)
+    MINIMUM = (20, 16, 5, 10, 4, 4)     # a time is never cut
+    SHRINK = (5, 3, 2, 1)               # tags, reason, basis, then the address
+
+    def __init__(self, out):
+        from .output import TableWriter, terminal_width
+
+        self.out = out
+        self.width = terminal_width(out)
+        self._w = TableWriter(out, columns=self.COLUMNS, widths=self.WIDTHS, width=self.width,
+                              minimum=self.MINIMUM, shrink=self.SHRINK)
+
+    def row(self, cells) -> None:
+        self._w.write_row(cells)
+
+    def detail(self, bits) -> None:
+        from .output import display_width, fit, printable
+
+        bits = [printable(b) for b in bits]
+        if self.width is None:
+            self.out.write("    " + "  ".join(bits) + "\n")
+            return
+        line, indent = "    ", "      "
+        for b in bits:
+            b = fit(b, self.width - len(indent))
+            if line.strip() and display_width(line) + 2 + display_width(b) > self.width:
+                self.out.write(line.rstrip() + "\n")
+                line = indent
+            line += ("  " if line.strip() else "") + b
+        self.out.write(line.rstrip() + "\n")
 
 
 # --------------------------------------------------------------------------- export

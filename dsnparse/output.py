@@ -148,35 +148,170 @@ TABLE_COLUMNS = ("source", "kind", "final_recipient", "status", "code", "bounce_
                  "reason", "rule")
 
 
+# --------------------------------------------------------------------------- terminal width
+
+def char_width(ch: str) -> int:
+    """Columns one character takes on a terminal (``int``): 0 for a combining mark, a
+    zero-width format character (ZWJ, ZWSP, variation selector: Unicode general categories
+    Mn, Me, Cf) or a control character; 2 for an East Asian Wide or Fullwidth character
+    (UAX #11, ``unicodedata.east_asian_width`` "W"/"F": CJK, kana, Hangul, fullwidth forms,
+    most emoji); else 1.  The standard library's Unicode data, so no extra dependency."""
+    import unicodedata
+
+    o = ord(ch)
+    if 0x20 <= o < 0x7F:
+        return 1
+    if o < 0x20 or 0x7F <= o < 0xA0 or unicodedata.category(ch) in ("Mn", "Me", "Cf"):
+        return 0
+    return 2 if unicodedata.east_asian_width(ch) in ("W", "F") else 1
+
+
+def display_width(text: str) -> int:
+    """Columns ``text`` takes on a terminal (``int``; sum of :func:`char_width`)."""
+    if text.isascii():
+        return len(text)
+    return sum(char_width(c) for c in text)
+
+
+def _take(text: str, width: int, from_end: bool = False) -> str:
+    """The longest start (or end) of ``text`` that fits in ``width`` columns."""
+    out, used = [], 0
+    for ch in (reversed(text) if from_end else text):
+        w = char_width(ch)
+        if used + w > width:
+            break
+        out.append(ch)
+        used += w
+    return "".join(reversed(out) if from_end else out)
+
+
+def fit(text: str, width: int) -> str:
+    """``text`` cut in the middle with ``…`` to at most ``width`` columns (``str``).
+
+    The start and the end are kept (an address keeps its local part's start and its
+    domain; a source keeps its folder and its message number); text that fits is returned
+    unchanged.  Widths count terminal columns (:func:`display_width`)."""
+    if display_width(text) <= width:
+        return text
+    if width <= 1:
+        return "…"[:max(width, 0)]
+    room = width - 1
+    head = _take(text, (room + 1) // 2)
+    tail = _take(text, room - display_width(head), from_end=True)
+    return head + "…" + tail
+
+
+def pad(text: str, width: int) -> str:
+    """``text`` padded with spaces to ``width`` terminal columns (wide characters count 2)."""
+    return text + " " * max(0, width - display_width(text))
+
+
+def terminal_width(stream: IO[str]) -> Optional[int]:
+    """Columns of the terminal ``stream`` writes to (``int``), or ``None`` when it is no
+    terminal (a pipe, a file: tables then keep full values).
+
+    The width is ``shutil.get_terminal_size`` (``$COLUMNS`` when set, else the terminal's
+    own size, else 80)."""
+    import shutil
+
+    try:
+        if not stream.isatty():
+            return None
+    except (AttributeError, ValueError, OSError):
+        return None
+    return max(shutil.get_terminal_size().columns, 20)
+
+
+def fit_widths(widths: Sequence[int], total: int, minimum: Sequence[int] = (),
+               order: Optional[Sequence[int]] = None) -> list[int]:
+    """Column widths that fit ``total`` columns with one space between columns.
+
+    Columns give up width down to their ``minimum`` (default 4 each): in ``order`` (column
+    indexes, the least needed first; each one down to its minimum before the next), else the
+    widest column first, one at a time.  When even the minimums do not fit, the widest
+    columns go on giving up width down to 3 columns each; below that a line is left wider
+    than ``total`` (the terminal wraps it).
+    """
+    w = list(widths)
+    mins = list(minimum) + [4] * (len(w) - len(minimum))
+    mins = [min(m, x) for m, x in zip(mins, w)]
+    room = total - (len(w) - 1)
+    if order is not None:
+        for k in order:
+            excess = sum(w) - room
+            if excess <= 0:
+                break
+            w[k] -= min(excess, w[k] - mins[k])
+    for floor in (mins, [min(3, x) for x in w]):
+        while sum(w) > room:
+            free = [k for k in range(len(w)) if w[k] > floor[k]]
+            if not free:
+                break
+            w[max(free, key=lambda k: (w[k], -k))] -= 1
+    return w
+
+
 # C0/C1 controls (ESC, BEL, CR, …) from a hostile bounce would drive the terminal the table
 # is written to (retitle it, recolour it, hide lines)
 _CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
 
+_AUTO = object()
+
+
+def printable(text: str) -> str:
+    """``text`` with every C0/C1 control character shown as ``?`` (for a terminal)."""
+    return _CONTROL.sub("?", text)
+
 
 class TableWriter(_Writer):
-    """A fixed-width table for people: one line per record, long cells shortened.
+    """A table for people: one line per record, columns aligned.
 
-    ``columns`` and ``widths`` (characters) default to the verdict table's."""
+    ``columns`` and ``widths`` (characters) default to the verdict table's.  ``width`` is
+    the terminal's width in columns: by default that of ``stream`` when it is a terminal
+    (:func:`terminal_width`), when the columns are narrowed to fit it (:func:`fit_widths`
+    with ``minimum`` widths and the ``shrink`` order of column indexes; default: the widest
+    first) and a longer cell is cut in the middle with ``…`` (:func:`fit`);
+    ``None`` (a pipe or a file) keeps every value whole — a longer cell pushes the rest of
+    its line right.  Wide characters (CJK, fullwidth forms, emoji) count two columns and
+    combining marks none, so columns stay aligned.  Control characters are shown as ``?``.
+    """
 
     widths: Sequence[int] = (28, 10, 32, 8, 4, 4, 9, 16, 24)
     columns: Sequence[str] = TABLE_COLUMNS
+    #: On a narrow terminal the verdict table's columns give up width in this order (rule,
+    #: source, reason, fault, kind, … and the recipient last), each down to its minimum
+    #: (which keeps "bounce", "status", "recipient" whole: 80 columns fit them all).
+    shrink: Optional[Sequence[int]] = (8, 0, 7, 6, 1, 3, 5, 4, 2)
+    minimum: Sequence[int] = (10, 6, 16, 6, 3, 4, 9, 10, 6)
 
     def __init__(self, stream, header: bool = True, columns: Optional[Sequence[str]] = None,
-                 widths: Optional[Sequence[int]] = None):
+                 widths: Optional[Sequence[int]] = None, width: object = _AUTO,
+                 minimum: Optional[Sequence[int]] = None,
+                 shrink: Optional[Sequence[int]] = None):
         super().__init__(stream)
         if columns is not None:
             self.columns = tuple(columns)
             self.widths = tuple(widths) if widths is not None else (16,) * len(self.columns)
+            self.minimum = tuple(minimum) if minimum is not None else tuple(
+                min(len(c), 8) for c in self.columns)
+            self.shrink = shrink
+        self.width = terminal_width(stream) if width is _AUTO else width
+        if self.width is not None:
+            self.widths = tuple(fit_widths(self.widths, self.width, self.minimum, self.shrink))
         if header:
             self._line(self.columns)
+
+    def write_row(self, cells: Sequence[object]) -> None:
+        """Write one line of ``cells`` (in column order; ``None`` is an empty cell)."""
+        self._line(cells)
 
     def _line(self, cells):
         out = []
         for cell, w in zip(cells, self.widths):
             s = _CONTROL.sub("?", "" if cell is None else str(cell))
-            if len(s) > w:
-                s = "…" + s[-(w - 1):]
-            out.append(s.ljust(w))
+            if self.width is not None:
+                s = fit(s, w)
+            out.append(pad(s, w))
         self.stream.write(" ".join(out).rstrip() + "\n")
 
     def write(self, records):
@@ -184,11 +319,13 @@ class TableWriter(_Writer):
             self._line([r.get(c) for c in self.columns])
 
 
-def make_writer(fmt: str, stream: IO[str], header: bool = True) -> _Writer:
+def make_writer(fmt: str, stream: IO[str], header: bool = True,
+                width: object = _AUTO) -> _Writer:
     """Return a writer for ``fmt`` (one of :data:`FORMATS`) on a text stream.
 
     ``header=False`` leaves out the CSV header row / table heading (for text rendered in
-    pieces, see :class:`Renderer`).
+    pieces, see :class:`Renderer`).  ``width``: the table's terminal width (see
+    :class:`TableWriter`; default: the stream's, when it is a terminal).
 
     Raises:
         ValueError: unknown format.
@@ -198,23 +335,25 @@ def make_writer(fmt: str, stream: IO[str], header: bool = True) -> _Writer:
     if fmt == "csv":
         return CsvWriter(stream, header=header)
     if fmt == "table":
-        return TableWriter(stream, header=header)
+        return TableWriter(stream, header=header, width=width)
     raise ValueError(f"unknown output format {fmt!r} (expected one of {', '.join(FORMATS)})")
 
 
 class Renderer:
     """Records to text, without header: ``render(records) -> str``.
 
-    The text is exactly what ``make_writer(fmt, stream)`` writes for those records after its
-    header, so pieces rendered elsewhere (``--jobs`` workers) can be written as they come.
+    The text is exactly what ``make_writer(fmt, stream, width=width)`` writes for those
+    records after its header, so pieces rendered elsewhere (``--jobs`` workers) can be written
+    as they come.  ``width``: the terminal width the table is fitted to (``None``: full
+    values, as on a pipe).
     """
 
-    def __init__(self, fmt: str):
+    def __init__(self, fmt: str, width: Optional[int] = None):
         import io
 
         self.fmt = fmt
         self._buf = io.StringIO()
-        self._w = make_writer(fmt, self._buf, header=False)
+        self._w = make_writer(fmt, self._buf, header=False, width=width)
 
     def __call__(self, records: Iterable[dict]) -> str:
         if self.fmt == "jsonl":

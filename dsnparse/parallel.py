@@ -116,10 +116,10 @@ class Chunk(NamedTuple):
 _state: dict = {}
 
 
-def _init(options: Options, fmt: str, keep_reports: bool) -> None:
+def _init(options: Options, fmt: str, keep_reports: bool, width: Optional[int] = None) -> None:
     from .output import Renderer
 
-    _state.update(options=options, render=Renderer(fmt), keep=keep_reports)
+    _state.update(options=options, render=Renderer(fmt, width), keep=keep_reports)
 
 
 def _process_chunk(chunk: list) -> Chunk:
@@ -152,15 +152,16 @@ def _process_chunk(chunk: list) -> Chunk:
 
 
 def process(items: Iterable, options: Options, jobs: int, fmt: str = "jsonl",
-            keep_reports: bool = False) -> Iterator[tuple]:
+            keep_reports: bool = False, width: Optional[int] = None) -> Iterator[tuple]:
     """Parse and render every item; yield ``(items_of_the_chunk, Chunk)`` in input order.
 
     ``fmt`` is an output format of :mod:`dsnparse.output`; the text of the chunks, written
     one after the other after the writer's header, is what ``make_writer(fmt)`` writes for
     the reports' records.  ``items`` may hold :class:`~dsnparse.sources.FileRef` data, read
-    by the worker.
+    by the worker.  ``width``: the terminal width a ``table`` is fitted to (``None``: full
+    values; :class:`~dsnparse.output.TableWriter`).
     """
-    args = (options, fmt, keep_reports)
+    args = (options, fmt, keep_reports, width)
     _init(*args)  # for the in-process path (jobs 1, short inputs); workers run it again
     yield from _run(_chunks(items, FIRST_CHUNK_ITEMS), _process_chunk, jobs,
                     (options, jobs, _init, args))
