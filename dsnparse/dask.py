@@ -210,15 +210,20 @@ def _remote_pieces(url: str, blocksize: int, storage_options: Optional[dict]) ->
                     continue
                 for e in entries:
                     fn = e["name"].rstrip(sep).rsplit(sep, 1)[-1]
-                    if fn.startswith(".") or e.get("type") != "file":
+                    if fn.startswith("."):
                         continue
                     key = fn.split(":2,", 1)[0].split("!2,", 1)[0]
                     full = fs.unstrip_protocol(e["name"])
+                    if e.get("type") != "file":  # (opening a FIFO would block)
+                        yield ("error", f"{name.rstrip(sep)}#{key}", f"{full}: not a regular file")
+                        continue
                     yield ("maildir", fs, e["name"], f"{name.rstrip(sep)}#{key}", full)
         else:
             yield from _remote_walk(fs, root.rstrip(sep), blocksize)
-    else:
+    elif info.get("type") == "file":
         yield _remote_file(fs, root, name, info.get("size") or 0, blocksize)
+    else:
+        raise SourceError(f"{url}: not a regular file or directory")
 
 
 def _remote_file(fs, path: str, name: str, size: int, blocksize: int) -> tuple:
@@ -246,7 +251,12 @@ def _remote_walk(fs, d: str, blocksize: int) -> Iterator[tuple]:
         if e.get("type") == "directory":
             if not fn.startswith(".") and e["name"].rstrip("/") != d:
                 subdirs.append(e["name"].rstrip("/"))
-        elif not _skip(fn):
+        elif _skip(fn):
+            continue
+        elif e.get("type") != "file":  # a FIFO, socket or device: opening it could block
+            full = fs.unstrip_protocol(e["name"])
+            yield ("error", full, f"{full}: not a regular file")
+        else:
             yield _remote_file(fs, e["name"], fs.unstrip_protocol(e["name"]),
                                e.get("size") or 0, blocksize)
     for sd in subdirs:
