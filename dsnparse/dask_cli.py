@@ -76,6 +76,11 @@ def connect(address: str):
                              f"processes") from None
         if n < 1:
             raise ValueError(f"--dask {address}: at least 1 worker process")
+        import dask
+
+        # the workers' statistical profiler samples the parsing thread's stack 100 times a
+        # second (a tenth of the CPU on this work); a local run has no dashboard to show it
+        dask.config.set({"distributed.worker.profile.enabled": False})
         cluster = LocalCluster(**local_cluster_options(n))
         try:
             return Client(cluster), cluster
