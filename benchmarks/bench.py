@@ -391,7 +391,11 @@ def dask_runs(data, gb):
             digests = {}
             for label in ("--jobs 2", "--dask local:1", "--dask local:2"):
                 out = tmp / "out.jsonl"
+                before = resource.getrusage(resource.RUSAGE_CHILDREN)
                 secs, r = _cli(["parse", "-q", *label.split(), "-o", str(out), str(p)])
+                after = resource.getrusage(resource.RUSAGE_CHILDREN)
+                # (Dask's workers are children of its nannies, reaped in turn: counted here)
+                cpu = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
                 if r.returncode not in (0, 1):
                     sys.exit(f"{label} failed: {r.stderr.decode()[-2000:]}")
                 h = hashlib.sha256()
@@ -400,7 +404,8 @@ def dask_runs(data, gb):
                         h.update(block)
                 digests[label] = h.hexdigest()
                 out.unlink()
-                print(f"  {label:15} {secs:8.1f} s  {n / secs:7.0f} messages/s")
+                print(f"  {label:15} {secs:8.1f} s  {n / secs:7.0f} messages/s   CPU {cpu:7.1f} s "
+                      f"(all processes)  {n / cpu:6.0f} messages per CPU second")
             same = len(set(digests.values())) == 1
             print(f"  outputs byte for byte the same: {'yes' if same else 'NO'}")
             p.unlink()

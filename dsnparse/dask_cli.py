@@ -93,6 +93,7 @@ def connect(address: str):
 def cmd_parse_dask(args) -> int:
     """``dsnparse parse`` with ``--dask`` (or ``-f parquet``): see the module docstring."""
     from .cli import _options, _output_is_input, _summary
+    from .errors import DsnparseError
     from .output import format_for_path
     from .rules import load_packs
 
@@ -165,6 +166,11 @@ def cmd_parse_dask(args) -> int:
         return EXIT_OK
     except OSError as e:
         return _usage(f"writing {args.output or 'standard output'} failed: {e.strerror or e}")
+    except DsnparseError:
+        raise  # (a broken rule pack met by a worker: main prints it, exit 2)
+    except Exception as e:  # noqa: BLE001 - a worker lost for good (KilledWorker), a
+        # scheduler gone: the cluster failed, not the input; say so without a traceback
+        return _usage(f"the Dask computation failed: {type(e).__name__}: {e}")
     finally:
         client.close()
         if cluster is not None:
@@ -220,13 +226,20 @@ def _parquet_file(client, parts, output: str):
     schema = _schema()
     done = []
     tmp = output + ".partial"
-    with pq.ParquetWriter(tmp, schema) as w:
-        for part in _in_order(client, parts):
-            if part.records:
-                w.write_table(pa.Table.from_pandas(records_frame(part.records), schema=schema,
-                                                   preserve_index=False))
-            done.append(part._replace(records=[]))
-    os.replace(tmp, output)  # a reader never sees half a file
+    try:
+        with pq.ParquetWriter(tmp, schema) as w:
+            for part in _in_order(client, parts):
+                if part.records:
+                    w.write_table(pa.Table.from_pandas(records_frame(part.records),
+                                                       schema=schema, preserve_index=False))
+                done.append(part._replace(records=[]))
+        os.replace(tmp, output)  # a reader never sees half a file
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
     return done
 
 

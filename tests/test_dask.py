@@ -281,3 +281,15 @@ def test_missing_path_raises_source_error():
 
     with pytest.raises(SourceError, match="no such file or directory"):
         ddask.read_bounces("/nonexistent/dsnparse-dask-input")
+
+
+def test_module_does_not_shadow_dask():
+    """``dsnparse/dask.py`` imports the real Dask (absolute imports), in a fresh process."""
+    code = ("import dsnparse.dask, dask, dask.bag, sys\n"
+            "assert dask.__name__ == 'dask' and hasattr(dask, 'delayed'), dask\n"
+            "assert 'dsnparse' not in dask.__file__, dask.__file__\n"
+            "assert sys.modules['dsnparse.dask'] is not dask\n"
+            "print(type(dsnparse.dask.read_bounces([])).__name__)")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == "Bag"
