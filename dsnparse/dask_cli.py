@@ -79,7 +79,8 @@ def connect(address: str):
         import dask
 
         # the workers' statistical profiler samples the parsing thread's stack 100 times a
-        # second (a tenth of the CPU on this work); a local run has no dashboard to show it
+        # second (one measurement: 3.3 CPU s against 2.6 without, for 3,590 messages); a
+        # local run has no dashboard to show it
         dask.config.set({"distributed.worker.profile.enabled": False})
         cluster = LocalCluster(**local_cluster_options(n))
         try:
