@@ -31,6 +31,9 @@ pytest.importorskip("distributed", reason="the dask extra is not installed "
 import dsnparse.dask as ddask  # noqa: E402
 
 MAX = 40_000  # --max-size of the mbox runs: one message below is larger
+# no time budget per message on either side: on a loaded machine a message may run past
+# the 5 s default in one run and not in the other, and the records would differ for that
+NO_LIMIT = Options.from_env(message_timeout=0)
 
 
 def _samples() -> list:
@@ -102,7 +105,8 @@ def _parse(args) -> tuple:
     """``dsnparse parse -f jsonl`` in this process: (records, exit status)."""
     with tempfile.TemporaryDirectory() as t:
         out = Path(t) / "out.jsonl"
-        code = cli_main(["parse", "-q", "-f", "jsonl", "-o", str(out), *args])
+        code = cli_main(["parse", "-q", "--message-timeout", "0", "-f", "jsonl", "-o", str(out),
+                         *args])
         return [json.loads(line) for line in out.read_text().splitlines()], code
 
 
@@ -118,7 +122,7 @@ def _same(got, want):
 def test_directory_same_records_as_parse(cluster, inputs):
     want, code = _parse([str(inputs["dir"])])
     assert code == 1  # the FIFO is unreadable
-    bag = ddask.read_bounces(str(inputs["dir"]), files_per_partition=16)
+    bag = ddask.read_bounces(str(inputs["dir"]), options=NO_LIMIT, files_per_partition=16)
     assert bag.npartitions >= 8
     got = bag.compute()
     _same(got, want)
@@ -133,7 +137,7 @@ def test_directory_same_records_as_parse(cluster, inputs):
 
 
 def test_mbox_split_into_partitions(cluster, inputs):
-    opts = Options.from_env(max_message_bytes=MAX)
+    opts = NO_LIMIT.replace(max_message_bytes=MAX)
     want, _ = _parse(["--max-size", str(MAX), str(inputs["mbox"])])
     size = inputs["mbox"].stat().st_size
     bag = ddask.read_bounces(str(inputs["mbox"]), options=opts, blocksize=16 * 1024)
@@ -166,7 +170,8 @@ def test_scan_range_counts_every_separator_once(inputs):
 
 def test_maildir_same_records_as_parse(cluster, inputs):
     want, code = _parse([str(inputs["maildir"])])
-    got = ddask.read_bounces(str(inputs["maildir"]), files_per_partition=8).compute()
+    got = ddask.read_bounces(str(inputs["maildir"]), options=NO_LIMIT,
+                             files_per_partition=8).compute()
     _same(got, want)
     assert len({r["source"] for r in got}) == 41  # 40 messages and the bad one, no .hidden
     bad = [r for r in got if "1800000000" in r["source"]]
@@ -177,7 +182,8 @@ def test_fsspec_url_same_records(cluster, inputs):
     """A ``file://`` URL goes through fsspec: same records, sources as URLs."""
     root = str(inputs["dir"])
     want, _ = _parse([root])
-    got = ddask.read_bounces("file://" + root, files_per_partition=32).compute()
+    got = ddask.read_bounces("file://" + root, options=NO_LIMIT,
+                             files_per_partition=32).compute()
     for r in want:
         r["source"] = "file://" + r["source"]
         if r["error"]:
@@ -186,7 +192,7 @@ def test_fsspec_url_same_records(cluster, inputs):
 
 
 def test_dataframe_meta(cluster, inputs):
-    frame = ddask.to_dataframe(ddask.read_bounces(str(inputs["maildir"]),
+    frame = ddask.to_dataframe(ddask.read_bounces(str(inputs["maildir"]), options=NO_LIMIT,
                                                   files_per_partition=8))
     from dsnparse.model import RECORD_FIELDS
 
@@ -197,7 +203,7 @@ def test_dataframe_meta(cluster, inputs):
 
 
 def test_rules_loaded_once_per_worker(cluster, inputs):
-    ddask.read_bounces(str(inputs["dir"]), files_per_partition=4).compute()
+    ddask.read_bounces(str(inputs["dir"]), options=NO_LIMIT, files_per_partition=4).compute()
     loads = cluster.run(lambda: __import__("dsnparse.dask", fromlist=["_LOADS"])._LOADS)
     assert len(loads) == 2
     # each worker ran partitions (33 here, more before), and loaded the rules at most once
@@ -205,7 +211,8 @@ def test_rules_loaded_once_per_worker(cluster, inputs):
 
 
 def _cli(*args, env=None):
-    return subprocess.run([sys.executable, "-m", "dsnparse", "parse", *args],
+    return subprocess.run([sys.executable, "-m", "dsnparse", "parse", "--message-timeout", "0",
+                           *args],
                           capture_output=True, text=True, env=env, timeout=600)
 
 
