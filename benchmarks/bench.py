@@ -25,6 +25,11 @@ Sections (default: all but ``memory``):
 ``memory``      a ``--mbox-gb`` GB mbox (default 2) built in /tmp from corpus emails plus one
                 message over the size cap, parsed by the CLI; peak RSS (target < 150 MB), the
                 oversized message's verdict; the mbox is deleted after.
+``dask``        messages/s of ``dsnparse parse --dask local:1`` and ``--dask local:2`` (a
+                LocalCluster of 1 and 2 worker processes, started by the run and counted in
+                its time) against ``--jobs 2`` on a ``--mbox-gb`` GB mbox (default 2) and on
+                one of a 40th of that size (the fixed costs, for the crossover), JSON Lines
+                to a file; the outputs must be byte for byte the same.  Not in the default.
 
 Needs the shared corpus beside the checkout (../shared/corpus/sisimai).
 """
@@ -371,6 +376,43 @@ def memory(data, gb, cap_mb=25):
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+def dask_runs(data, gb):
+    import hashlib
+
+    tmp = Path(tempfile.mkdtemp(prefix="dsnparse-dask-bench-", dir="/tmp"))
+    try:
+        for size in (gb / 40, gb):
+            p = tmp / "archive.mbox"
+            n = _write_mbox(p, data, int(size * 1024 ** 3))
+            mb = p.stat().st_size / 1024 ** 2
+            _cli(["parse", "-q", "-"], data[0])  # warm the pack cache
+            print(f"dask: mbox of {mb:.0f} MB, {n} messages (16 MiB partitions: "
+                  f"{-(-p.stat().st_size // (16 * 1024 ** 2))}), JSON Lines to a file:")
+            digests = {}
+            for label in ("--jobs 2", "--dask local:1", "--dask local:2"):
+                out = tmp / "out.jsonl"
+                before = resource.getrusage(resource.RUSAGE_CHILDREN)
+                secs, r = _cli(["parse", "-q", *label.split(), "-o", str(out), str(p)])
+                after = resource.getrusage(resource.RUSAGE_CHILDREN)
+                # (Dask's workers are children of its nannies, reaped in turn: counted here)
+                cpu = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
+                if r.returncode not in (0, 1):
+                    sys.exit(f"{label} failed: {r.stderr.decode()[-2000:]}")
+                h = hashlib.sha256()
+                with open(out, "rb") as f:
+                    for block in iter(lambda: f.read(1 << 20), b""):
+                        h.update(block)
+                digests[label] = h.hexdigest()
+                out.unlink()
+                print(f"  {label:15} {secs:8.1f} s  {n / secs:7.0f} messages/s   CPU {cpu:7.1f} s "
+                      f"(all processes)  {n / cpu:6.0f} messages per CPU second")
+            same = len(set(digests.values())) == 1
+            print(f"  outputs byte for byte the same: {'yes' if same else 'NO'}")
+            p.unlink()
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
 HOSTILE = ["word " * 4000, "a" * 20000, " " * 20000 + "x", "<" * 10000, "@" * 10000, "x@" * 5000,
            "user unknown " * 2000, "-" * 20000, "a:" * 5000, "a.b" * 5000 + "@",
            "The following address failed: " * 1000, "\t " * 5000 + ":", "<a@b.c> " * 3000,
@@ -491,6 +533,8 @@ def main(argv=None):
             untimed()
         elif s == "memory":
             memory(data, a.mbox_gb)
+        elif s == "dask":
+            dask_runs(data, a.mbox_gb)
         else:
             sys.exit(f"unknown section {s!r}")
     print(f"# peak RSS of this process: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB")

@@ -106,10 +106,10 @@ def build_parser(argv=None) -> argparse.ArgumentParser:
     pp.add_argument("paths", nargs="+", metavar="PATH",
                     help=".eml file, directory, mbox file, Maildir, MBOX#N or MAILDIR#KEY "
                          "(one message, as printed in 'source'), or - for standard input")
-    pp.add_argument("-f", "--format", choices=("jsonl", "csv", "table"), default=None,
+    pp.add_argument("-f", "--format", choices=("jsonl", "csv", "table", "parquet"), default=None,
                     help="output format (default: from the -o file's extension: .csv csv, "
                          ".jsonl/.json/.ndjson jsonl, .txt table; else table on a terminal, "
-                         "jsonl otherwise)")
+                         "jsonl otherwise); parquet needs --dask and -o FILE or -o DIR/")
     pp.add_argument("-o", "--output", metavar="FILE", help="write records to FILE (default: stdout)")
     pp.add_argument("--stdin-format", choices=("message", "mbox"), default="message",
                     help="what - (standard input) holds: one message (default) or an mbox "
@@ -129,6 +129,11 @@ def build_parser(argv=None) -> argparse.ArgumentParser:
                          "(default: one per core; 1 parses in this process; output stays in "
                          "input order)")
     pp.add_argument("-q", "--quiet", action="store_true", help="no summary on stderr")
+    pp.add_argument("--dask", metavar="ADDRESS", default=None,
+                    help="parse on a Dask cluster: a scheduler address (tcp://HOST:8786) or "
+                         "local:N (a local cluster of N processes); the paths (local, shared "
+                         "or fsspec URLs) must be readable by the workers; see README, "
+                         "'Archives on Dask'")
     add_db_arguments(pp, record=True)
     pp.set_defaults(func=cmd_parse)
 
@@ -237,6 +242,10 @@ def cmd_parse(args) -> int:
     from .rules import load_packs
     from .sources import iter_messages
 
+    if getattr(args, "dask", None) is not None or args.format == "parquet":
+        from .dask_cli import cmd_parse_dask  # (imports Dask only when it runs)
+
+        return cmd_parse_dask(args)
     opts = _options(args)
     jobs = args.jobs if args.jobs is not None else default_jobs()
     if jobs < 1:

@@ -298,9 +298,11 @@ def _mbox(p: Path, cap: int, name: str) -> Iterator[Item]:
         yield f"{name}#0", SourceError(f"{name}: {e.strerror or e}")
 
 
-def _mbox_stream(f, cap: int, name: str) -> Iterator[Item]:
-    """Split the binary stream ``f`` as an mbox (see :func:`_mbox`); sources ``name#N``."""
-    index = 0
+def _mbox_stream(f, cap: int, name: str, first: int = 0) -> Iterator[Item]:
+    """Split the binary stream ``f`` as an mbox (see :func:`_mbox`); sources ``name#N``, N
+    counted from ``first`` (``int``: the number of messages of the mbox before the stream's
+    start, when ``f`` is a byte range of it starting at a separator: :mod:`dsnparse.dask`)."""
+    index = first
     try:
         read = f.read
         buf = read(_BLOCK)
