@@ -16,8 +16,10 @@ from typing import Optional
 
 from . import __version__
 from .cliargs import add_db_arguments  # noqa: F401 - re-exported
+from .cliargs import options_from_args as _options, output_is_input as _output_is_input
+from .cliargs import summary_line as _summary
+from .cliargs import positive_int as _positive_int, seconds as _seconds
 from .errors import DsnparseError, SourceError
-from .options import Options
 
 log = logging.getLogger("dsnparse")
 
@@ -28,27 +30,6 @@ class _Parser(argparse.ArgumentParser):
     def error(self, message):  # argparse exits 2 on usage errors already; keep its format
         self.print_usage(sys.stderr)
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n")
-
-
-def _positive_int(text: str) -> int:
-    try:
-        n = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
-    if n <= 0:
-        raise argparse.ArgumentTypeError(f"must be at least 1, not {n}")
-    return n
-
-
-def _seconds(text: str) -> float:
-    """A number of seconds, ``0`` or more (``0``: no limit)."""
-    try:
-        x = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
-    if not x >= 0 or x == float("inf"):  # (also NaN)
-        raise argparse.ArgumentTypeError(f"must be a finite number of seconds, 0 or more, not {text}")
-    return x
 
 
 #: Commands registered by their own modules: (command, module, help).  Their modules (and
@@ -191,46 +172,6 @@ def _plugin_modules(command: Optional[str] = None):
             if e.name != name:
                 raise
     return mods
-
-
-def _options(args) -> Options:
-    opts = Options.from_env()
-    extra = tuple(getattr(args, "rules", ()) or ())
-    changes = {}
-    if extra:
-        changes["rules"] = extra + opts.rules
-    if getattr(args, "max_size", None):
-        changes["max_message_bytes"] = args.max_size
-    if getattr(args, "message_timeout", None) is not None:
-        changes["message_timeout"] = args.message_timeout
-    return opts.replace(**changes) if changes else opts
-
-
-def _output_is_input(output: str, paths) -> Optional[str]:
-    """Why ``output`` (an existing file) may not be written: it is an input given (same
-    device and inode), or it lies inside a directory given (it would be walked as input);
-    ``None`` when it is neither.  ``-o`` opens its file for writing, which would truncate an
-    input before it is read."""
-    try:
-        out = os.stat(output)
-    except OSError:
-        return None  # not there yet: it cannot be an input
-    for p in paths or ():
-        if p == "-":
-            continue
-        base = p.split("#", 1)[0] if not os.path.exists(p) else p
-        try:
-            st = os.stat(base)
-        except OSError:
-            continue
-        if (st.st_dev, st.st_ino) == (out.st_dev, out.st_ino):
-            return f"is the input {p}: opening it for writing would destroy it before it is read"
-        if os.path.isdir(base):
-            parent = os.path.abspath(os.path.dirname(os.path.abspath(output)))
-            if (parent + os.sep).startswith(os.path.abspath(base) + os.sep):
-                return (f"is inside the input directory {p}: it would be read as input "
-                        f"(write it elsewhere)")
-    return None
 
 
 def cmd_parse(args) -> int:
@@ -391,20 +332,6 @@ class _Progress:
         if self._shown:
             sys.stderr.write("\r\033[K")
             sys.stderr.flush()
-
-
-def _summary(c: Counter, unreadable: int) -> str:
-    """One line: messages by kind, then failed recipients by hard/soft (a bounce may name
-    several recipients, so the two counts differ); then, when there are any, the messages
-    whose text was cut at a size limit (their later recipients were not read)."""
-    line = (f"messages: {c['messages']}  bounces: {c['bounce']}  delays: {c['delay']}  "
-            f"delivered: {c['delivered']}  auto-replies: {c['auto_reply']}  "
-            f"complaints: {c['complaint']}  not bounces: {c['not_bounce']}  errors: {c['error']} "
-            f"(unreadable: {unreadable}) | failed recipients: hard: {c['hard']}  soft: {c['soft']}")
-    if c["truncated"]:
-        line += (f" | truncated: {c['truncated']} (text cut at its size limit: later "
-                 f"recipients not read; see the records' 'truncated' field)")
-    return line
 
 
 def main(argv=None) -> int:

@@ -4,6 +4,11 @@ them without importing the CLI that imports it."""
 from __future__ import annotations
 
 import argparse
+import os
+from collections import Counter
+from typing import Optional
+
+from .options import Options
 
 
 def add_db_arguments(parser: argparse.ArgumentParser, record: bool = False) -> None:
@@ -25,3 +30,82 @@ def add_db_arguments(parser: argparse.ArgumentParser, record: bool = False) -> N
     parser.add_argument("--policy", metavar="FILE", default=argparse.SUPPRESS,
                         help="suppression policy YAML merged over the shipped defaults "
                              "(default $DSNPARSE_POLICY)")
+
+
+def options_from_args(args) -> Options:
+    """The :class:`~dsnparse.options.Options` of a command: the environment's
+    (:meth:`Options.from_env`) with ``--rules``, ``--max-size`` and ``--message-timeout``
+    applied."""
+    opts = Options.from_env()
+    extra = tuple(getattr(args, "rules", ()) or ())
+    changes = {}
+    if extra:
+        changes["rules"] = extra + opts.rules
+    if getattr(args, "max_size", None):
+        changes["max_message_bytes"] = args.max_size
+    if getattr(args, "message_timeout", None) is not None:
+        changes["message_timeout"] = args.message_timeout
+    return opts.replace(**changes) if changes else opts
+
+
+def output_is_input(output: str, paths) -> Optional[str]:
+    """Why ``output`` (an existing file) may not be written: it is an input given (same
+    device and inode), or it lies inside a directory given (it would be walked as input);
+    ``None`` when it is neither.  ``-o`` opens its file for writing, which would truncate an
+    input before it is read."""
+    try:
+        out = os.stat(output)
+    except OSError:
+        return None  # not there yet: it cannot be an input
+    for p in paths or ():
+        if p == "-":
+            continue
+        base = p.split("#", 1)[0] if not os.path.exists(p) else p
+        try:
+            st = os.stat(base)
+        except OSError:
+            continue
+        if (st.st_dev, st.st_ino) == (out.st_dev, out.st_ino):
+            return f"is the input {p}: opening it for writing would destroy it before it is read"
+        if os.path.isdir(base):
+            parent = os.path.abspath(os.path.dirname(os.path.abspath(output)))
+            if (parent + os.sep).startswith(os.path.abspath(base) + os.sep):
+                return (f"is inside the input directory {p}: it would be read as input "
+                        f"(write it elsewhere)")
+    return None
+
+
+def summary_line(c: Counter, unreadable: int) -> str:
+    """One line: messages by kind, then failed recipients by hard/soft (a bounce may name
+    several recipients, so the two counts differ); then, when there are any, the messages
+    whose text was cut at a size limit (their later recipients were not read)."""
+    line = (f"messages: {c['messages']}  bounces: {c['bounce']}  delays: {c['delay']}  "
+            f"delivered: {c['delivered']}  auto-replies: {c['auto_reply']}  "
+            f"complaints: {c['complaint']}  not bounces: {c['not_bounce']}  errors: {c['error']} "
+            f"(unreadable: {unreadable}) | failed recipients: hard: {c['hard']}  soft: {c['soft']}")
+    if c["truncated"]:
+        line += (f" | truncated: {c['truncated']} (text cut at its size limit: later "
+                 f"recipients not read; see the records' 'truncated' field)")
+    return line
+
+
+def positive_int(text: str) -> int:
+    """An ``argparse`` type: a whole number, 1 or more."""
+    try:
+        n = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if n <= 0:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {n}")
+    return n
+
+
+def seconds(text: str) -> float:
+    """A number of seconds, ``0`` or more (``0``: no limit)."""
+    try:
+        x = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    if not x >= 0 or x == float("inf"):  # (also NaN)
+        raise argparse.ArgumentTypeError(f"must be a finite number of seconds, 0 or more, not {text}")
+    return x

@@ -93,7 +93,8 @@ def connect(address: str):
 
 def cmd_parse_dask(args) -> int:
     """``dsnparse parse`` with ``--dask`` (or ``-f parquet``): see the module docstring."""
-    from .cli import _options, _output_is_input, _summary
+    from .cliargs import options_from_args as _options
+    from .cliargs import output_is_input as _output_is_input, summary_line as _summary
     from .errors import DsnparseError
     from .output import format_for_path
     from .rules import load_packs

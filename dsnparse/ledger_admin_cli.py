@@ -19,7 +19,7 @@ import json
 import sys
 from typing import Any
 
-from .cli import add_db_arguments
+from .cliargs import add_db_arguments
 from .errors import DsnparseError
 
 

@@ -76,7 +76,7 @@ def register(subparsers) -> None:
 
 def _dirs(args) -> list:
     """Rule directories in precedence order (user first), each ``(path, samples roots)``."""
-    from .cli import _options
+    from .cliargs import options_from_args as _options
     from .resources import rules_dir
 
     opts = _options(args)
@@ -157,7 +157,7 @@ def check_sample(path: Path, options) -> list:
 
 def cmd_check(args) -> int:
     from . import rules
-    from .cli import _options
+    from .cliargs import options_from_args as _options
 
     dirs = _dirs(args)
     for d, _ in dirs:
@@ -218,7 +218,7 @@ def cmd_explain(args) -> int:
     """``dsnparse explain FILE``: every message FILE holds (see the module docstring)."""
     import os
 
-    from .cli import _options
+    from .cliargs import options_from_args as _options
     from .errors import SourceError
     from .rules import load_packs
     from .sources import iter_messages, resolve

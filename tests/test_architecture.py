@@ -30,7 +30,9 @@ def _graph() -> dict:
                     target = ".".join(base + ([node.module] if node.module else []))
                 else:
                     target = node.module or ""
-                names = [target] + [f"{target}.{a.name}" for a in node.names]
+                # "from . import charts" imports the module charts, not the package
+                subs = [f"{target}.{a.name}" for a in node.names]
+                names = [n for n in subs if n in mods] or [target]
             elif isinstance(node, ast.Import):
                 names = [a.name for a in node.names]
             else:
@@ -75,6 +77,8 @@ def test_the_graph_sees_imports():
     g = _graph()
     assert "dsnparse.errors" in g["dsnparse.codes"]          # module level, relative
     assert "dsnparse.cachefile" in g["dsnparse.codes"]       # inside a function
+    assert "dsnparse.report.charts" in g["dsnparse.report.page"]  # from . import charts
+    assert "dsnparse.report" not in g["dsnparse.report.page"]
     assert _cycles({"a": {"b"}, "b": {"a"}, "c": {"a"}}) == [["a", "b"]]
 
 

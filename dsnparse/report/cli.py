@@ -100,7 +100,7 @@ def cmd_report(args: argparse.Namespace) -> int:
         return _err("give -o FILE (e.g. -o report.html) or redirect standard output: the "
                     "report is an HTML page")
     if args.output:
-        from ..cli import _output_is_input
+        from ..cliargs import output_is_input as _output_is_input
 
         clash = _output_is_input(args.output, args.paths)
         if clash:

@@ -57,7 +57,7 @@ def _pin(text: str) -> tuple:
 
 def register(subparsers: Any) -> None:
     """Add the ``serve`` command to an argparse subparsers object (sets ``func``)."""
-    from ..cli import _positive_int, _seconds
+    from ..cliargs import positive_int as _positive_int, seconds as _seconds
 
     p = subparsers.add_parser(
         "serve", help="HTTP service: parse bounces and ESP webhook events, ask the ledger",
