@@ -183,6 +183,9 @@ def cmd_parse(args) -> int:
     from .rules import load_packs
     from .sources import iter_messages
 
+    if args.format is None and args.output and \
+            os.path.splitext(args.output.rstrip("/"))[1].lower() == ".parquet":
+        args.format = "parquet"  # implied by the name: written with --dask, else refused
     if getattr(args, "dask", None) is not None or args.format == "parquet":
         from .dask_cli import cmd_parse_dask  # (imports Dask only when it runs)
 

@@ -58,8 +58,9 @@ def register(subparsers: Any) -> None:
         "copy", help="copy a ledger's events into another ledger (any backends)",
         description="Copy every event of SRC into DST (operator removals included) and "
                     "update DST's decisions; events DST has already are skipped, so the "
-                    "copy can be re-run or resumed.  DST must exist (a PostgreSQL DST: run "
-                    "`dsnparse ledger migrate --db DST` first).")
+                    "copy can be re-run or resumed.  An SQLite DST is created when missing; a "
+                    "PostgreSQL DST must have its schema: run `dsnparse ledger migrate --db "
+                    "DST` first.")
     p.add_argument("src", metavar="SRC", help="ledger file or postgresql:// URL to read")
     p.add_argument("dst", metavar="DST", help="ledger file or postgresql:// URL to write")
     p.add_argument("--policy", metavar="FILE", default=argparse.SUPPRESS,

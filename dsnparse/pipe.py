@@ -133,6 +133,9 @@ def register(subparsers) -> argparse.ArgumentParser:
             p.error(f"unrecognized arguments: {' '.join(extra)}")
         return ns, extra
     p.parse_known_args = parse_known_args
+    from . import __version__
+
+    p.add_argument("--version", action="version", version=f"dsnparse {__version__}")
     g = p.add_argument_group("where the result goes (at least --output or --keep-dir)")
     g.add_argument("-o", "--output", metavar="FILE",
                    help="append the records to FILE (created 0644 less the umask; whole "

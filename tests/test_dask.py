@@ -252,6 +252,8 @@ def test_cli_usage_errors(tmp_path):
     s = str(SAMPLES / "rfc3464")
     r = _cli("-f", "parquet", "-o", str(tmp_path / "x.parquet"), s)
     assert r.returncode == 2 and "needs --dask" in r.stderr
+    r = _cli("-o", str(tmp_path / "x.parquet"), s)  # the name implies Parquet: refused too
+    assert r.returncode == 2 and "needs --dask" in r.stderr
     r = _cli("--dask", "local:2", "-f", "parquet", s)
     assert r.returncode == 2 and "needs -o" in r.stderr
     r = _cli("--dask", "local:2", "--db", str(tmp_path / "l.db"), s)

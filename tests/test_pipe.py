@@ -255,6 +255,8 @@ def test_split_envelope_and_null_sender():
 def test_help_exits_0():
     r = run(["--help"], b"")
     assert r.returncode == 0 and b"EX_TEMPFAIL" in r.stdout
+    r = run(["--version"], b"")
+    assert r.returncode == 0 and r.stdout.startswith(b"dsnparse ")
 
 
 # --------------------------------------------------------------------------- Exim

@@ -5,7 +5,7 @@
                    [--webhook-secrets FILE] [--insecure-unsigned-webhooks] …
 
 Exit status: on SIGTERM the requests in flight are finished and the ledger closed, then the
-process ends by that signal (Uvicorn re-raises it: 143 in a shell); SIGINT the same, then 130;
+process ends by that signal (Uvicorn re-raises it: 143 in a shell); SIGINT the same, then exit 0;
 2 a usage error, or a ledger, policy, rule pack, token file or secrets file that cannot be
 used (checked before the server starts); 1 the server could not start (e.g. the port is
 taken).
@@ -68,7 +68,7 @@ def register(subparsers: Any) -> None:
                     "($DSNPARSE_API_TOKEN or --token-file) protects /v1/messages and "
                     "/v1/suppressions; webhooks use their provider's signature.",
         epilog="Exit status: SIGTERM ends it by that signal (143) after the requests in "
-               "flight, SIGINT 130; 1 the server could not start (port in use); 2 bad "
+               "flight, SIGINT 0; 1 the server could not start (port in use); 2 bad "
                "options, ledger, policy, rules, token or secrets.")
     p.add_argument("--host", default="127.0.0.1",
                    help="address to listen on (default 127.0.0.1; use 0.0.0.0 or :: only "
