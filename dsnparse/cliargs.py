@@ -109,3 +109,26 @@ def seconds(text: str) -> float:
     if not x >= 0 or x == float("inf"):  # (also NaN)
         raise argparse.ArgumentTypeError(f"must be a finite number of seconds, 0 or more, not {text}")
     return x
+
+
+def timeout_seconds(text: str) -> float:
+    """An ``argparse`` type: a network timeout, a finite number of seconds above 0."""
+    try:
+        x = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    if not 0 < x < 86400 * 366:  # (also NaN and infinity)
+        raise argparse.ArgumentTypeError(f"must be a number of seconds above 0 (and below a "
+                                         f"year), not {text}")
+    return x
+
+
+def tcp_port(text: str) -> int:
+    """An ``argparse`` type: a TCP port, 1 to 65535."""
+    try:
+        n = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a port number: {text!r}") from None
+    if not 1 <= n <= 65535:
+        raise argparse.ArgumentTypeError(f"must be a port from 1 to 65535, not {n}")
+    return n

@@ -448,12 +448,14 @@ def _run(items: Iterable[tuple], options: Options, fmt: Optional[str]) -> Part:
     return Part(records, counts, warnings)
 
 
-def _group_part(pieces: list, options: Options, fmt: Optional[str]) -> Part:
+def _group_part(pieces: list, options: Options, fmt: Optional[str], index: int = 0) -> Part:
+    # index: the partition's place in the input (not used here): the same input named
+    # twice gives two partitions with keys of their own, as parse gives its records twice
     return _run(_items(pieces, options.max_message_bytes), options, fmt)
 
 
 def _mbox_part(fs, path: str, name: str, k: int, layout: list, options: Options,
-               fmt: Optional[str]) -> Part:
+               fmt: Optional[str], index: int = 0) -> Part:
     items = _mbox_range_items(fs, path, name, layout[k], options.max_message_bytes)
     return _run(items, options, fmt)
 
@@ -499,7 +501,7 @@ def plan(paths, *, options: Optional[Options] = None, blocksize: int = DEFAULT_B
     def flush():
         nonlocal group, size
         if group:
-            parts.append(group_part(group, options, fmt))
+            parts.append(group_part(group, options, fmt, len(parts)))
         group, size = [], 0
 
     for path in paths:
@@ -521,7 +523,7 @@ def plan(paths, *, options: Optional[Options] = None, blocksize: int = DEFAULT_B
                 layout = delayed(_layout, pure=True)(fsize, *scans)
                 for k in range(len(scans)):
                     parts.append(delayed(_mbox_part, pure=True)(fs, fpath, name, k, layout,
-                                                                options, fmt))
+                                                                options, fmt, len(parts)))
                 continue
             group.append(piece)
             if piece[0] in ("file", "maildir"):

@@ -17,6 +17,8 @@ YAML otherwise) may hold any other option, keys spelt like the long options with
 """
 from __future__ import annotations
 
+from .cliargs import tcp_port, timeout_seconds
+
 import argparse
 import dataclasses
 import datetime as _dt
@@ -53,14 +55,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--config", metavar="FILE", help="TOML or YAML file with any option but "
                    "the password")
     g.add_argument("--host", help="IMAP server")
-    g.add_argument("--port", type=int, help="port (default 993 for IMAPS, 143 otherwise)")
+    g.add_argument("--port", type=tcp_port, help="port (default 993 for IMAPS, 143 otherwise)")
     g.add_argument("--user", help="login name (password: $DSNPARSE_IMAP_PASSWORD or prompt)")
     g.add_argument("--ca-file", metavar="PEM", help="trust this CA (private CA, self-signed)")
     g.add_argument("--starttls", action="store_true", default=None,
                    help="plain IMAP upgraded with STARTTLS instead of IMAPS")
     g.add_argument("--insecure-plain", action="store_true", default=None,
                    help="unencrypted IMAP: password and mail in clear text")
-    g.add_argument("--timeout", type=float, metavar="S", help="network timeout (default 60)")
+    g.add_argument("--timeout", type=timeout_seconds, metavar="S", help="network timeout (default 60)")
     g.add_argument("--auth", choices=("login", "xoauth2", "oauthbearer"),
                    help="login (password, the default), or an OAuth2 access token with the "
                    "SASL mechanism XOAUTH2 (Gmail, Microsoft 365) or OAUTHBEARER (RFC 7628)")

@@ -97,6 +97,8 @@ def _bytes(text: str) -> int:
         raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
     if n <= 0:
         raise argparse.ArgumentTypeError(f"must be at least 1, not {n}")
+    if n > 2 ** 40:  # 1 TiB: no message is larger, and a bigger number overflows a slice
+        raise argparse.ArgumentTypeError(f"must be at most {2 ** 40} bytes, not {n}")
     return n
 
 
@@ -472,7 +474,9 @@ def _run(args: argparse.Namespace) -> int:
                                   original_headers=dict(report.original_headers),
                                   raw=message)
         except (DsnparseError, sqlite3.Error, OSError) as e:
-            raise TempFail(f"cannot record in the ledger {args.db}: {e}") from e
+            from .ledger.postgres import mask_url  # (no password in the MTA's log)
+
+            raise TempFail(f"cannot record in the ledger {mask_url(str(args.db))}: {e}") from e
     # 2. the raw message of what the ledger does not hold (same name on a retry)
     if args.keep_dir and not (events and args.db) and not too_big:  # (too big: kept above)
         keep_message(args.keep_dir, message)

@@ -14,6 +14,8 @@ Run on its own with ``python -m dsnparse.pop3_cli [options]``.
 """
 from __future__ import annotations
 
+from .cliargs import tcp_port, timeout_seconds
+
 import argparse
 import getpass
 import logging
@@ -44,7 +46,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--config", metavar="FILE", help="TOML or YAML file with any option but "
                    "the password")
     g.add_argument("--host", help="POP3 server")
-    g.add_argument("--port", type=int, help="port (default 995 for POP3S, 110 otherwise)")
+    g.add_argument("--port", type=tcp_port, help="port (default 995 for POP3S, 110 otherwise)")
     g.add_argument("--user", help=f"login name (password: ${PASSWORD_ENV} or prompt)")
     g.add_argument("--ca-file", "--cafile", dest="ca_file", metavar="PEM",
                    help="trust this CA (private CA, self-signed)")
@@ -52,7 +54,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="plain POP3 upgraded with STLS (RFC 2595) instead of POP3S")
     g.add_argument("--insecure-plain", action="store_true", default=None,
                    help="unencrypted POP3: password and mail in clear text")
-    g.add_argument("--timeout", type=float, metavar="S", help="network timeout (default 60)")
+    g.add_argument("--timeout", type=timeout_seconds, metavar="S", help="network timeout (default 60)")
     g = p.add_argument_group("what to do")
     g.add_argument("--limit", type=int, metavar="N", help="process at most N new messages")
     g.add_argument("--batch-size", type=int, metavar="N",

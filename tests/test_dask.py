@@ -156,6 +156,16 @@ def test_mbox_split_into_partitions(cluster, inputs):
     assert after and after[0]["kind"] != "error"
 
 
+def test_the_same_input_twice_gives_its_records_twice(cluster, inputs):
+    # as dsnparse parse does: a file, and an mbox split into ranges, each named twice
+    one = str(SAMPLES / "rfc3464" / "01.eml")
+    opts = NO_LIMIT.replace(max_message_bytes=MAX)
+    for args, kw in (([one, one], {}), ([str(inputs["mbox"])] * 2, {"blocksize": 16 * 1024})):
+        want, _ = _parse(["--max-size", str(MAX), *args])
+        got = ddask.read_bounces(args, options=opts, **kw).compute()
+        assert got == want and len(got) % 2 == 0 and got[:len(got) // 2] == got[len(got) // 2:]
+
+
 def test_scan_range_counts_every_separator_once(inputs):
     """The first pass: the ranges' counts add up to the messages of the mbox, whatever the
     range size (a separator cut by a range boundary belongs to one range only)."""
@@ -296,7 +306,9 @@ def test_module_does_not_shadow_dask():
     """``dsnparse/dask.py`` imports the real Dask (absolute imports), in a fresh process."""
     code = ("import dsnparse.dask, dask, dask.bag, sys\n"
             "assert dask.__name__ == 'dask' and hasattr(dask, 'delayed'), dask\n"
-            "assert 'dsnparse' not in dask.__file__, dask.__file__\n"
+            "import os\n"
+            "assert os.path.dirname(dask.__file__) != os.path.dirname(dsnparse.__file__)\n"
+            "assert dask.__file__.endswith(os.path.join('dask', '__init__.py')), dask.__file__\n"
             "assert sys.modules['dsnparse.dask'] is not dask\n"
             "print(type(dsnparse.dask.read_bounces([])).__name__)")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)

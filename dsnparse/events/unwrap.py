@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 from .errors import EventFormatError
@@ -38,10 +39,44 @@ def decode(provider: str, payload: Any) -> Any:
             raise EventFormatError(provider, "the body is not UTF-8 JSON text") from None
     if isinstance(payload, str):
         try:
-            return json.loads(payload)
+            payload = json.loads(payload)
         except (ValueError, RecursionError) as e:
             raise EventFormatError(provider, f"the body is not JSON ({e})") from None
-    return payload
+    return scrub_surrogates(payload)
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def scrub_surrogates(obj: Any) -> Any:
+    """``obj`` (decoded JSON) with every lone surrogate in its strings (JSON's ``"\\ud800"``
+    escape decodes to one; no UTF-8 text can hold it, so nothing could store or print it)
+    replaced by U+FFFD, in place (a dict with such a key is replaced by a cleaned copy).
+    Linear in the size of ``obj``; no recursion."""
+    def clean(v):
+        if isinstance(v, str):
+            return _SURROGATE.sub("\ufffd", v) if _SURROGATE.search(v) else v
+        return v
+
+    if isinstance(obj, str):
+        return clean(obj)
+    if not isinstance(obj, (dict, list)):
+        return obj
+    root = [obj]
+    stack = [(root, 0)]
+    while stack:
+        parent, key = stack.pop()
+        v = parent[key]
+        if isinstance(v, dict):
+            if any(isinstance(k, str) and _SURROGATE.search(k) for k in v):
+                v = {clean(k): x for k, x in v.items()}
+                parent[key] = v
+            stack.extend((v, k) for k in v)
+        elif isinstance(v, list):
+            stack.extend((v, i) for i in range(len(v)))
+        elif isinstance(v, str) and _SURROGATE.search(v):
+            parent[key] = clean(v)
+    return root[0]
 
 
 def is_sns(payload: Any) -> bool:

@@ -61,14 +61,22 @@ def verify_request(provider: str, headers: Optional[Mapping[str, str]], body: by
         return
     if not isinstance(body, (bytes, bytearray)):
         raise EventAuthError(provider, "the body must be the raw bytes received")
-    if provider == "ses":
-        _ses(headers, bytes(body), secrets, now)
-    elif provider == "sendgrid":
-        _sendgrid(headers, bytes(body), secrets)
-    elif provider == "mailgun":
-        _mailgun(bytes(body), secrets, now_or(now))
-    else:
-        _shared(provider, headers, secrets)
+    try:
+        if provider == "ses":
+            _ses(headers, bytes(body), secrets, now)
+        elif provider == "sendgrid":
+            _sendgrid(headers, bytes(body), secrets)
+        elif provider == "mailgun":
+            _mailgun(bytes(body), secrets, now_or(now))
+        else:
+            _shared(provider, headers, secrets)
+    except (UnicodeError, ValueError, TypeError, RecursionError) as exc:
+        # a field no signature can be over (a lone surrogate "\ud800" in the token, a
+        # number where text belongs, nesting past the JSON decoder's depth): not authentic
+        if isinstance(exc, EventAuthError):
+            raise
+        raise EventAuthError(provider, f"malformed signature fields "
+                                       f"({type(exc).__name__})") from None
 
 
 def _ses(headers, body: bytes, secrets: WebhookSecrets, now) -> None:

@@ -44,6 +44,9 @@ _RC = {
     "axes.edgecolor": "#888888",
     "axes.titlesize": 10,
     "legend.frameon": False,
+    # labels come from mail (an address, a domain, a reason): "$…$" in them is text, not
+    # matplotlib's math notation (which would rewrite it, or fail on an unbalanced "$")
+    "text.parse_math": False,
 }
 
 

@@ -106,7 +106,7 @@ def cmd_report(args: argparse.Namespace) -> int:
         if clash:
             return _err(f"the output {args.output} {clash}")
     from . import build_report
-    from ..ledger import Ledger, default_db_path
+    from ..ledger import Ledger, default_db_path, is_url
     from ..policy import load_policy
 
     unreadable = 0
@@ -124,7 +124,7 @@ def cmd_report(args: argparse.Namespace) -> int:
                                     top=args.top, source=f"{', '.join(args.paths)} ({read})")
         else:
             path = args.db or default_db_path(policy)
-            if not os.path.exists(path):   # a read must not create an empty ledger
+            if not is_url(path) and not os.path.exists(path):  # a read creates no ledger
                 return _err(f"no ledger at {path} (record bounces first with "
                             f"`dsnparse parse … --db {path}`, or give the mail as PATH)")
             with Ledger(path, policy=policy, create=False) as led:

@@ -41,6 +41,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import re
 import logging
 import time
 import uuid
@@ -76,6 +77,12 @@ MESSAGE_TYPES = ("message/rfc822", "message/global", "application/octet-stream")
 MAX_SOURCE = 1000
 """Longest ``?source=`` value of ``POST /v1/messages`` (characters)."""
 
+
+
+# One RFC 5321 mailbox as a URL path segment names it: a local part of at most 64 printable
+# characters without white space, "<>", "@" or control characters; one "@"; a domain of at
+# most 255 (RFC 5321 §4.5.3.1).
+_PLAIN_ADDRESS = re.compile(r'[^\s<>@\x00-\x1f\x7f"(),;:\[\]\\]{1,64}@[^\s<>@\x00-\x1f\x7f"(),;:\\]{1,255}')
 
 def error(status: int, text: str, **extra: Any) -> JSONResponse:
     """A JSON error response ``{"error": text, …}`` with ``status``."""
@@ -299,6 +306,11 @@ def create_app(config: Optional[ServeConfig] = None) -> Starlette:
             payload = json.loads(body)
         except (ValueError, UnicodeDecodeError) as e:
             return error(400, f"the body is not JSON: {e}")
+        except RecursionError:
+            return error(400, "the body is not JSON this server reads: nested too deeply")
+        if not isinstance(payload, (dict, list)):  # every provider posts an object or array
+            return error(400, f"the body is a JSON {type(payload).__name__}, not an event "
+                              f"object or array")
         confirm = getattr(ev, "confirm_subscription", None)
         if (provider == "ses" and isinstance(payload, dict) and confirm is not None
                 and payload.get("Type") in ("SubscriptionConfirmation",
@@ -343,9 +355,11 @@ def create_app(config: Optional[ServeConfig] = None) -> Starlette:
         from ..ledger import normalize_address
 
         given = request.path_params["address"]
-        addr = normalize_address(given)
+        # one address as written, nothing more: normalize_address reads a header value (a
+        # display name, "a b@x" as b@x), which would act on another address than the URL's
+        addr = normalize_address(given) if _PLAIN_ADDRESS.fullmatch(given) else None
         if addr is None:
-            return None, error(400, f"not an email address: {given!r}")
+            return None, error(400, f"not an email address: {given[:200]!r}")
         if store is None:
             return None, error(503, "no ledger: start dsnparse serve with --db FILE")
         return addr, None
