@@ -225,6 +225,16 @@ def test_hostile_ledger_values_are_text_not_markup():
     assert evil not in html and "&lt;img src=&quot;http://evil.example" in html
 
 
+def test_dollar_signs_in_labels_are_text_not_math():
+    # matplotlib reads "$…$" as math: an address or domain from mail must come out as written
+    with Ledger(":memory:") as led:
+        for addr in ("x@$x_{$.example", "y@$a$.example"):
+            led.record_event(addr, "bounce", at=T0, reason="user_unknown", status="5.1.1",
+                             code="511", bounce_type="hard", fault="recipient")
+        html = build_report(led, generated=T0)
+    assert "$x_{$.example" in html and "$a$.example" in html
+
+
 def test_a_long_period_stays_small(tmp_path):
     """Almost two years of daily bounces: buckets become weeks, the page stays small."""
     rnd = random.Random(3)

@@ -249,6 +249,28 @@ def test_400_and_415(client):
     assert client.get("/nowhere").status_code == 404
 
 
+def test_hostile_bodies_and_addresses_are_400_or_recorded_never_500(client, server):
+    # a lone surrogate ("\\ud800" in JSON) in a webhook event: stored with U+FFFD, once
+    body = (b'[{"event": "bounce", "email": "lone.surrogate@example.net", "sg_event_id": '
+            b'"sur-1", "reason": "550 5.1.1 user unknown \\ud800", "timestamp": 1764496800}]')
+    r = client.post("/v1/events/sendgrid", content=body,
+                    headers={"Content-Type": "application/json"})
+    assert r.status_code == 200, r.text
+    assert r.json()["records"][0]["diagnostic_code"].endswith("\ufffd")
+    assert ledger_rows(server.db, "SELECT count(*) FROM events WHERE address=?",
+                       "lone.surrogate@example.net") == [(1,)]
+    # nested past the JSON decoder's depth, and a JSON string (no provider posts one)
+    for bad in (b"[" * 3_000 + b"]" * 3_000,
+                b'"[{\\"event\\": \\"bounce\\", \\"email\\": \\"d@x.com\\"}]"'):
+        r = client.post("/v1/events/sendgrid", content=bad,
+                        headers={"Content-Type": "application/json"})
+        assert r.status_code == 400 and r.json()["error"]
+    # an address path that is not one plain address never acts on another address
+    for path in ("mallory%20dup@example.org", "a%00b@example.org", "a" * 100 + "@example.org"):
+        r = client.delete(f"/v1/suppressions/{path}", headers=auth())
+        assert r.status_code == 400, (path, r.status_code)
+
+
 def test_metrics(client):
     before = client.get("/metrics").text
     raw = dsn("hank@example.org", message_id="<hank@mx.example.net>")
