@@ -132,3 +132,15 @@ def tcp_port(text: str) -> int:
     if not 1 <= n <= 65535:
         raise argparse.ArgumentTypeError(f"must be a port from 1 to 65535, not {n}")
     return n
+
+
+def byte_count(text: str) -> int:
+    """An ``argparse`` type: a size in bytes, 1 to 2**40 (1 TiB: no message is larger, and a
+    larger number overflows a slice index)."""
+    try:
+        n = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number of bytes: {text!r}") from None
+    if not 1 <= n <= 2 ** 40:
+        raise argparse.ArgumentTypeError(f"must be 1 to {2 ** 40} bytes, not {n}")
+    return n

@@ -79,27 +79,7 @@ def _usage_error(parser: argparse.ArgumentParser):
     return error
 
 
-def _seconds(text: str) -> float:
-    try:
-        x = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
-    if not 0 <= x < float("inf"):
-        raise argparse.ArgumentTypeError(f"must be a finite number of seconds, 0 or more, "
-                                         f"not {text}")
-    return x
-
-
-def _bytes(text: str) -> int:
-    try:
-        n = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
-    if n <= 0:
-        raise argparse.ArgumentTypeError(f"must be at least 1, not {n}")
-    if n > 2 ** 40:  # 1 TiB: no message is larger, and a bigger number overflows a slice
-        raise argparse.ArgumentTypeError(f"must be at most {2 ** 40} bytes, not {n}")
-    return n
+from .cliargs import byte_count as _bytes, seconds as _seconds  # noqa: E402
 
 
 def register(subparsers) -> argparse.ArgumentParser:

@@ -27,14 +27,7 @@ from .config import DEFAULT_MAX_BODY, ENV_VAR, ServeConfig
 log = logging.getLogger("dsnparse.service")
 
 
-def _bytes(text: str) -> int:
-    try:
-        n = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number of bytes: {text!r}") from None
-    if n < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1 byte, not {n}")
-    return n
+from ..cliargs import byte_count as _bytes  # noqa: E402
 
 
 def _port(text: str) -> int:
