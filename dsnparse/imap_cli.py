@@ -288,12 +288,25 @@ def command(args: argparse.Namespace, on_stored=None) -> int:
     except UsageError as e:
         print(f"dsnparse imap: {e}", file=sys.stderr)
         return 2
+    return run_mailbox("imap", imapsource.run, opts, s, on_stored)
+
+
+def run_mailbox(name: str, run, opts, s: dict, on_stored=None, logger=None) -> int:
+    """Run a mailbox source (``run``: :func:`dsnparse.sources.imap.run` or
+    :func:`dsnparse.sources.pop3.run`) with ``opts`` and the settings ``s``: SIGINT and
+    SIGTERM finish the current message, then stop; the summary goes to standard error.
+
+    Returns the exit status: the summary's (0, or 1 when a message failed), 2 for a
+    :class:`~dsnparse.errors.DsnparseError` (a refused login, a locked state file, a
+    foreign output), 1 for anything else (what was stored is kept).  ``logger``: the
+    command's logger (default ``dsnparse.imap``'s)."""
+    logger = logger or log
     show = s["progress"] if s["progress"] is not None else sys.stderr.isatty()
     stop = threading.Event()
 
     def _stop(signum, frame):
-        log.warning("%s: finishing the current message, then exiting",
-                    signal.Signals(signum).name)
+        logger.warning("%s: finishing the current message, then exiting",
+                       signal.Signals(signum).name)
         stop.set()
 
     old = {}
@@ -301,23 +314,20 @@ def command(args: argparse.Namespace, on_stored=None) -> int:
         for sig in (signal.SIGINT, signal.SIGTERM):
             old[sig] = signal.signal(sig, _stop)
     try:
-        summary = imapsource.run(opts, s["output"], s["format"], on_stored=on_stored,
-                                 progress=_Progress(sys.stderr) if show else None, stop=stop)
-    except imapsource.ImapLoginError as e:
-        print(f"dsnparse imap: {e}", file=sys.stderr)
-        return 2
+        summary = run(opts, s["output"], s["format"], on_stored=on_stored,
+                      progress=_Progress(sys.stderr) if show else None, stop=stop)
     except DsnparseError as e:
-        print(f"dsnparse imap: {e}", file=sys.stderr)
+        print(f"dsnparse {name}: {e}", file=sys.stderr)
         return 2
     except Exception as e:
-        log.exception("run failed: %s", e)
-        print(f"dsnparse imap: failed: {e} (what was stored is kept; rerun to finish)",
+        logger.exception("run failed: %s", e)
+        print(f"dsnparse {name}: failed: {e} (what was stored is kept; rerun to finish)",
               file=sys.stderr)
         return 1
     finally:
         for sig, h in old.items():
             signal.signal(sig, h)
-    print(f"dsnparse imap: {summary.line()}", file=sys.stderr)
+    print(f"dsnparse {name}: {summary.line()}", file=sys.stderr)
     return summary.exit_status
 
 

@@ -14,18 +14,14 @@ Run on its own with ``python -m dsnparse.pop3_cli [options]``.
 """
 from __future__ import annotations
 
-from .cliargs import tcp_port, timeout_seconds
-
 import argparse
 import getpass
 import logging
 import os
-import signal
 import sys
-import threading
 
-from .errors import DsnparseError
-from .imap_cli import UsageError, _Progress, settings
+from .cliargs import tcp_port, timeout_seconds
+from .imap_cli import UsageError, run_mailbox, settings
 
 log = logging.getLogger("dsnparse.pop3")
 
@@ -156,34 +152,7 @@ def command(args: argparse.Namespace, on_stored=None) -> int:
     except UsageError as e:
         print(f"dsnparse pop3: {e}", file=sys.stderr)
         return 2
-    show = s["progress"] if s["progress"] is not None else sys.stderr.isatty()
-    stop = threading.Event()
-
-    def _stop(signum, frame):
-        log.warning("%s: finishing the current message, then exiting",
-                    signal.Signals(signum).name)
-        stop.set()
-
-    old = {}
-    if threading.current_thread() is threading.main_thread():
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            old[sig] = signal.signal(sig, _stop)
-    try:
-        summary = pop3.run(opts, s["output"], s["format"], on_stored=on_stored,
-                           progress=_Progress(sys.stderr) if show else None, stop=stop)
-    except DsnparseError as e:          # Pop3LoginError, a locked state file, a foreign output
-        print(f"dsnparse pop3: {e}", file=sys.stderr)
-        return 2
-    except Exception as e:
-        log.exception("run failed: %s", e)
-        print(f"dsnparse pop3: failed: {e} (what was stored is kept; rerun to finish)",
-              file=sys.stderr)
-        return 1
-    finally:
-        for sig, h in old.items():
-            signal.signal(sig, h)
-    print(f"dsnparse pop3: {summary.line()}", file=sys.stderr)
-    return summary.exit_status
+    return run_mailbox("pop3", pop3.run, opts, s, on_stored, logger=log)
 
 
 def main(argv=None) -> int:
