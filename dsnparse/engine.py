@@ -35,7 +35,7 @@ from dataclasses import replace
 from email.message import Message
 from typing import Optional
 
-from . import budget, codes, rfc3464, rules
+from . import budget, codes, deep, rfc3464, rules
 from .load import header as get_header
 from .load import REPORT_TEXT_LIMIT, load, part_text_cut, unfold
 from .model import Report, Verdict
@@ -366,8 +366,6 @@ def system_sender(ctx) -> list:
     * ``X-Failed-Recipients`` (written by MTAs, e.g. Exim, on their bounces).
 
     Headers only: the body is not read."""
-    from email.utils import getaddresses
-
     found = []
     rp = ctx.header("return-path").strip()
     if rp:
@@ -380,10 +378,7 @@ def system_sender(ctx) -> list:
     if not frm or frm == "<>":
         found.append("no From")
     else:
-        try:
-            pairs = getaddresses(frm.split("\n"))
-        except RecursionError:  # hostile group syntax
-            pairs = []
+        pairs = deep.getaddresses(frm.split("\n"))
         if any(a and rules.is_system_address(a.strip("<>")) for _, a in pairs) \
                 or not any(a for _, a in pairs):
             found.append("system From")
@@ -706,8 +701,6 @@ def _local_part_in_original(pack, ctx, local: str) -> Optional[str]:
     unknown``, written by an MTA delivering to its own users): the one address of the
     returned message's ``To`` / ``Cc`` with that local part (compared case-insensitively),
     else ``None``; an address is never made up from a host name."""
-    from email.utils import getaddresses
-
     if not local or len(local) > 64:
         return None
     if ctx.local_map is None:
@@ -721,10 +714,7 @@ def _local_part_in_original(pack, ctx, local: str) -> Optional[str]:
             if headers is not None:
                 values = [v for n in ("to", "cc") if (v := get_header(headers, n))]
         values = [v for v in values if len(v) <= _MAX_TO]
-        try:
-            found = getaddresses(values)
-        except RecursionError:  # the stdlib recurses once per nested "(" or group: hostile
-            found = []
+        found = deep.getaddresses(values)
         for _, a in found:
             a = rules.clean_address(a)
             if a:
@@ -760,18 +750,13 @@ def _returned_to(pack, ctx, exclude) -> Optional[str]:
     the header block that follows the pack's ``original_start`` marker in the text.  ``None``
     when there is no such header, it holds more or less than one address, or it is longer
     than :data:`_MAX_TO` characters."""
-    from email.utils import getaddresses
-
     to = get_header(ctx.st.original, "to") if ctx.st.original is not None else None
     if to is None and pack.original_start:
         headers = _original_header_block(pack, ctx)
         to = get_header(headers, "to") if headers is not None else None
     if not to or len(to) > _MAX_TO:
         return None
-    try:
-        addrs = [a for _, a in getaddresses([to]) if a]
-    except RecursionError:  # the stdlib recurses once per nested "(" or group: hostile
-        return None
+    addrs = [a for _, a in deep.getaddresses([to]) if a]
     if len(addrs) != 1:
         return None
     addr = rules.clean_address(addrs[0])

@@ -17,7 +17,7 @@ import re
 from email import policy as _policy
 from email.message import Message
 
-from . import mime
+from . import deep, mime
 from .errors import InputError
 
 _COMPAT32 = _policy.compat32
@@ -70,7 +70,8 @@ def load(message) -> Message:
     if msg is not None:
         return msg
     try:
-        return email.message_from_bytes(data, mime.Part, policy=_COMPAT32)
+        with deep.collector_paused():  # the feedparser recurses once per nesting level
+            return email.message_from_bytes(data, mime.Part, policy=_COMPAT32)
     except Exception as e:  # noqa: BLE001 - see below
         # message/rfc822 or multipart nested deeper than the interpreter's recursion limit
         # (the stdlib feedparser recurses once per level), or a MIME parameter the stdlib
