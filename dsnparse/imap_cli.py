@@ -50,7 +50,6 @@ _OPTIONS = {
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     """Add the ``imap`` options to a parser (every default is ``None``: see :func:`settings`)."""
-    S = argparse.SUPPRESS
     g = p.add_argument_group("connection")
     g.add_argument("--config", metavar="FILE", help="TOML or YAML file with any option but "
                    "the password")

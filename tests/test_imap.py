@@ -32,7 +32,6 @@ if not (CORPUS / "sisimai" / "maildir" / "bsd").is_dir():
                 allow_module_level=True)
 
 from dsnparse import imap_cli  # noqa: E402
-from dsnparse.model import Report  # noqa: E402
 from dsnparse.sources import imap as imapsource  # noqa: E402
 
 

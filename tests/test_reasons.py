@@ -6,7 +6,7 @@ import textwrap
 import pytest
 
 import dsnparse
-from dsnparse import codes, reasons
+from dsnparse import codes
 from dsnparse.errors import RuleError
 from dsnparse.options import Options
 from dsnparse.reasons import inferred_status, load_reasons

@@ -8,7 +8,7 @@ import sys
 import pytest
 
 from conftest import ROOT, SAMPLES
-from dsnparse.sources import iter_messages, parse_path
+from dsnparse.sources import parse_path
 
 S1 = (SAMPLES / "rfc3464" / "01.eml").read_bytes()
 

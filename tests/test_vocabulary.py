@@ -4,13 +4,12 @@ and ordinary mail in each language that must not be taken for a bounce."""
 from __future__ import annotations
 
 import json
-import shutil
 from email.header import Header
 
 import pytest
 
 import dsnparse
-from conftest import ROOT, SAMPLES
+from conftest import SAMPLES
 from dsnparse import rules, vocabulary
 from dsnparse.errors import RuleError
 from dsnparse.options import Options
