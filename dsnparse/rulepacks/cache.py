@@ -31,7 +31,8 @@ log = logging.getLogger("dsnparse.rules")
 # recently written or used caches are kept.  DSNPARSE_CACHE=0 turns the cache off;
 # DSNPARSE_CACHE_DIR moves it.
 
-_CACHE_VERSION = 17  # bump when Pack or Pattern change shape
+_CACHE_VERSION = 18  # bump when Pack or Pattern change shape (or move: a pickle names the
+# classes' module; 18: dsnparse.rulepacks.pack and .pattern, before dsnparse.rules)
 
 
 from ..cachefile import cache_dir  # noqa: E402 - re-exported: where the caches live
