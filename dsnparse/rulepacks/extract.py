@@ -170,7 +170,7 @@ def extract(pack: Pack, text: str, header, timeout: float, exclude=None,
     ``fields`` has ``recipient`` and any of ``reply_code``, ``status``, ``diagnostic``,
     ``remote_mta``, ``action``.  A recipient found twice is kept once (first position), its
     fields completed from the later match.  With ``exclude`` (a set of lower-case addresses,
-    see :func:`notified_addresses`), those addresses and mail-system mailboxes are skipped.
+    see :func:`.address.notified_addresses`), those addresses and mail-system mailboxes are skipped.
     ``folded``: the case-folded text ``text`` was cut from, when the caller has it (rules
     whose required literals are absent from it are not run).  ``complete``: a function from
     a local part (a recipient match without ``@`` or ``recipient_domain``) to the address it

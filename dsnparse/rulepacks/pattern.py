@@ -45,7 +45,7 @@ def _compiled_from(code: Optional[bytes], source: str):
     as its compiled program, and loading it skips the pattern parser), or compiled from
     ``source`` when there is none or it is not a pattern of ``source``.  The ``regex``
     package trusts a pickled program: the pack cache is checked whole when it is read (see
-    :func:`_cache_read`), and its key holds the ``regex`` version and the flags."""
+    :func:`.cache._cache_read`), and its key holds the ``regex`` version and the flags."""
     if code is not None:
         try:
             compiled = pickle.loads(code)
@@ -60,14 +60,15 @@ def _compiled_from(code: Optional[bytes], source: str):
 class Pattern:
     """A pattern, compiled on first use, and where it was written (for error and timeout
     messages).  ``needles``: lower-case literals of which one must occur in any text the
-    pattern matches (derived from the pattern, see :func:`required_literals`), or ``None``."""
+    pattern matches (derived from the pattern, see :func:`.literals.required_literals`), or
+    ``None``."""
 
     source: str
     where: str
     needles: Optional[frozenset] = None
     _cell: list = field(default_factory=list, compare=False, repr=False)
     # a top-level alternation of many phrases, as (branch source, needles) pairs: see
-    # :func:`split_branches` and :meth:`search_branches`
+    # :func:`.literals.split_branches` and :meth:`search_branches`
     branches: Optional[tuple] = None
     _bcell: list = field(default_factory=list, compare=False, repr=False)
     # the longest text the pattern (and each branch) may search without the timeout: its

@@ -19,8 +19,8 @@ class _TextIndex:
     required literals: one pass over a diagnostic tells which rules can match at all.
 
     Entries are ints, ``rule index * _BRANCHES + 1 + branch index`` for a branch of a split
-    rule (:func:`split_branches`) and ``rule index * _BRANCHES`` for a whole pattern, so that
-    sorting them gives rule order."""
+    rule (:func:`.literals.split_branches`) and ``rule index * _BRANCHES`` for a whole
+    pattern, so that sorting them gives rule order."""
 
     def __init__(self, packs):
         self.packs = packs
