@@ -371,3 +371,63 @@ def test_four_writers_readers_and_a_killed_writer_match_sqlite(pg, tmp_path):
         assert sum(1 for d in expected if d[1]) > 100
         led.rebuild()                                 # and stored = recomputed
         assert _decisions(led) == expected
+
+
+# ------------------------------------------------------------------ the report (issue 16)
+
+def _report_events(led):
+    """Bounces, delays and a complaint over three UTC days, several domains, faults,
+    campaigns and a 911: what every section of the report reads."""
+    day = 86_400
+    rows = [
+        ("gone@a.example", "bounce", T0, dict(bounce_type="hard", code="511", status="5.1.1",
+                                               reason="user_unknown", fault="recipient",
+                                               campaign="spring")),
+        ("full@a.example", "bounce", T0 + 60, dict(bounce_type="soft", code="522",
+                                                   status="5.2.2", reason="mailbox_full",
+                                                   fault="mailbox", campaign="spring")),
+        ("x@b.example", "bounce", T0 + day, dict(
+            bounce_type="hard", code="571", status="5.7.26", reason="auth_failure",
+            fault="sender", diagnostic_code="550 5.7.26 DMARC policy", campaign="summer")),
+        ("y@b.example", "bounce", T0 + day + 5, dict(bounce_type="hard", code="911",
+                                                     reason="undefined", fault="unknown")),
+        ("slow@c.example", "delay", T0 + 2 * day, dict(status="4.4.7", reason="expired",
+                                                       fault="network")),
+        ("angry@c.example", "complaint", T0 + 2 * day + 1, dict(feedback_type="abuse")),
+    ]
+    for addr, kind, at, fields in rows:
+        assert led.record_event(addr, kind, at=at, message_id=f"m-{addr}", **fields)
+
+
+def test_report_figures_are_the_same_on_postgres_as_on_sqlite(pg_url, tmp_path):
+    from dsnparse.report import Period, collect
+    from dsnparse.report.queries import POSTGRES, SQLITE
+
+    sqlite_path = tmp_path / "l.sqlite"
+    figures = {}
+    for location, dialect in ((str(sqlite_path), SQLITE), (pg_url, POSTGRES)):
+        with Ledger(location, policy=load_policy()) as led:
+            _report_events(led)
+            for period in (Period(), Period(T0 + 86_400, None)):
+                # on the ledger's own connection and on readers side by side
+                one = collect(led.conn, period, dialect=dialect)
+                assert collect(led.conn, period, dialect=dialect, connect=led.reader(),
+                               workers=3) == one
+                figures[(dialect.name, period)] = one
+    for period in (Period(), Period(T0 + 86_400, None)):
+        assert figures[("postgresql", period)] == figures[("sqlite", period)]
+    whole = figures[("postgresql", Period())]
+    assert whole.totals["bounce"] == 4 and whole.totals["complaint"] == 1
+    assert [d for d, *_ in whole.domains] == ["a.example", "b.example"]
+    assert {c for c, *_ in whole.campaigns} == {"spring", "summer"}
+    assert figures[("postgresql", Period(T0 + 86_400, None))].totals["bounce"] == 2
+
+
+def test_report_command_reads_a_postgres_ledger(pg_url, tmp_path):
+    with Ledger(pg_url, policy=load_policy()) as led:
+        _report_events(led)
+    out = tmp_path / "r.html"
+    assert main(["report", "--db", pg_url, "-o", str(out)]) == 0
+    html = out.read_text(encoding="utf-8")
+    assert "b.example" in html and "5.7.26" in html and "spring" in html
+    assert "postgresql://" in html   # the source named in the header

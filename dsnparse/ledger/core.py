@@ -179,6 +179,13 @@ class Ledger:
             raise LedgerError(f"{self.path}: ledger is closed")
         return self._conn
 
+    def reader(self) -> Optional[Callable[[], Any]]:
+        """A function opening another connection to this ledger for reading (scans run side
+        by side, e.g. by ``dsnparse report``), or ``None`` when no other connection can see
+        this ledger's data (an in-memory SQLite ledger).  Each call returns a new DB-API
+        connection that the caller closes."""
+        return None
+
     def _retry(self, fn: Callable[[], Any]) -> Any:
         """Run a read ``fn()``, retrying while the database is busy."""
         raise NotImplementedError

@@ -288,6 +288,10 @@ class PostgresLedger(Ledger):
             self._conn = None
             self._conn = _connect(self.url, self.timeout)
 
+    def reader(self) -> Optional[Callable[[], Any]]:
+        url, timeout = self.url, self.timeout
+        return lambda: _connect(url, timeout)
+
     def _retry(self, fn: Callable[[], Any]) -> Any:
         self._reconnect_if_broken()
         try:

@@ -137,6 +137,12 @@ class SQLiteLedger(Ledger):
     def schema_version(self) -> int:
         return self._retry(lambda: self.conn.execute("PRAGMA user_version").fetchone()[0])
 
+    def reader(self) -> Optional[Callable[[], Any]]:
+        if str(self.path) == ":memory:":
+            return None
+        uri, timeout = f"{self.path.resolve().as_uri()}?mode=ro", self.timeout
+        return lambda: sqlite3.connect(uri, uri=True, timeout=timeout, check_same_thread=False)
+
     def _retry(self, fn: Callable[[], Any]) -> Any:
         deadline = time.monotonic() + self.timeout
         delay = 0.002

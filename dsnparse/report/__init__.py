@@ -24,10 +24,9 @@ Library use::
 from __future__ import annotations
 
 import os
-from pathlib import Path
 from typing import Any, Optional
 
-from .queries import Figures, Period, collect
+from .queries import POSTGRES, SQLITE, Figures, Period, collect
 
 __all__ = ["build_report", "collect", "Figures", "Period"]
 
@@ -58,19 +57,12 @@ def build_report(ledger: Any, *, since: Optional[float] = None, until: Optional[
 
     texts(lang)   # an unknown language fails before any work
     period = Period(since, until)
-    connect = None
-    if str(ledger.path) != ":memory:":   # a file: the scans run side by side on readers
-        import sqlite3
-
-        uri = f"{Path(ledger.path).resolve().as_uri()}?mode=ro"
-
-        def connect():
-            return sqlite3.connect(uri, uri=True, timeout=ledger.timeout,
-                                   check_same_thread=False)
+    dialect = POSTGRES if ledger.backend == "postgresql" else SQLITE
+    connect = ledger.reader()   # the scans run side by side, each on a reader of its own
     workers = min(4, os.cpu_count() or 1)
     try:
-        figures = ledger._retry(lambda: collect(ledger.conn, period, top=top, connect=connect,
-                                                workers=workers))
+        figures = ledger._retry(lambda: collect(ledger.conn, period, dialect=dialect, top=top,
+                                                connect=connect, workers=workers))
     except LedgerError:
         raise
     except Exception as exc:   # sqlite3.DatabaseError: a damaged file

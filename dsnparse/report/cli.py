@@ -1,6 +1,6 @@
 """The ``dsnparse report`` command (see :mod:`dsnparse.report`)::
 
-    dsnparse report [PATH ...] [--db FILE] [--policy FILE] [--since WHEN] [--until WHEN]
+    dsnparse report [PATH ...] [--db FILE|URL] [--policy FILE] [--since WHEN] [--until WHEN]
                     [-o FILE] [--lang en|fr] [--top N] [--rules DIR] [-j N]
 
 Without PATH the figures come from the ledger (``--db``, else ``$DSNPARSE_DB``, else the
@@ -61,8 +61,9 @@ def register(subparsers: Any) -> None:
                "error, unusable ledger, or the report could not be written.")
     p.add_argument("paths", nargs="*", metavar="PATH",
                    help=".eml file, directory, mbox, Maildir or - (default: the ledger)")
-    p.add_argument("--db", metavar="FILE", help="ledger file (default $DSNPARSE_DB or the "
-                                                "policy's ledger.path); not with PATH")
+    p.add_argument("--db", metavar="FILE|URL", help="ledger file or postgresql:// URL (default "
+                                                    "$DSNPARSE_DB or the policy's ledger.path); "
+                                                    "not with PATH")
     p.add_argument("--policy", metavar="FILE",
                    help="suppression policy YAML (default $DSNPARSE_POLICY)")
     p.add_argument("--since", type=_when, metavar="WHEN",
