@@ -196,6 +196,7 @@ class _ListTable:
     WIDTHS = (20, 36, 9, 22, 4, 16)
     MINIMUM = (20, 16, 5, 10, 4, 4)     # a time is never cut
     SHRINK = (5, 3, 2, 1)               # tags, reason, basis, then the address
+    GROW = (1, 3, 5)                    # a wide terminal: address, reason, tags
 
     def __init__(self, out):
         from .output import TableWriter, terminal_width
@@ -203,7 +204,7 @@ class _ListTable:
         self.out = out
         self.width = terminal_width(out)
         self._w = TableWriter(out, columns=self.COLUMNS, widths=self.WIDTHS, width=self.width,
-                              minimum=self.MINIMUM, shrink=self.SHRINK)
+                              minimum=self.MINIMUM, shrink=self.SHRINK, grow=self.GROW)
 
     def row(self, cells) -> None:
         self._w.write_row(cells)

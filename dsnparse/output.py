@@ -223,19 +223,32 @@ def terminal_width(stream: IO[str]) -> Optional[int]:
 
 
 def fit_widths(widths: Sequence[int], total: int, minimum: Sequence[int] = (),
-               order: Optional[Sequence[int]] = None) -> list[int]:
+               order: Optional[Sequence[int]] = None, grow: Sequence[int] = ()) -> list[int]:
     """Column widths that fit ``total`` columns with one space between columns.
 
     Columns give up width down to their ``minimum`` (default 4 each): in ``order`` (column
     indexes, the least needed first; each one down to its minimum before the next), else the
     widest column first, one at a time.  When even the minimums do not fit, the widest
     columns go on giving up width down to 3 columns each; below that a line is left wider
-    than ``total`` (the terminal wraps it).
+    than ``total`` (the terminal wraps it).  When ``total`` is wider than the columns need,
+    the columns in ``grow`` (indexes) share the spare width, each up to three times its own.
     """
     w = list(widths)
     mins = list(minimum) + [4] * (len(w) - len(minimum))
     mins = [min(m, x) for m, x in zip(mins, w)]
     room = total - (len(w) - 1)
+    spare = room - sum(w)
+    growing = [k for k in grow if 0 <= k < len(w)]
+    while spare > 0 and growing:
+        share = max(1, spare // len(growing))
+        for k in list(growing):
+            add = min(share, 3 * widths[k] - w[k], spare)
+            w[k] += add
+            spare -= add
+            if w[k] >= 3 * widths[k]:
+                growing.remove(k)
+            if spare <= 0:
+                break
     if order is not None:
         for k in order:
             excess = sum(w) - room
@@ -283,11 +296,14 @@ class TableWriter(_Writer):
     #: (which keeps "bounce", "status", "recipient" whole: 80 columns fit them all).
     shrink: Optional[Sequence[int]] = (8, 0, 7, 6, 1, 3, 5, 4, 2)
     minimum: Sequence[int] = (10, 6, 16, 6, 3, 4, 9, 10, 6)
+    #: On a terminal wider than the columns need, these share the spare width (recipient,
+    #: source, rule: the values that run long).
+    grow: Sequence[int] = (2, 0, 8)
 
     def __init__(self, stream, header: bool = True, columns: Optional[Sequence[str]] = None,
                  widths: Optional[Sequence[int]] = None, width: object = _AUTO,
                  minimum: Optional[Sequence[int]] = None,
-                 shrink: Optional[Sequence[int]] = None):
+                 shrink: Optional[Sequence[int]] = None, grow: Sequence[int] = ()):
         super().__init__(stream)
         if columns is not None:
             self.columns = tuple(columns)
@@ -295,9 +311,11 @@ class TableWriter(_Writer):
             self.minimum = tuple(minimum) if minimum is not None else tuple(
                 min(len(c), 8) for c in self.columns)
             self.shrink = shrink
+            self.grow = tuple(grow)
         self.width = terminal_width(stream) if width is _AUTO else width
         if self.width is not None:
-            self.widths = tuple(fit_widths(self.widths, self.width, self.minimum, self.shrink))
+            self.widths = tuple(fit_widths(self.widths, self.width, self.minimum, self.shrink,
+                                           self.grow))
         if header:
             self._line(self.columns)
 

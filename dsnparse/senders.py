@@ -393,7 +393,7 @@ def _write(args, rows: list, faults) -> None:
             w.write(dicts)
             w.flush()
         else:
-            w = TableWriter(out, columns=FIELDS, widths=_TABLE_WIDTHS)
+            w = TableWriter(out, columns=FIELDS, widths=_TABLE_WIDTHS, grow=(0, 10, 11))
             w.write(dicts)
             w.flush()
     finally:

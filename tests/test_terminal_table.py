@@ -180,3 +180,21 @@ def test_suppressions_list_on_a_pipe_keeps_full_values(suppressions_db):
     assert r.returncode == 0, r.stderr
     assert "a.very.long.local.part.for.testing.a.very.long" in r.stdout and "…" not in r.stdout
     assert "mailbox-mailbox-mailbox-mailbox" in r.stdout
+
+
+def test_a_wide_terminal_gives_its_spare_columns_to_the_long_values():
+    # 143 columns are what the nine verdict columns need with their gaps; at 200 the
+    # recipient, source and rule share the 57 spare, each up to three times its width
+    assert fit_widths([10, 20], 100, grow=(1,)) == [10, 60]            # capped at 3 x 20
+    assert fit_widths([10, 20, 10], 53, grow=(1, 2)) == [10, 26, 15]   # 11 spare, shared
+    assert fit_widths([10, 20], 31, grow=(1,)) == [10, 20]             # no spare: as given
+    buf = io.StringIO()
+    recipient = "firstname.middlename.lastname@subdomain.example.org"   # 50 characters
+    w = TableWriter(buf, header=False, width=200)
+    assert sum(w.widths) + len(w.widths) - 1 == 200
+    w.write([{"source": "a.eml", "kind": "bounce", "final_recipient": recipient}])
+    assert recipient in buf.getvalue()
+    narrow = io.StringIO()
+    TableWriter(narrow, header=False, width=120).write(
+        [{"source": "a.eml", "kind": "bounce", "final_recipient": recipient}])
+    assert recipient not in narrow.getvalue() and "…" in narrow.getvalue()
