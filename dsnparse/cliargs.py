@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import time
 from collections import Counter
 from typing import Optional
 
@@ -98,6 +99,35 @@ def positive_int(text: str) -> int:
     if n <= 0:
         raise argparse.ArgumentTypeError(f"must be at least 1, not {n}")
     return n
+
+
+_UNITS = {"m": 60.0, "h": 3600.0, "d": 86400.0, "w": 7 * 86400.0}
+
+
+def parse_since(text: str, now: Optional[float] = None) -> float:
+    """``--since``: a duration back from now (``90m``, ``24h``, ``7d``, ``2w``) or a date
+    (ISO 8601 ``2024-05-01`` / ``2024-05-01T12:00:00Z``, or RFC 5322); epoch seconds.
+
+    Raises:
+        ValueError: neither.
+    """
+    from .ledger import to_epoch
+
+    s = text.strip()
+    unit = _UNITS.get(s[-1:].lower())
+    if unit is not None and s[:-1].replace(".", "", 1).isdigit():
+        return (time.time() if now is None else now) - float(s[:-1]) * unit
+    return to_epoch(s)
+
+
+def point_in_time(text: str) -> float:
+    """An ``argparse`` type: ``--since`` / ``--until`` (:func:`parse_since`)."""
+    try:
+        return parse_since(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"not a time: {text!r} (a duration back from now such as 7d, 24h, 90m, 2w, or a "
+            f"date such as 2024-05-01 or 2024-05-01T12:00:00Z)") from None
 
 
 def seconds(text: str) -> float:

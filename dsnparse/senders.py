@@ -40,11 +40,11 @@ import argparse
 import json
 import os
 import sys
-import time
 from collections import Counter
 from dataclasses import asdict, dataclass
 from typing import Any, Iterable, Iterator, Mapping, Optional, Sequence
 
+from .cliargs import parse_since
 from .errors import DsnparseError, SourceError
 
 __all__ = ["SenderRow", "FIELDS", "sender_problems", "events_from_reports",
@@ -221,25 +221,6 @@ def events_from_ledger(ledger, since: Optional[float] = None) -> Iterator[dict]:
         yield dict(zip(_LEDGER_COLUMNS, r))
 
 
-_UNITS = {"m": 60.0, "h": 3600.0, "d": 86400.0, "w": 7 * 86400.0}
-
-
-def parse_since(text: str, now: Optional[float] = None) -> float:
-    """``--since``: a duration back from now (``90m``, ``24h``, ``7d``, ``2w``) or a date
-    (ISO 8601 ``2024-05-01`` / ``2024-05-01T12:00:00Z``, or RFC 5322); epoch seconds.
-
-    Raises:
-        ValueError: neither.
-    """
-    from .ledger import to_epoch
-
-    s = text.strip()
-    unit = _UNITS.get(s[-1:].lower())
-    if unit is not None and s[:-1].replace(".", "", 1).isdigit():
-        return (time.time() if now is None else now) - float(s[:-1]) * unit
-    return to_epoch(s)
-
-
 def _share(text: str) -> float:
     try:
         v = float(text.rstrip("%")) / (100.0 if text.endswith("%") else 1.0)
@@ -250,17 +231,9 @@ def _share(text: str) -> float:
     return v
 
 
-def _since(text: str) -> float:
-    try:
-        return parse_since(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"not a time: {text!r} (a duration such as 7d or 24h, or a date such as "
-            f"2024-05-01)") from None
-
-
 def register(subparsers: Any) -> None:
     """Add the ``senders`` command to an argparse subparsers object (sets ``func``)."""
+    from .cliargs import point_in_time
     from .model import FAULTS
 
     p = subparsers.add_parser(
@@ -278,7 +251,7 @@ def register(subparsers: Any) -> None:
     p.add_argument("--db", metavar="FILE", help="ledger file (default $DSNPARSE_DB or the "
                                                 "policy's ledger.path); not with PATH")
     p.add_argument("--policy", metavar="FILE", help="suppression policy YAML (for --db)")
-    p.add_argument("--since", type=_since, metavar="WHEN",
+    p.add_argument("--since", type=point_in_time, metavar="WHEN",
                    help="only events since WHEN: 7d, 24h, 90m, 2w or a date (2024-05-01)")
     p.add_argument("--threshold", type=_share, metavar="SHARE",
                    help="exit 1 when any domain's share exceeds SHARE (0.05 or 5%%)")

@@ -21,18 +21,8 @@ import sys
 import tempfile
 from typing import Any, Optional
 
+from ..cliargs import point_in_time
 from ..errors import DsnparseError, SourceError
-
-
-def _when(text: str) -> float:
-    from ..senders import parse_since
-
-    try:
-        return parse_since(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"not a time: {text!r} (a duration back from now such as 7d, 24h, 90m, 2w, or a "
-            f"date such as 2024-05-01 or 2024-05-01T12:00:00Z)") from None
 
 
 def _top(text: str) -> int:
@@ -66,9 +56,9 @@ def register(subparsers: Any) -> None:
                                                     "not with PATH")
     p.add_argument("--policy", metavar="FILE",
                    help="suppression policy YAML (default $DSNPARSE_POLICY)")
-    p.add_argument("--since", type=_when, metavar="WHEN",
+    p.add_argument("--since", type=point_in_time, metavar="WHEN",
                    help="only events at or after WHEN: 7d, 24h, 90m, 2w or a date (2024-05-01)")
-    p.add_argument("--until", type=_when, metavar="WHEN",
+    p.add_argument("--until", type=point_in_time, metavar="WHEN",
                    help="only events before WHEN (same forms; a date means its midnight UTC)")
     p.add_argument("-o", "--output", metavar="FILE",
                    help="write the page to FILE (replaced atomically; e.g. report.html); "
