@@ -48,6 +48,20 @@ _OPTIONS = {
 }
 
 
+def add_output_arguments(p: argparse.ArgumentParser, protocol: str) -> argparse._ArgumentGroup:
+    """Add the "output and state" options of a mailbox command (``imap``, ``pop3``) to a
+    parser; return their group."""
+    g = p.add_argument_group("output and state")
+    g.add_argument("-o", "--output", metavar="FILE",
+                   help="append records to FILE (default stdout; a file gives exactly once; "
+                   "it belongs to one state file, recorded in FILE.owner)")
+    g.add_argument("--format", choices=("jsonl", "csv"),
+                   help="output format (default: csv for an -o file ending .csv, else jsonl)")
+    g.add_argument("--state", metavar="FILE", help="state file (default "
+                   f"$XDG_DATA_HOME/dsnparse/{protocol}-state.sqlite3)")
+    return g
+
+
 def add_arguments(p: argparse.ArgumentParser) -> None:
     """Add the ``imap`` options to a parser (every default is ``None``: see :func:`settings`)."""
     g = p.add_argument_group("connection")
@@ -85,14 +99,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="move non-bounces here (default: leave them)")
     g.add_argument("--dry-run", action="store_true", default=None,
                    help="read and report only: change nothing on the server or in the state")
-    g = p.add_argument_group("output and state")
-    g.add_argument("-o", "--output", metavar="FILE",
-                   help="append records to FILE (default stdout; a file gives exactly once; "
-                   "it belongs to one state file, recorded in FILE.owner)")
-    g.add_argument("--format", choices=("jsonl", "csv"),
-                   help="output format (default: csv for an -o file ending .csv, else jsonl)")
-    g.add_argument("--state", metavar="FILE", help="state file (default "
-                   "$XDG_DATA_HOME/dsnparse/imap-state.sqlite3)")
+    add_output_arguments(p, "imap")
     g = p.add_argument_group("service")
     g.add_argument("--watch", action="store_true", default=None,
                    help="stay connected (IDLE or polling) and process new mail as it comes")

@@ -21,7 +21,7 @@ import os
 import sys
 
 from .cliargs import tcp_port, timeout_seconds
-from .imap_cli import UsageError, run_mailbox, settings
+from .imap_cli import UsageError, add_output_arguments, run_mailbox, settings
 
 log = logging.getLogger("dsnparse.pop3")
 
@@ -63,14 +63,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="with --delete: also delete stored messages that are not bounces")
     g.add_argument("--dry-run", action="store_true", default=None,
                    help="read and report only: change nothing on the server or in the state")
-    g = p.add_argument_group("output and state")
-    g.add_argument("-o", "--output", metavar="FILE",
-                   help="append records to FILE (default stdout; a file gives exactly once; "
-                   "it belongs to one state file, recorded in FILE.owner)")
-    g.add_argument("--format", choices=("jsonl", "csv"),
-                   help="output format (default: csv for an -o file ending .csv, else jsonl)")
-    g.add_argument("--state", metavar="FILE", help="state file (default "
-                   "$XDG_DATA_HOME/dsnparse/pop3-state.sqlite3)")
+    g = add_output_arguments(p, "pop3")
     g.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
                    help="progress bar (default: when stderr is a terminal)")
     g.add_argument("-v", "--verbose", action="count", default=argparse.SUPPRESS,
