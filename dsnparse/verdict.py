@@ -74,7 +74,7 @@ def build_verdict(ctx, packs, matched, *, recipient, action, field_status, diagn
         decided_by = f"{rule}+{tpack.id}#{trule.id}"
     if action is None:
         action = "delivered" if status and status.startswith("2.") else FAILED
-    c = codes.classify(status, reply, status_source=source, action=action)
+    c = _classify(status, reply, source, action)
     if action in codes.SUCCESS_ACTIONS:
         reason = "delivered"
     else:
@@ -122,6 +122,28 @@ def build_verdict(ctx, packs, matched, *, recipient, action, field_status, diagn
         fault=fault,
         fault_rule=fault_rule,
     )
+
+
+def _classify(status: Optional[str], reply: Optional[str], source: str, action: str):
+    """:func:`dsnparse.codes.classify` with the shipped table, memoised: a pure function of
+    its arguments and the table (its :class:`~dsnparse.codes.Classification` is frozen), and
+    a stream of bounces repeats a few hundred combinations of status, reply code, source and
+    action.  The memo is dropped when it grows past :data:`_CLASSIFY_MAX` entries (hostile
+    input can bring any number of reply codes) or when the shipped table is another object."""
+    table = codes.load_table()
+    key = (status, reply, source, action)
+    hit = _CLASSIFIED.get(key)
+    if hit is not None and hit[0] is table:
+        return hit[1]
+    c = codes.classify(status, reply, status_source=source, action=action, table=table)
+    if len(_CLASSIFIED) >= _CLASSIFY_MAX:
+        _CLASSIFIED.clear()
+    _CLASSIFIED[key] = (table, c)
+    return c
+
+
+_CLASSIFIED: dict = {}  # (status, reply, source, action) -> (table, Classification)
+_CLASSIFY_MAX = 4096
 
 
 def _generic(status: str) -> bool:
