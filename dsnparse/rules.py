@@ -1647,8 +1647,19 @@ class _TextIndex:
                     by_needle.setdefault(n, []).append(entry)
         self.always = tuple(always)
         self.by_needle = {n: tuple(e) for n, e in by_needle.items()}
-        self._literals = Literals(self.by_needle)
-        self._entries = [self.by_needle[n] for n in self._literals.literals]
+        # the automaton also looks for the literals of the rules' other required sets
+        # (``more``, ``branch_more``): which of them occur is then read from its one pass,
+        # not from a substring search per literal
+        extra: set = set()
+        for _, r in self.rules:
+            for g in r.pattern.more:
+                extra.update(g)
+            for more in r.pattern.branch_more or ():
+                for g in more or ():
+                    extra.update(g)
+        extra.difference_update(self.by_needle)
+        self._literals = Literals(list(self.by_needle) + sorted(extra))
+        self._entries = [self.by_needle.get(n, ()) for n in self._literals.literals]
 
     def entries(self, folded: str) -> list:
         """The sorted entries that may match the case-folded text ``folded``."""
@@ -1752,11 +1763,52 @@ def _rules_that_may_match(diagnostic: str, packs):
     else:
         folded = diagnostic.casefold()
         _LAST_FOLD = (diagnostic, folded)
-    for i, branches in _grouped(index.entries(folded)):
-        pack, rule = index.rules[i]
-        branches = _may_run(rule, branches, folded)
-        if branches is not False:
-            yield pack, rule, branches
+    # (_grouped and _may_run inlined, and the ``more`` sets checked against the literals
+    # the automaton found, every one of which it looks for: the same rules and branches)
+    lits = index._literals
+    found = lits.found(folded)
+    entries = set(index.always)
+    table = index._entries
+    for k in found:
+        entries.update(table[k])
+    if not entries:
+        return
+    names = lits.literals
+    present = {names[k] for k in found}
+    rules_ = index.rules
+    cur, branches = -1, None
+    for e in sorted(entries) + [-1]:
+        i, j = divmod(e, _BRANCHES) if e >= 0 else (-1, 0)
+        if i == cur:
+            if branches is not None:
+                branches.append(j - 1)
+            continue
+        if cur >= 0:
+            pack, rule = rules_[cur]
+            pattern = rule.pattern
+            if branches is None:
+                for g in pattern.more:
+                    if present.isdisjoint(g):
+                        break
+                else:
+                    yield pack, rule, None
+            else:
+                bmore = pattern.branch_more
+                if bmore:
+                    keep = []
+                    for b in branches:
+                        if b < len(bmore):
+                            for g in bmore[b]:
+                                if present.isdisjoint(g):
+                                    break
+                            else:
+                                keep.append(b)
+                        else:
+                            keep.append(b)
+                    branches = keep
+                if branches:
+                    yield pack, rule, branches
+        cur, branches = i, (None if j == 0 else [j - 1])
 
 
 _LAST_FOLD: tuple = (None, None)  # the last text _rules_that_may_match case-folded, and its fold
