@@ -1647,19 +1647,8 @@ class _TextIndex:
                     by_needle.setdefault(n, []).append(entry)
         self.always = tuple(always)
         self.by_needle = {n: tuple(e) for n, e in by_needle.items()}
-        # the automaton also looks for the literals of the rules' other required sets
-        # (``more``, ``branch_more``): which of them occur is then read from its one pass,
-        # not from a substring search per literal
-        extra: set = set()
-        for _, r in self.rules:
-            for g in r.pattern.more:
-                extra.update(g)
-            for more in r.pattern.branch_more or ():
-                for g in more or ():
-                    extra.update(g)
-        extra.difference_update(self.by_needle)
-        self._literals = Literals(list(self.by_needle) + sorted(extra))
-        self._entries = [self.by_needle.get(n, ()) for n in self._literals.literals]
+        self._literals = Literals(self.by_needle)
+        self._entries = [self.by_needle[n] for n in self._literals.literals]
 
     def entries(self, folded: str) -> list:
         """The sorted entries that may match the case-folded text ``folded``."""
@@ -1763,18 +1752,14 @@ def _rules_that_may_match(diagnostic: str, packs):
     else:
         folded = diagnostic.casefold()
         _LAST_FOLD = (diagnostic, folded)
-    # (_grouped and _may_run inlined, and the ``more`` sets checked against the literals
-    # the automaton found, every one of which it looks for: the same rules and branches)
-    lits = index._literals
-    found = lits.found(folded)
+    # (_grouped, _may_run and _all_groups inlined: the same rules and branches)
+    found = index._literals.found(folded)
     entries = set(index.always)
     table = index._entries
     for k in found:
         entries.update(table[k])
     if not entries:
         return
-    names = lits.literals
-    present = {names[k] for k in found}
     rules_ = index.rules
     cur, branches = -1, None
     for e in sorted(entries) + [-1]:
@@ -1788,7 +1773,10 @@ def _rules_that_may_match(diagnostic: str, packs):
             pattern = rule.pattern
             if branches is None:
                 for g in pattern.more:
-                    if present.isdisjoint(g):
+                    for n in g:
+                        if n in folded:
+                            break
+                    else:
                         break
                 else:
                     yield pack, rule, None
@@ -1799,7 +1787,10 @@ def _rules_that_may_match(diagnostic: str, packs):
                     for b in branches:
                         if b < len(bmore):
                             for g in bmore[b]:
-                                if present.isdisjoint(g):
+                                for n in g:
+                                    if n in folded:
+                                        break
+                                else:
                                     break
                             else:
                                 keep.append(b)
