@@ -10,6 +10,7 @@ the bounce-code table (:func:`dsnparse.codes.classify`) and whose fault it is
 """
 from __future__ import annotations
 
+import dataclasses
 from typing import Optional
 
 from . import budget, codes, reasons, rules
@@ -103,7 +104,7 @@ def build_verdict(ctx, packs, matched, *, recipient, action, field_status, diagn
         ctx.note(f"{recipient}: status {c.status} ({c.status_source}), reply {reply}, "
                  f"code {c.code} {c.bounce_type}, reason {reason}, "
                  f"fault {fault or '-'}" + (f" ({fault_rule})" if fault_rule else ""))
-    return Verdict(
+    return _verdict(
         final_recipient=recipient,
         original_recipient=original_recipient,
         action=action,
@@ -122,6 +123,39 @@ def build_verdict(ctx, packs, matched, *, recipient, action, field_status, diagn
         fault=fault,
         fault_rule=fault_rule,
     )
+
+
+def _verdict(**values) -> Verdict:
+    """``Verdict(**values)`` for the values :func:`build_verdict` gives: the instance's
+    ``__dict__`` filled in one step instead of one ``object.__setattr__`` per field, which is
+    how the frozen dataclass's ``__init__`` sets them (the same object: fields, equality,
+    hash, ``repr``, ``dataclasses.replace`` and pickling read ``__dict__``).  Used only while
+    every field has a plain default and the class has no ``__post_init__``; else the
+    constructor itself."""
+    if _VERDICT_DEFAULTS is None:
+        return Verdict(**values)
+    v = _new(Verdict)
+    d = v.__dict__
+    d.update(_VERDICT_DEFAULTS)
+    d.update(values)
+    return v
+
+
+def _plain_defaults(cls) -> Optional[dict]:
+    """The fields of dataclass ``cls`` and their defaults, or ``None`` when one has no plain
+    default (a ``default_factory`` or none) or ``cls`` has a ``__post_init__``."""
+    if hasattr(cls, "__post_init__") or hasattr(cls, "__slots__"):
+        return None
+    out = {}
+    for f in dataclasses.fields(cls):
+        if f.default is dataclasses.MISSING or not f.init:
+            return None
+        out[f.name] = f.default
+    return out
+
+
+_new = object.__new__
+_VERDICT_DEFAULTS = _plain_defaults(Verdict)
 
 
 def _classify(status: Optional[str], reply: Optional[str], source: str, action: str):
