@@ -449,47 +449,10 @@ def _vendor_if_it_matters(ctx, packs, text: str, status):
         return ctx.vendor
     owners = rules.packs_with_matching_rule(text, rules.vendor_text_packs(packs), ctx.timeout,
                                             status)
-    if owners and (ctx._text is not None or not _text_may_be_cut(ctx)):
-        # a pack a header condition of which fails cannot recognise the message: decided
-        # from the header fields alone, the report text is neither read nor case-folded
-        owners = [p for p in owners if not _excluded_by_headers(p, ctx)]
     for pack in owners:
         if rules.detect(pack, ctx.header, ctx.text, ctx.timeout, None, ctx.folded, ctx.memo):
             return _vendor_pack(ctx, packs)
     return None
-
-
-def _excluded_by_headers(pack, ctx) -> bool:
-    """``True`` when :func:`rules.detect` cannot recognise the message with ``pack``
-    because one of its header conditions fails: a ``detect.all`` header condition that
-    does not match, or ``detect.any`` conditions that are all on headers and none of which
-    matches.  Header fields only (the results go into the message's memo, as
-    :func:`rules.detect` would put them)."""
-    hdr, timeout, folded, memo = ctx.header, ctx.timeout, ctx.folded, ctx.memo
-    for c in pack.detect_all:
-        if c.target == "header" and not rules._test(c, hdr, ctx.text, timeout, folded, memo):
-            return True
-    anyc = pack.detect_any
-    if anyc and all(c.target == "header" for c in anyc):
-        return not any(rules._test(c, hdr, ctx.text, timeout, folded, memo) for c in anyc)
-    return False
-
-
-# A character of a text part's payload gives at most this many characters of report text
-# (``raw-unicode-escape``, which the stdlib uses for a non-ASCII ``str`` payload asked for
-# as octets, writes one as at most 10 octets; decoding gives at most one character an octet)
-_MAX_EXPANSION = 10
-
-
-def _text_may_be_cut(ctx) -> bool:
-    """``True`` unless every text part of the report is short enough that reading it can
-    never cut it at :data:`REPORT_TEXT_LIMIT` (a cut sets ``Report.truncated``: where the
-    text is read or not must then stay as it was)."""
-    for part in ctx.st.texts:
-        p = part._payload
-        if type(p) is not str or len(p) * _MAX_EXPANSION > REPORT_TEXT_LIMIT:
-            return True
-    return False
 
 
 def _recipient_of(r: dict) -> Optional[str]:

@@ -35,23 +35,6 @@ def _contexts():
         yield engine.Context(msg, rfc3464.scan(msg), Options(), None)
 
 
-def test_a_pack_excluded_by_its_headers_never_recognises_the_message():
-    """engine._excluded_by_headers (asked before any body trigger is read) is True only
-    when rules.detect finds no match, for every vendor pack with text rules on every email;
-    and it excludes some (it is not a test that cannot fail)."""
-    packs = rules.load_packs(())
-    vendors = rules.vendor_text_packs(packs)
-    excluded = 0
-    for ctx in _contexts():
-        for p in vendors:
-            if engine._excluded_by_headers(p, ctx):
-                excluded += 1
-                fresh = engine.Context(ctx.msg, ctx.st, Options(), None)
-                assert not rules.detect(p, fresh.header, fresh.text, 1.0, None, fresh.folded,
-                                        fresh.memo), p.id
-    assert excluded > 50
-
-
 def _dsn(text_part: bytes, cte: str = "7bit") -> bytes:
     return (b"From: MAILER-DAEMON@mx.example\r\nTo: a@example.org\r\nSubject: failure\r\n"
             b"MIME-Version: 1.0\r\n"
@@ -62,18 +45,6 @@ def _dsn(text_part: bytes, cte: str = "7bit") -> bytes:
             b"Reporting-MTA: dns; mx.example\r\n\r\n"
             b"Final-Recipient: rfc822; bob@example.net\r\nAction: failed\r\nStatus: 5.0.0\r\n"
             b"Diagnostic-Code: smtp; 550 5.1.1 user unknown\r\n\r\n--B--\r\n")
-
-
-def test_text_may_be_cut_only_for_long_text_parts():
-    """A report whose text parts are all short cannot be cut at REPORT_TEXT_LIMIT (so the
-    vendor look-up may leave it unread); a long one may, and is then read as before."""
-    short = load_mod.load(_dsn(b"Your message could not be delivered."))
-    ctx = engine.Context(short, rfc3464.scan(short), Options(), None)
-    assert not engine._text_may_be_cut(ctx)
-    n = load_mod.REPORT_TEXT_LIMIT // engine._MAX_EXPANSION + 10
-    big = load_mod.load(_dsn(b"x" * n))
-    ctx = engine.Context(big, rfc3464.scan(big), Options(), None)
-    assert engine._text_may_be_cut(ctx)
 
 
 def test_a_report_text_cut_at_its_limit_is_still_reported_truncated():
