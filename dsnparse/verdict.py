@@ -125,37 +125,42 @@ def build_verdict(ctx, packs, matched, *, recipient, action, field_status, diagn
     )
 
 
-def _verdict(**values) -> Verdict:
-    """``Verdict(**values)`` for the values :func:`build_verdict` gives: the instance's
-    ``__dict__`` filled in one step instead of one ``object.__setattr__`` per field, which is
-    how the frozen dataclass's ``__init__`` sets them (the same object: fields, equality,
-    hash, ``repr``, ``dataclasses.replace`` and pickling read ``__dict__``).  Used only while
-    every field has a plain default and the class has no ``__post_init__``; else the
-    constructor itself."""
-    if _VERDICT_DEFAULTS is None:
-        return Verdict(**values)
-    v = _new(Verdict)
-    d = v.__dict__
-    d.update(_VERDICT_DEFAULTS)
-    d.update(values)
-    return v
-
-
-def _plain_defaults(cls) -> Optional[dict]:
-    """The fields of dataclass ``cls`` and their defaults, or ``None`` when one has no plain
-    default (a ``default_factory`` or none) or ``cls`` has a ``__post_init__``."""
-    if hasattr(cls, "__post_init__") or hasattr(cls, "__slots__"):
-        return None
-    out = {}
+def one_step_constructor(cls):
+    """A function ``f(**values)`` that returns ``cls(**values)`` for a frozen dataclass
+    ``cls``, built by filling the instance's ``__dict__`` in one step instead of one
+    ``object.__setattr__`` per field, which is how the frozen dataclass's ``__init__`` sets
+    them (the same object: fields, equality, hash, ``repr``, ``dataclasses.replace`` and
+    pickling read ``__dict__``).  ``cls`` itself when a field has a ``default_factory`` or
+    is not an ``__init__`` argument, or ``cls`` has a ``__post_init__`` or ``__slots__``;
+    a call that lacks a field without default, or gives an unknown name, goes to ``cls``
+    (which raises ``TypeError`` as usual)."""
+    if hasattr(cls, "__post_init__") or "__slots__" in cls.__dict__:
+        return cls
+    defaults, required = {}, set()
     for f in dataclasses.fields(cls):
-        if f.default is dataclasses.MISSING or not f.init:
-            return None
-        out[f.name] = f.default
-    return out
+        if not f.init or f.default_factory is not dataclasses.MISSING:
+            return cls
+        if f.default is dataclasses.MISSING:
+            required.add(f.name)
+        else:
+            defaults[f.name] = f.default
+    names = frozenset(defaults) | required
+    new = object.__new__
+
+    def construct(**values):
+        if not required.issubset(values) or not names.issuperset(values):
+            return cls(**values)
+        obj = new(cls)
+        d = obj.__dict__
+        d.update(defaults)
+        d.update(values)
+        return obj
+
+    construct.__name__ = construct.__qualname__ = f"new_{cls.__name__}"
+    return construct
 
 
-_new = object.__new__
-_VERDICT_DEFAULTS = _plain_defaults(Verdict)
+_verdict = one_step_constructor(Verdict)
 
 
 def _classify(status: Optional[str], reply: Optional[str], source: str, action: str):

@@ -15,7 +15,7 @@ import pytest
 import dsnparse
 from conftest import SAMPLES, SISIMAI
 from dsnparse import codes, engine, load as load_mod, rfc3464, rules, verdict
-from dsnparse.model import Verdict
+from dsnparse.model import Report, Verdict
 from dsnparse.options import Options
 
 
@@ -109,10 +109,19 @@ def test_verdict_built_in_one_step_is_the_dataclass():
     v = verdict._verdict(final_recipient="bob@example.net", status="5.1.1", code="511",
                          rule="rfc3464")
     w = Verdict(final_recipient="bob@example.net", status="5.1.1", code="511", rule="rfc3464")
-    assert verdict._VERDICT_DEFAULTS is not None
+    assert verdict._verdict is not Verdict
     assert v == w and hash(v) == hash(w) and repr(v) == repr(w) and v.to_dict() == w.to_dict()
     with pytest.raises(Exception):
         v.code = "550"  # still frozen
+    with pytest.raises(TypeError):
+        verdict._verdict(no_such_field=1)  # (goes to the constructor, which refuses it)
+    new_report = verdict.one_step_constructor(Report)
+    r = new_report(kind="bounce", format="rfc3464", verdicts=(v,), subject="x")
+    assert r == Report(kind="bounce", format="rfc3464", verdicts=(w,), subject="x")
+    assert r.to_dict() == Report(kind="bounce", format="rfc3464", verdicts=(w,),
+                                 subject="x").to_dict()
+    with pytest.raises(TypeError):
+        new_report(format="rfc3464")  # kind is required
 
 
 def _reference(diagnostic, packs):
