@@ -44,8 +44,10 @@ from .status import find_codes, more_specific, read_status_field
 from .verdict import LAZY as _LAZY
 from .verdict import _generic, build_verdict
 from .verdict import decide_status, verdict_from_fields  # noqa: F401 - re-exported
+from .verdict import one_step_constructor
 
 FAILED = "failed"
+_report = one_step_constructor(Report)  # Report(**fields) (a frozen dataclass) in one step
 # The ``format`` of a message from a person that carries a delivery-status report outside
 # a multipart/report (a report forwarded or pasted into a person's mail): ``not_bounce``.
 FORWARDED_REPORT = "forwarded-report"
@@ -529,8 +531,8 @@ def _from_delivery_status(ds, base, ctx, packs, vendor=None) -> Report:
             rule="rfc3464",
             fallback_text=ctx.text() if single and not diag else None,
         ))
-    return Report(kind=kind_of(verdicts), format=ds.format, verdicts=tuple(verdicts),
-                  reporting_mta=reporting_mta, arrival_date=pm.get("arrival-date"), **base)
+    return _report(kind=kind_of(verdicts), format=ds.format, verdicts=tuple(verdicts),
+                   reporting_mta=reporting_mta, arrival_date=pm.get("arrival-date"), **base)
 
 
 _HEADER_LINE = re.compile(
@@ -665,7 +667,7 @@ def _from_pack(pack, ctx, base, packs) -> Optional[Report]:
             rule=f"{pack.id}#{rule_id}",
             fallback_text=text if len(found) == 1 and not _has_code(f.get("diagnostic")) else None,
         ))
-    return Report(kind=kind_of(verdicts), format=pack.id, verdicts=tuple(verdicts), **base)
+    return _report(kind=kind_of(verdicts), format=pack.id, verdicts=tuple(verdicts), **base)
 
 
 def _has_code(diagnostic: Optional[str]) -> bool:

@@ -327,7 +327,20 @@ def part_text_cut(part: Message, limit: int = 2_000_000) -> tuple:
     return got
 
 
+# Content-Transfer-Encodings that Message.get_payload(decode=True) undoes (any other gives
+# the payload's own octets)
+_DECODED_CTE = frozenset({"quoted-printable", "base64", "x-uuencode", "uuencode", "uue", "x-uue"})
+
+
 def _part_text(part: Message, limit: int) -> tuple:
+    p = part._payload
+    if type(p) is str and p.isascii() and "\x1b" not in p and \
+            str(part.get("content-transfer-encoding", "")).lower() not in _DECODED_CTE and \
+            ("+" not in p or _SUPERSETS.get(
+                (charset_of(part) or "").strip().strip('"').lower()) != ("utf-7",)):
+        # ASCII text as it stands (no transfer encoding, no ISO-2022 escape, no UTF-7 shift):
+        # what get_payload(decode=True) and decode_text give, without the octets in between
+        return p[:limit], len(p) > limit
     try:
         payload = part.get_payload(decode=True)
     except Exception:  # noqa: BLE001 - hostile parameters or encodings: read it raw

@@ -10,6 +10,7 @@ the bounce-code table (:func:`dsnparse.codes.classify`) and whose fault it is
 """
 from __future__ import annotations
 
+import dataclasses
 from typing import Optional
 
 from . import budget, codes, reasons, rules
@@ -74,7 +75,7 @@ def build_verdict(ctx, packs, matched, *, recipient, action, field_status, diagn
         decided_by = f"{rule}+{tpack.id}#{trule.id}"
     if action is None:
         action = "delivered" if status and status.startswith("2.") else FAILED
-    c = codes.classify(status, reply, status_source=source, action=action)
+    c = _classify(status, reply, source, action)
     if action in codes.SUCCESS_ACTIONS:
         reason = "delivered"
     else:
@@ -103,7 +104,7 @@ def build_verdict(ctx, packs, matched, *, recipient, action, field_status, diagn
         ctx.note(f"{recipient}: status {c.status} ({c.status_source}), reply {reply}, "
                  f"code {c.code} {c.bounce_type}, reason {reason}, "
                  f"fault {fault or '-'}" + (f" ({fault_rule})" if fault_rule else ""))
-    return Verdict(
+    return _verdict(
         final_recipient=recipient,
         original_recipient=original_recipient,
         action=action,
@@ -122,6 +123,66 @@ def build_verdict(ctx, packs, matched, *, recipient, action, field_status, diagn
         fault=fault,
         fault_rule=fault_rule,
     )
+
+
+def one_step_constructor(cls):
+    """A function ``f(**values)`` that returns ``cls(**values)`` for a frozen dataclass
+    ``cls``, built by filling the instance's ``__dict__`` in one step instead of one
+    ``object.__setattr__`` per field, which is how the frozen dataclass's ``__init__`` sets
+    them (the same object: fields, equality, hash, ``repr``, ``dataclasses.replace`` and
+    pickling read ``__dict__``).  ``cls`` itself when a field has a ``default_factory`` or
+    is not an ``__init__`` argument, or ``cls`` has a ``__post_init__`` or ``__slots__``;
+    a call that lacks a field without default, or gives an unknown name, goes to ``cls``
+    (which raises ``TypeError`` as usual)."""
+    if hasattr(cls, "__post_init__") or "__slots__" in cls.__dict__:
+        return cls
+    defaults, required = {}, set()
+    for f in dataclasses.fields(cls):
+        if not f.init or f.default_factory is not dataclasses.MISSING:
+            return cls
+        if f.default is dataclasses.MISSING:
+            required.add(f.name)
+        else:
+            defaults[f.name] = f.default
+    names = frozenset(defaults) | required
+    new = object.__new__
+
+    def construct(**values):
+        if not required.issubset(values) or not names.issuperset(values):
+            return cls(**values)
+        obj = new(cls)
+        d = obj.__dict__
+        d.update(defaults)
+        d.update(values)
+        return obj
+
+    construct.__name__ = construct.__qualname__ = f"new_{cls.__name__}"
+    return construct
+
+
+_verdict = one_step_constructor(Verdict)
+
+
+def _classify(status: Optional[str], reply: Optional[str], source: str, action: str):
+    """:func:`dsnparse.codes.classify` with the shipped table, memoised: a pure function of
+    its arguments and the table (its :class:`~dsnparse.codes.Classification` is frozen), and
+    a stream of bounces repeats a few hundred combinations of status, reply code, source and
+    action.  The memo is dropped when it grows past :data:`_CLASSIFY_MAX` entries (hostile
+    input can bring any number of reply codes) or when the shipped table is another object."""
+    table = codes.load_table()
+    key = (status, reply, source, action)
+    hit = _CLASSIFIED.get(key)
+    if hit is not None and hit[0] is table:
+        return hit[1]
+    c = codes.classify(status, reply, status_source=source, action=action, table=table)
+    if len(_CLASSIFIED) >= _CLASSIFY_MAX:
+        _CLASSIFIED.clear()
+    _CLASSIFIED[key] = (table, c)
+    return c
+
+
+_CLASSIFIED: dict = {}  # (status, reply, source, action) -> (table, Classification)
+_CLASSIFY_MAX = 4096
 
 
 def _generic(status: str) -> bool:

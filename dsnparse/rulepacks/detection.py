@@ -176,8 +176,17 @@ class Dispatch:
             if hit is not None:
                 idx.update(hit)
         rest = self.rest
-        out = [i for i in idx if i not in rest or all(not found.isdisjoint(g) for g in rest[i])]
-        out.extend(self.always)
+        out = list(self.always)
+        for i in idx:  # (a pack with more groups: one of each group's literals occurs too)
+            groups = rest.get(i)
+            if groups is not None:
+                for g in groups:
+                    if found.isdisjoint(g):
+                        break
+                else:
+                    out.append(i)
+            else:
+                out.append(i)
         return sorted(out)
 
 

@@ -141,11 +141,54 @@ def _rules_that_may_match(diagnostic: str, packs):
     else:
         folded = diagnostic.casefold()
         _LAST_FOLD = (diagnostic, folded)
-    for i, branches in _grouped(index.entries(folded)):
-        pack, rule = index.rules[i]
-        branches = _may_run(rule, branches, folded)
-        if branches is not False:
-            yield pack, rule, branches
+    # (_grouped, _may_run and _all_groups inlined: the same rules and branches)
+    found = index._literals.found(folded)
+    entries = set(index.always)
+    table = index._entries
+    for k in found:
+        entries.update(table[k])
+    if not entries:
+        return
+    rules_ = index.rules
+    cur, branches = -1, None
+    for e in sorted(entries) + [-1]:
+        i, j = divmod(e, _BRANCHES) if e >= 0 else (-1, 0)
+        if i == cur:
+            if branches is not None:
+                branches.append(j - 1)
+            continue
+        if cur >= 0:
+            pack, rule = rules_[cur]
+            pattern = rule.pattern
+            if branches is None:
+                for g in pattern.more:
+                    for n in g:
+                        if n in folded:
+                            break
+                    else:
+                        break
+                else:
+                    yield pack, rule, None
+            else:
+                bmore = pattern.branch_more
+                if bmore:
+                    keep = []
+                    for b in branches:
+                        if b < len(bmore):
+                            for g in bmore[b]:
+                                for n in g:
+                                    if n in folded:
+                                        break
+                                else:
+                                    break
+                            else:
+                                keep.append(b)
+                        else:
+                            keep.append(b)
+                    branches = keep
+                if branches:
+                    yield pack, rule, branches
+        cur, branches = i, (None if j == 0 else [j - 1])
 
 
 _LAST_FOLD: tuple = (None, None)  # the last text _rules_that_may_match case-folded, and its fold
