@@ -186,7 +186,10 @@ def cmd_parse(args) -> int:
     if args.format is None and args.output and \
             os.path.splitext(args.output.rstrip("/"))[1].lower() == ".parquet":
         args.format = "parquet"  # implied by the name: written with --dask, else refused
+    from .startup import resume_collector
+
     if getattr(args, "dask", None) is not None or args.format == "parquet":
+        resume_collector()
         from .dask_cli import cmd_parse_dask  # (imports Dask only when it runs)
 
         return cmd_parse_dask(args)
@@ -201,7 +204,11 @@ def cmd_parse(args) -> int:
               "suppresses; parse alone records nothing)", file=sys.stderr)
         return EXIT_USAGE
     progress = _Progress() if not args.quiet and sys.stderr.isatty() else None
-    load_packs(tuple(opts.rules))  # broken rules, like a bad --db, are found before -o truncates
+    try:
+        load_packs(tuple(opts.rules))  # broken rules, like a bad --db, are found before -o truncates
+        from . import engine  # noqa: F401 - loaded before the collector is back (dsnparse.startup)
+    finally:
+        resume_collector()
     clash = _output_is_input(args.output, args.paths) if args.output else None
     if clash:
         print(f"dsnparse: error: the output {args.output} {clash}", file=sys.stderr)
@@ -338,19 +345,51 @@ class _Progress:
 
 
 def main(argv=None) -> int:
+    """Run the command of ``argv`` (default ``sys.argv[1:]``); returns its exit status."""
+    return _main(argv)[0]
+
+
+def _main(argv=None) -> tuple:
     parser = build_parser(argv)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING - 10 * min(args.verbose, 2),
                         format="dsnparse: %(levelname)s: %(message)s")
     try:
-        return args.func(args)
+        return args.func(args), args
     except DsnparseError as e:
         print(f"dsnparse: error: {e}", file=sys.stderr)
-        return EXIT_USAGE
+        return EXIT_USAGE, args
     except KeyboardInterrupt:
         print("dsnparse: interrupted", file=sys.stderr)
-        return 130
+        return 130, args
+
+
+def _one_message(args) -> bool:
+    """``dsnparse pipe``, or ``dsnparse parse`` reading standard input alone (no workers, no
+    Dask): the commands whose process ends when its one job is stored."""
+    if args.command == "pipe":
+        return True
+    return (args.command == "parse" and all(p == "-" for p in args.paths)
+            and getattr(args, "dask", None) is None and args.format != "parquet")
+
+
+def run() -> None:
+    """The console script ``dsnparse`` and ``python -m dsnparse``: :func:`main`, then exit
+    with its status.  ``pipe`` and ``parse -`` (one fresh process per bounce behind an MTA)
+    start with the garbage collector paused and end without interpreter finalization (see
+    :mod:`dsnparse.startup`); their output and exit status are those of :func:`main`."""
+    from . import startup
+
+    if _command_word(None) in ("pipe", "parse"):
+        startup.pause_collector()  # (resumed before the first message is read)
+    try:
+        status, args = _main(None)
+    finally:
+        startup.resume_collector()
+    if _one_message(args):
+        startup.exit_now(status)  # returns only when the normal exit is needed
+    sys.exit(status)
 
 
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
+    run()
