@@ -54,12 +54,9 @@ _PLUGIN_COMMANDS = (
 
 def _command_word(argv) -> Optional[str]:
     """The command named in ``argv`` (the top-level options take no value), or ``None``."""
-    for a in sys.argv[1:] if argv is None else argv:
-        if not a.startswith("-"):
-            return a
-        if a == "--":
-            return None
-    return None
+    from .startup import command_word
+
+    return command_word(sys.argv[1:] if argv is None else argv)
 
 
 def build_parser(argv=None) -> argparse.ArgumentParser:
@@ -346,10 +343,12 @@ class _Progress:
 
 def main(argv=None) -> int:
     """Run the command of ``argv`` (default ``sys.argv[1:]``); returns its exit status."""
-    return _main(argv)[0]
+    return run_command(argv)[0]
 
 
-def _main(argv=None) -> tuple:
+def run_command(argv=None) -> tuple:
+    """:func:`main`, returning ``(exit status, parsed arguments)``; ``SystemExit`` from
+    argparse (``--help``, usage errors) passes through."""
     parser = build_parser(argv)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING - 10 * min(args.verbose, 2),
@@ -364,32 +363,15 @@ def _main(argv=None) -> tuple:
         return 130, args
 
 
-def _one_message(args) -> bool:
+def one_message_run(args) -> bool:
     """``dsnparse pipe``, or ``dsnparse parse`` reading standard input alone (no workers, no
-    Dask): the commands whose process ends when its one job is stored."""
+    Dask): the runs whose process may end as soon as their output is stored
+    (:func:`dsnparse.startup.exit_now`)."""
     if args.command == "pipe":
         return True
     return (args.command == "parse" and all(p == "-" for p in args.paths)
             and getattr(args, "dask", None) is None and args.format != "parquet")
 
 
-def run() -> None:
-    """The console script ``dsnparse`` and ``python -m dsnparse``: :func:`main`, then exit
-    with its status.  ``pipe`` and ``parse -`` (one fresh process per bounce behind an MTA)
-    start with the garbage collector paused and end without interpreter finalization (see
-    :mod:`dsnparse.startup`); their output and exit status are those of :func:`main`."""
-    from . import startup
-
-    if _command_word(None) in ("pipe", "parse"):
-        startup.pause_collector()  # (resumed before the first message is read)
-    try:
-        status, args = _main(None)
-    finally:
-        startup.resume_collector()
-    if _one_message(args):
-        startup.exit_now(status)  # returns only when the normal exit is needed
-    sys.exit(status)
-
-
 if __name__ == "__main__":  # pragma: no cover
-    run()
+    sys.exit(main())

@@ -21,17 +21,48 @@ costs here are not the parser's work and are cut without changing any output:
   normal way) when a flush fails — the normal exit then reports it as before — or when
   another thread is still running, which the normal exit would wait for.
 
-Only :func:`dsnparse.cli.run` (the console script and ``python -m dsnparse``) uses these, and
-only for ``pipe`` and for ``parse`` reading standard input alone; :func:`dsnparse.cli.main`
-called from a program never ends the process.
+* **Compiling the dataclasses' methods**, on every start: :mod:`dsnparse.codecache` keeps
+  the compiled code between processes, from :func:`begin` to :func:`resume_collector`.
+
+Only :func:`dsnparse.console.main` (the console script and ``python -m dsnparse``) uses
+these, and only for ``pipe`` and ``parse`` (``exit_now`` only for ``pipe`` and for ``parse``
+reading standard input alone); :func:`dsnparse.cli.main` called from a program never ends
+the process.
 """
 from __future__ import annotations
 
 import gc
 import os
 import sys
+from typing import Optional
 
 _paused = False
+
+ONE_MESSAGE_COMMANDS = ("pipe", "parse")
+
+
+def command_word(argv) -> Optional[str]:
+    """The command named in ``argv`` (the arguments after the program name; the top-level
+    options take no value), or ``None``."""
+    for a in argv:
+        if not a.startswith("-"):
+            return a
+        if a == "--":
+            return None
+    return None
+
+
+def begin() -> None:
+    """Start-up of ``pipe`` and ``parse``: the collector paused (:func:`pause_collector`) and
+    the dataclasses' compiled methods served from :mod:`dsnparse.codecache`, until
+    :func:`resume_collector`.  Never raises."""
+    pause_collector()
+    from . import codecache
+
+    try:
+        codecache.install()
+    except Exception:  # noqa: BLE001 - a cache is never worth a failed start
+        codecache.finish()
 
 
 def pause_collector() -> None:
@@ -46,8 +77,14 @@ def pause_collector() -> None:
 def resume_collector() -> None:
     """End of start-up: freeze the objects loaded so far (``gc.freeze``: later collections do
     not scan them) and switch the collector on again — only if :func:`pause_collector`
-    switched it off.  Idempotent; never raises."""
+    switched it off; and the end of :mod:`dsnparse.codecache`'s part (see :func:`begin`).
+    Idempotent; never raises."""
     global _paused
+    if "dsnparse.codecache" in sys.modules:
+        try:
+            sys.modules["dsnparse.codecache"].finish()
+        except Exception:  # noqa: BLE001 - (see begin)
+            pass
     if _paused:
         _paused = False
         gc.freeze()
