@@ -61,7 +61,9 @@ def _command_word(argv) -> Optional[str]:
 
 def build_parser(argv=None) -> argparse.ArgumentParser:
     """The ``dsnparse`` parser for ``argv`` (default ``sys.argv[1:]``): the command modules of
-    :data:`_PLUGIN_COMMANDS` are imported unless ``argv`` names ``parse`` or ``eval``."""
+    :data:`_PLUGIN_COMMANDS` are imported unless ``argv`` names ``parse`` or ``eval``; when
+    ``argv`` names a command with only ``-v`` before it, that command's parser alone is built
+    (nothing can print the list of commands then: the same usage, help and errors)."""
     p = _Parser(
         prog="dsnparse",
         description="Turn email bounces (RFC 3464 delivery status notifications and vendor "
@@ -75,6 +77,14 @@ def build_parser(argv=None) -> argparse.ArgumentParser:
     p.add_argument("-v", "--verbose", action="count", default=0, help="more logging on stderr")
     sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
+    word = _command_word(argv)
+    # only the command that runs is built when nothing before it can print the list of
+    # commands (--help, --version): the start-up of `dsnparse pipe`, `dsnparse parse -`
+    only = word if _runs_one_command(argv, word) else None
+    if only is not None and only not in ("parse", "eval"):
+        for mod in _plugin_modules(only):
+            mod.register(sub)
+        return p
 
     pp = sub.add_parser(
         "parse", help="parse bounce messages from files, directories, mbox, Maildir or stdin",
@@ -114,6 +124,8 @@ def build_parser(argv=None) -> argparse.ArgumentParser:
                          "'Archives on Dask'")
     add_db_arguments(pp, record=True)
     pp.set_defaults(func=cmd_parse)
+    if only == "parse":
+        return p
 
     pe = sub.add_parser(
         "eval", help="measure accuracy on a labelled corpus (expectations JSON Lines)",
@@ -138,8 +150,9 @@ def build_parser(argv=None) -> argparse.ArgumentParser:
                     help="measure every family with its own packs left out (the generic "
                          "layer on formats it was not written from)")
     pe.set_defaults(func=cmd_eval)
+    if only == "eval":
+        return p
 
-    word = _command_word(argv)
     if word in ("parse", "eval"):
         for name, _, help_ in _PLUGIN_COMMANDS:  # placeholders: same usage and choices
             sub.add_parser(name, help=help_)
@@ -154,6 +167,19 @@ def build_parser(argv=None) -> argparse.ArgumentParser:
         for mod in _plugin_modules():
             mod.register(sub)
     return p
+
+
+def _runs_one_command(argv, word: Optional[str]) -> bool:
+    """``word`` is a command and only ``-v``/``--verbose`` come before it: the main parser
+    then never prints its list of commands, and the other commands need no parser."""
+    if word not in {"parse", "eval"} | {name for name, _, _ in _PLUGIN_COMMANDS}:
+        return False
+    for a in sys.argv[1:] if argv is None else argv:
+        if a == word:
+            return True
+        if a != "--verbose" and not (len(a) > 1 and a.strip("v") == "-"):
+            return False
+    return False
 
 
 def _plugin_modules(command: Optional[str] = None):

@@ -292,3 +292,20 @@ def test_pipe_start_up_imports(cache_dir, tmp_path):
     for unneeded in ("html", "sqlite3", "dsnparse.ledger", "imaplib", "poplib",
                      "dsnparse.service", "dsnparse.output"):
         assert unneeded not in mods, unneeded
+
+
+@pytest.mark.parametrize("command", ["parse", "eval", "pipe", "suppressions", "imap", "pop3",
+                                     "rules", "explain", "senders"])
+def test_parser_of_one_command_is_the_full_ones(command):
+    """``dsnparse COMMAND …`` builds only COMMAND's parser: its usage and help are those of
+    the parser built with every command (as for ``dsnparse --help COMMAND``)."""
+    from dsnparse.cli import build_parser
+
+    def sub(parser):
+        return parser._subparsers._group_actions[0].choices
+
+    narrow = sub(build_parser(["-v", command, "x"]))
+    full = sub(build_parser(["--help", command]))
+    assert set(narrow) <= set(full) and command in narrow and len(full) > len(narrow)
+    assert narrow[command].format_help() == full[command].format_help()
+    assert narrow[command].format_usage() == full[command].format_usage()
