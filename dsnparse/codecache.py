@@ -17,7 +17,7 @@ namespace, so the classes are the same.  A text is its own key — a changed cla
 text and is compiled — so the cache cannot be stale.  :func:`finish` restores the builtin and,
 when something was compiled, stores the code objects used in this run with those already
 kept (up to :data:`MAX_ENTRIES`, then only this run's; ``marshal``, keyed on
-the Python version and bytecode magic number) through :mod:`dsnparse.cachefile`: written
+the interpreter's version and build) through :mod:`dsnparse.cachefile`: written
 only by this user and signed, checked before anything in it is loaded (a code object runs
 whatever it says), skipped silently on a read-only or absent cache directory (then every
 start compiles, as before).  ``DSNPARSE_CACHE=0`` turns it off with the other caches.
@@ -33,9 +33,9 @@ _state: Optional[dict] = None  # while installed: {"path", "known", "used", "mis
 
 
 def _key() -> tuple:
-    from importlib.util import MAGIC_NUMBER
-
-    return ("dataclass-code", 1, sys.version, MAGIC_NUMBER)
+    # the interpreter that wrote the code objects: its version and build (marshal's format
+    # and the bytecode change with it; the bytecode magic number follows the version)
+    return ("dataclass-code", 1, sys.implementation.cache_tag, sys.version, sys.hexversion)
 
 
 def _exec(source, globals=None, locals=None):  # noqa: A002 - the signature of exec
