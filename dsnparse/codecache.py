@@ -61,17 +61,25 @@ def _exec(source, globals=None, locals=None):  # noqa: A002 - the signature of e
     return builtins.exec(code, globals, locals)
 
 
-def install() -> bool:
+def install(directory=None) -> bool:
     """Serve the ``exec`` calls of ``dataclasses`` from the cache until :func:`finish`.
-    ``False`` (nothing changed) when caching is off or it is installed already."""
+
+    ``directory`` (a path): where the cache file is, instead of
+    :func:`dsnparse.cachefile.cache_dir` (``dsnparse pipe --cache-dir``).  ``False``
+    (nothing changed) when caching is off (``DSNPARSE_CACHE=0``) or it is installed
+    already."""
     global _state
     if _state is not None:
         return False
+    from pathlib import Path
+
     from .cachefile import cache_dir
 
     d = cache_dir()
     if d is None:
         return False
+    if directory:
+        d = Path(directory)
     import dataclasses
 
     from . import cachefile

@@ -18,7 +18,7 @@ def main() -> None:
 
     one_message = startup.command_word(sys.argv[1:]) in startup.ONE_MESSAGE_COMMANDS
     if one_message:
-        startup.begin()  # (ended before the first message is read, at the latest here)
+        startup.begin(sys.argv[1:])  # (ended before the first message is read)
     try:
         from .cli import one_message_run, run_command
 

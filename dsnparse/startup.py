@@ -52,15 +52,31 @@ def command_word(argv) -> Optional[str]:
     return None
 
 
-def begin() -> None:
-    """Start-up of ``pipe`` and ``parse``: the collector paused (:func:`pause_collector`) and
-    the dataclasses' compiled methods served from :mod:`dsnparse.codecache`, until
-    :func:`resume_collector`.  Never raises."""
+def option_value(argv, option: str) -> Optional[str]:
+    """The value of ``option`` (``--opt VALUE`` or ``--opt=VALUE``, as written: no
+    abbreviation) in ``argv``, the last one given; ``None`` when absent."""
+    value = None
+    for i, a in enumerate(argv):
+        if a == "--":
+            break
+        if a == option and i + 1 < len(argv):
+            value = argv[i + 1]
+        elif a.startswith(option + "="):
+            value = a[len(option) + 1:]
+    return value
+
+
+def begin(argv=()) -> None:
+    """Start-up of ``pipe`` and ``parse`` (``argv``: the arguments after the program name):
+    the collector paused (:func:`pause_collector`) and the dataclasses' compiled methods
+    served from :mod:`dsnparse.codecache` — in ``pipe``'s ``--cache-dir`` when given —
+    until :func:`resume_collector`.  Never raises."""
     pause_collector()
     from . import codecache
 
+    directory = option_value(argv, "--cache-dir") if command_word(argv) == "pipe" else None
     try:
-        codecache.install()
+        codecache.install(directory)
     except Exception:  # noqa: BLE001 - a cache is never worth a failed start
         codecache.finish()
 

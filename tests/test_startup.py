@@ -309,3 +309,17 @@ def test_parser_of_one_command_is_the_full_ones(command):
     assert set(narrow) <= set(full) and command in narrow and len(full) > len(narrow)
     assert narrow[command].format_help() == full[command].format_help()
     assert narrow[command].format_usage() == full[command].format_usage()
+
+
+def test_pipe_cache_dir_holds_the_code_cache(cache_dir, tmp_path):
+    """``pipe --cache-dir DIR`` (the README's Postfix and Exim recipes) keeps the code cache
+    there too, not in the pipe user's home."""
+    own = tmp_path / "pipe-cache"
+    r = _dsnparse(["pipe", "-o", tmp_path / "v.jsonl", "--cache-dir", own], cache_dir,
+                  BOUNCE.read_bytes())
+    assert r.returncode == 0, r.stderr
+    assert _code_cache(own).is_file() and not _code_cache(cache_dir).exists()
+    from dsnparse.startup import option_value
+
+    assert option_value(["pipe", "--cache-dir=/a", "--cache-dir", "/b"], "--cache-dir") == "/b"
+    assert option_value(["pipe", "--", "--cache-dir", "/b"], "--cache-dir") is None
