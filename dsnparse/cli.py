@@ -228,7 +228,8 @@ def cmd_parse(args) -> int:
         return EXIT_USAGE
     progress = _Progress() if not args.quiet and sys.stderr.isatty() else None
     try:
-        load_packs(tuple(opts.rules))  # broken rules, like a bad --db, are found before -o truncates
+        # broken rules, like a bad --db, are found before -o truncates
+        load_packs(tuple(opts.rules))
         from . import engine  # noqa: F401 - loaded before the collector is back (dsnparse.startup)
     finally:
         resume_collector()
