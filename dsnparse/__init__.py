@@ -9,8 +9,12 @@ Public API::
 
 See :mod:`dsnparse.model` for :class:`Report` and :class:`Verdict`.
 """
+from typing import TYPE_CHECKING
+
 from .errors import DsnparseError, InputError, LedgerError, MessageTimeout, RuleError, SourceError
-from .model import Report, Verdict
+
+if TYPE_CHECKING:  # (imported on first use: see __getattr__)
+    from .model import Report, Verdict
 
 __all__ = ["parse", "parse_path", "is_suppressed", "Report", "Verdict", "DsnparseError",
            "InputError", "LedgerError", "MessageTimeout", "RuleError", "SourceError"]
@@ -40,3 +44,14 @@ def is_suppressed(address, db=None):
     from .ledger import is_suppressed as _is
 
     return _is(address, db)
+
+
+def __getattr__(name):
+    """``Report`` and ``Verdict``, from :mod:`dsnparse.model` on first use (PEP 562): the
+    console script starts before the model's dataclasses are created (see
+    :mod:`dsnparse.codecache`)."""
+    if name in ("Report", "Verdict"):
+        from . import model
+
+        return getattr(model, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

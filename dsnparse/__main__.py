@@ -1,3 +1,3 @@
-import sys
-from .cli import main
-sys.exit(main())
+from .console import main
+
+main()

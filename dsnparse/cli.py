@@ -54,17 +54,16 @@ _PLUGIN_COMMANDS = (
 
 def _command_word(argv) -> Optional[str]:
     """The command named in ``argv`` (the top-level options take no value), or ``None``."""
-    for a in sys.argv[1:] if argv is None else argv:
-        if not a.startswith("-"):
-            return a
-        if a == "--":
-            return None
-    return None
+    from .startup import command_word
+
+    return command_word(sys.argv[1:] if argv is None else argv)
 
 
 def build_parser(argv=None) -> argparse.ArgumentParser:
     """The ``dsnparse`` parser for ``argv`` (default ``sys.argv[1:]``): the command modules of
-    :data:`_PLUGIN_COMMANDS` are imported unless ``argv`` names ``parse`` or ``eval``."""
+    :data:`_PLUGIN_COMMANDS` are imported unless ``argv`` names ``parse`` or ``eval``; when
+    ``argv`` names a command with only ``-v`` before it, that command's parser alone is built
+    (nothing can print the list of commands then: the same usage, help and errors)."""
     p = _Parser(
         prog="dsnparse",
         description="Turn email bounces (RFC 3464 delivery status notifications and vendor "
@@ -78,6 +77,14 @@ def build_parser(argv=None) -> argparse.ArgumentParser:
     p.add_argument("-v", "--verbose", action="count", default=0, help="more logging on stderr")
     sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
+    word = _command_word(argv)
+    # only the command that runs is built when nothing before it can print the list of
+    # commands (--help, --version): the start-up of `dsnparse pipe`, `dsnparse parse -`
+    only = word if _runs_one_command(argv, word) else None
+    if only is not None and only not in ("parse", "eval"):
+        for mod in _plugin_modules(only):
+            mod.register(sub)
+        return p
 
     pp = sub.add_parser(
         "parse", help="parse bounce messages from files, directories, mbox, Maildir or stdin",
@@ -117,6 +124,8 @@ def build_parser(argv=None) -> argparse.ArgumentParser:
                          "'Archives on Dask'")
     add_db_arguments(pp, record=True)
     pp.set_defaults(func=cmd_parse)
+    if only == "parse":
+        return p
 
     pe = sub.add_parser(
         "eval", help="measure accuracy on a labelled corpus (expectations JSON Lines)",
@@ -141,8 +150,9 @@ def build_parser(argv=None) -> argparse.ArgumentParser:
                     help="measure every family with its own packs left out (the generic "
                          "layer on formats it was not written from)")
     pe.set_defaults(func=cmd_eval)
+    if only == "eval":
+        return p
 
-    word = _command_word(argv)
     if word in ("parse", "eval"):
         for name, _, help_ in _PLUGIN_COMMANDS:  # placeholders: same usage and choices
             sub.add_parser(name, help=help_)
@@ -157,6 +167,19 @@ def build_parser(argv=None) -> argparse.ArgumentParser:
         for mod in _plugin_modules():
             mod.register(sub)
     return p
+
+
+def _runs_one_command(argv, word: Optional[str]) -> bool:
+    """``word`` is a command and only ``-v``/``--verbose`` come before it: the main parser
+    then never prints its list of commands, and the other commands need no parser."""
+    if word not in {"parse", "eval"} | {name for name, _, _ in _PLUGIN_COMMANDS}:
+        return False
+    for a in sys.argv[1:] if argv is None else argv:
+        if a == word:
+            return True
+        if a != "--verbose" and not (len(a) > 1 and a.strip("v") == "-"):
+            return False
+    return False
 
 
 def _plugin_modules(command: Optional[str] = None):
@@ -186,7 +209,10 @@ def cmd_parse(args) -> int:
     if args.format is None and args.output and \
             os.path.splitext(args.output.rstrip("/"))[1].lower() == ".parquet":
         args.format = "parquet"  # implied by the name: written with --dask, else refused
+    from .startup import resume_collector
+
     if getattr(args, "dask", None) is not None or args.format == "parquet":
+        resume_collector()
         from .dask_cli import cmd_parse_dask  # (imports Dask only when it runs)
 
         return cmd_parse_dask(args)
@@ -201,7 +227,12 @@ def cmd_parse(args) -> int:
               "suppresses; parse alone records nothing)", file=sys.stderr)
         return EXIT_USAGE
     progress = _Progress() if not args.quiet and sys.stderr.isatty() else None
-    load_packs(tuple(opts.rules))  # broken rules, like a bad --db, are found before -o truncates
+    try:
+        # broken rules, like a bad --db, are found before -o truncates
+        load_packs(tuple(opts.rules))
+        from . import engine  # noqa: F401 - loaded before the collector is back (dsnparse.startup)
+    finally:
+        resume_collector()
     clash = _output_is_input(args.output, args.paths) if args.output else None
     if clash:
         print(f"dsnparse: error: the output {args.output} {clash}", file=sys.stderr)
@@ -338,18 +369,35 @@ class _Progress:
 
 
 def main(argv=None) -> int:
+    """Run the command of ``argv`` (default ``sys.argv[1:]``); returns its exit status."""
+    return run_command(argv)[0]
+
+
+def run_command(argv=None) -> tuple:
+    """:func:`main`, returning ``(exit status, parsed arguments)``; ``SystemExit`` from
+    argparse (``--help``, usage errors) passes through."""
     parser = build_parser(argv)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING - 10 * min(args.verbose, 2),
                         format="dsnparse: %(levelname)s: %(message)s")
     try:
-        return args.func(args)
+        return args.func(args), args
     except DsnparseError as e:
         print(f"dsnparse: error: {e}", file=sys.stderr)
-        return EXIT_USAGE
+        return EXIT_USAGE, args
     except KeyboardInterrupt:
         print("dsnparse: interrupted", file=sys.stderr)
-        return 130
+        return 130, args
+
+
+def one_message_run(args) -> bool:
+    """``dsnparse pipe``, or ``dsnparse parse`` reading standard input alone (no workers, no
+    Dask): the runs whose process may end as soon as their output is stored
+    (:func:`dsnparse.startup.exit_now`)."""
+    if args.command == "pipe":
+        return True
+    return (args.command == "parse" and all(p == "-" for p in args.paths)
+            and getattr(args, "dask", None) is None and args.format != "parquet")
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -28,7 +28,6 @@
 """
 from __future__ import annotations
 
-import html
 import re
 import weakref
 from dataclasses import replace
@@ -197,6 +196,8 @@ def html_to_text(h: str) -> str:
     """A plain-text rendering of an HTML bounce, good enough for the rule patterns."""
     h = _drop_blocks(h)
     h = _BLOCK.sub("\n", h)
+    import html  # (only HTML bounces need it: not imported at start-up)
+
     return html.unescape(_TAGS.sub("", h))
 
 

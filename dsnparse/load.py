@@ -14,13 +14,12 @@ import email.errors
 import email.header
 import email.parser
 import re
-from email import policy as _policy
 from email.message import Message
 
 from . import deep, mime
 from .errors import InputError
 
-_COMPAT32 = _policy.compat32
+_COMPAT32 = mime.compat32  # (email.policy.compat32)
 # A header field line (RFC 5322 §2.2: printable ASCII except ':' then ':'), or an mbox
 # "From " separator line that some tools leave at the top of a single message.
 _FIRST_LINE = re.compile(rb"^(?:From [^\r\n]*\r?\n|>From [^\r\n]*\r?\n)?[!-9;-~]+[ \t]*:")

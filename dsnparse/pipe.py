@@ -425,6 +425,14 @@ def _run(args: argparse.Namespace) -> int:
     else:
         data = message
     try:
+        if not isinstance(data, SourceError):  # (what parse_item loads: before the collector
+            from .engine import parse  # noqa: F401 - is back, see dsnparse.startup)
+            from .rules import load_packs
+
+            load_packs(tuple(opts.rules))
+        from .startup import resume_collector
+
+        resume_collector()  # (the message itself is parsed with the collector on)
         report = parse_item(source, data, opts)
     except RuleError as e:  # broken packs concern every message: a configuration error
         raise TempFail(f"usage error: {e}") from e

@@ -147,7 +147,6 @@ def _report_type(part: Message):
 
 
 def _parse_headers_text(text: str) -> Optional[Message]:
-    from email import policy
     from email.parser import Parser
 
     text = text.lstrip("\r\n")
@@ -157,7 +156,7 @@ def _parse_headers_text(text: str) -> Optional[Message]:
     # chain must not be parsed (it could nest deeper than the recursion limit)
     msg = mime.parse_headers(text)  # the stdlib's result, faster; None where it declines
     if msg is None:
-        msg = Parser(mime.Part, policy=policy.compat32).parsestr(text, headersonly=True)
+        msg = Parser(mime.Part, policy=mime.compat32).parsestr(text, headersonly=True)
     return msg
 
 
