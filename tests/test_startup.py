@@ -115,10 +115,11 @@ _DUMP = textwrap.dedent("""
     if sys.argv[1] == "cached":
         startup.begin()
     import dsnparse.model, dsnparse.options, dsnparse.rules, dsnparse.codes, dsnparse.reasons
+    from dsnparse.rulepacks import detection, pack, pattern, textrules
     startup.resume_collector()
     out = {}
-    for mod in (dsnparse.model, dsnparse.options, dsnparse.rules, dsnparse.codes,
-                dsnparse.reasons):
+    for mod in (dsnparse.model, dsnparse.options, pack, pattern, detection, textrules,
+                dsnparse.codes, dsnparse.reasons):
         for name, cls in sorted(vars(mod).items()):
             if isinstance(cls, type) and dataclasses.is_dataclass(cls) and \\
                     cls.__module__ == mod.__name__:
