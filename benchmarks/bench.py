@@ -208,8 +208,10 @@ def _scramble(pattern: str, k: int) -> str:
     """Make copy ``k`` of a pattern another vendor's: its literal words changed, and a
     vendor token of its own required in front (as any real vendor pack has words of its
     own), so that it never matches the corpus but keeps the pattern's shape and cost."""
-    if "(?P" not in pattern:
-        pattern = _LITERAL.sub(lambda m: m.group(1)[:2] + "qz" + str(k) + m.group(1)[2:], pattern)
+    if "(?P" not in pattern:  # (a {{lang.…}} placeholder of the vocabulary stays as it is)
+        parts = re.split(r"(\{\{[\w.-]+\}\})", pattern)
+        pattern = "".join(p if p.startswith("{{") else _LITERAL.sub(
+            lambda m: m.group(1)[:2] + "qz" + str(k) + m.group(1)[2:], p) for p in parts)
     return f"vendorqz{k}x(?:{pattern})"
 
 
@@ -249,21 +251,25 @@ def packs(data, seconds):
         base = _rate(lambda d: _parse_all(d), data, seconds)
         many = _rate(lambda d: _parse_all(d, big), data, seconds)
         same = all(_kinds(b) == _kinds(b, big) for b in data)
-        # the same without the prefilter (patterns always run)
-        mm, ma = rules.Pattern.may_match, rules.may_apply
-        dc, tc = rules.Dispatch.candidates, rules._TextIndex.entries
+        # the same without the prefilter (patterns always run): patched where they are called
+        from dsnparse.rulepacks import detection, textrules
+
+        def every_text_rule(diagnostic, packs):  # every text rule, as a whole pattern
+            for pack, rule in textrules._text_index(packs).rules:
+                yield pack, rule, None
+
+        saved = (rules.Pattern.may_match, detection.may_apply, rules.Dispatch.candidates,
+                 textrules._rules_that_may_match)
         rules.Pattern.may_match = lambda self, folded: True
-        rules.may_apply = lambda pack, folded: True
+        detection.may_apply = lambda pack, folded: True
         rules.Dispatch.candidates = lambda self, folded: list(range(len(self.packs)))
-        # every text rule, run as a whole pattern (no branch split either)
-        rules._TextIndex.entries = lambda self, folded: [
-            i * rules._BRANCHES for i in range(len(self.rules))]
+        textrules._rules_that_may_match = every_text_rule
         try:
             nopf_base = _rate(lambda d: _parse_all(d), data, seconds / 2)
             nopf_many = _rate(lambda d: _parse_all(d, big), data, seconds / 2)
         finally:
-            rules.Pattern.may_match, rules.may_apply = mm, ma
-            rules.Dispatch.candidates, rules._TextIndex.entries = dc, tc
+            (rules.Pattern.may_match, detection.may_apply, rules.Dispatch.candidates,
+             textrules._rules_that_may_match) = saved
     print(f"pack dispatch: {shipped} shipped packs vs {total} ({n} synthetic copies, literals changed):")
     print(f"  shipped packs     : {base:8.0f} messages/s")
     print(f"  10x packs         : {many:8.0f} messages/s   slowdown {base / many:.2f}x (target < 1.5x); "

@@ -12,15 +12,11 @@ The code lives in the package :mod:`dsnparse.rulepacks`, one module per responsi
 ``rules.py`` had, so ``rules.load_packs``, ``rules.Pattern``, ``rules._continue`` … keep
 working; new code may import from the package's modules directly.
 
-Setting a name here (a test's ``monkeypatch.setattr(rules, "load_pack", …)``) sets it in
-the package modules that hold the same object under that name too, so the patch reaches
-the code that uses it, as it did when everything was one module.  Names a module rebinds
-as it runs (``_ADDR``, ``_LAST_FOLD``) are read from their module.
+Names a module rebinds as it runs (``_ADDR``, ``_LAST_FOLD``) are read from their module.
+To replace a function for a test, patch it in the package module that calls it (e.g.
+``dsnparse.rulepacks.loader.load_pack``): setting a name here changes only this module.
 """
 from __future__ import annotations
-
-import sys
-import types
 
 from . import linescan, vocabulary  # noqa: F401 - names of the former module
 from .cachefile import cache_dir  # noqa: F401
@@ -78,18 +74,3 @@ def __getattr__(name: str):
         if value is not _MISSING:
             return value
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-class _Forwarding(types.ModuleType):
-    """This module's type: setting a name sets it where the package's code reads it."""
-
-    def __setattr__(self, name: str, value) -> None:
-        old = self.__dict__.get(name, _MISSING)
-        for mod in _MODULES:
-            cur = mod.__dict__.get(name, _MISSING)
-            if cur is not _MISSING and (old is _MISSING or cur is old):
-                setattr(mod, name, value)
-        super().__setattr__(name, value)
-
-
-sys.modules[__name__].__class__ = _Forwarding

@@ -11,7 +11,7 @@ import time
 import pytest
 
 import dsnparse
-from dsnparse import rules
+from dsnparse import rulepacks, rules
 from dsnparse.options import Options
 
 
@@ -309,7 +309,7 @@ HOSTILE = ["a@b.cc: " * 3000, '"a@b.cc": ' * 2000, "a@b.cc on 1 " * 2000, "a@b.c
 
 @pytest.mark.parametrize("h", HOSTILE, ids=lambda h: repr(h[:14]))
 def test_layouts_stay_linear_on_hostile_input(h, caplog, monkeypatch):
-    monkeypatch.setattr(rules, "_REPORTED", set())
+    monkeypatch.setattr(rulepacks.pattern, "_REPORTED", set())
     body = ("There was an error delivering your mail to the following recipients:\n\n"
             + h + "\n" + h + "\n\n550 x\n")
     with caplog.at_level(logging.WARNING):
@@ -412,7 +412,7 @@ def test_ordinary_mail_costs_the_generic_packs_no_body_search(monkeypatch):
             searched.append(c.pattern.source)
         return real(c, header, body, timeout, folded, memo)
 
-    monkeypatch.setattr(rules, "_test", spy)
+    monkeypatch.setattr(rulepacks.detection, "_test", spy)
     generic = {c.pattern.source for p in rules.load_packs() if p.id.startswith("generic/")
                for c in p.detect_all + p.detect_none if c.target == "body"}
     msg = _bounce("Hi Ann,\n\nthe invoice could not be delivered to the office on time; the courier\n"

@@ -8,7 +8,7 @@ import pytest
 
 import dsnparse
 from conftest import ROOT, SAMPLES, SISIMAI
-from dsnparse import RuleError, rules
+from dsnparse import RuleError, rulepacks, rules
 from dsnparse.options import Options
 from dsnparse.rules import load_pack, load_packs, required_literals
 
@@ -250,7 +250,7 @@ def test_pack_cache_is_used_and_invalidated(tmp_path, monkeypatch, pack_cache):
     load_packs.cache_clear()
     calls = []
     real = rules.load_pack
-    monkeypatch.setattr(rules, "load_pack", lambda *a, **k: calls.append(a) or real(*a, **k))
+    monkeypatch.setattr(rulepacks.loader, "load_pack", lambda *a, **k: calls.append(a) or real(*a, **k))
     again = load_packs((str(d),))
     assert not calls and [p.id for p in again] == [p.id for p in first]
     assert dsnparse.parse(MSG, Options(rules=(str(d),))).format == "vendor"
@@ -275,7 +275,8 @@ def test_patterns_pickle_with_their_compiled_programs(monkeypatch):
                 for m in [split.search_branches(t, 1.0, [j])]]
     text = "This is the mail system at host x.\nSorry: <a@b.example>: user unknown\n"
     whole = pack.detect_all[0].pattern.compiled.search(text)
-    monkeypatch.setattr(rules, "_compile_source", lambda s: pytest.fail(f"compiled {s[:40]}"))
+    for mod in (rulepacks.pattern, rulepacks.loader):
+        monkeypatch.setattr(mod, "_compile_source", lambda s: pytest.fail(f"compiled {s[:40]}"))
     c = back.detect_all[0].pattern
     assert not c._cell and c._code is not None
     assert c.search(text, 1.0).span() == whole.span()
@@ -413,7 +414,7 @@ def test_split_branches_are_compiled_only_when_searched():
 
 
 def test_pack_caches_beyond_the_kept_number_are_removed(tmp_path, monkeypatch, pack_cache):
-    monkeypatch.setattr(rules, "CACHE_FILES_KEPT", 3)
+    monkeypatch.setattr(rulepacks.cache, "CACHE_FILES_KEPT", 3)
     cache = pack_cache
     written = []
     for i in range(5):
@@ -442,7 +443,7 @@ def test_a_damaged_pack_cache_is_rebuilt(tmp_path, monkeypatch, pack_cache):
         f.write_bytes(bytes(damaged))
         load_packs.cache_clear()
         calls = []
-        monkeypatch.setattr(rules, "load_pack", lambda *a, **k: calls.append(a) or real(*a, **k))
+        monkeypatch.setattr(rulepacks.loader, "load_pack", lambda *a, **k: calls.append(a) or real(*a, **k))
         packs = load_packs((str(d),))
         assert calls, at  # read as damaged: the packs were loaded again, and written
         assert dsnparse.parse(MSG, Options(rules=(str(d),))).format == "vendor"
