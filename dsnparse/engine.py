@@ -34,11 +34,12 @@ from dataclasses import replace
 from email.message import Message
 from typing import Optional
 
-from . import budget, codes, deep, rfc3464, rules
+from . import budget, codes, deep, original, rfc3464, rules
 from .load import header as get_header
 from .load import REPORT_TEXT_LIMIT, load, part_text_cut, unfold
 from .model import Report, Verdict
 from .options import DEFAULT, Options
+from .textprep import MAX_LINE, bound_lines, html_to_text  # noqa: F401 - MAX_LINE re-exported
 from .status import find_codes, more_specific, read_status_field
 from .verdict import LAZY as _LAZY
 from .verdict import _generic, build_verdict
@@ -127,78 +128,6 @@ class Context:
     def note(self, what: str) -> None:
         if self.trace is not None:
             self.trace.append(what)
-
-
-MAX_LINE = 998  # RFC 5322 §2.1.1: a line is at most 998 characters (CRLF excluded)
-
-
-def bound_lines(s: str, limit: int = MAX_LINE) -> str:
-    """``s`` with every line longer than ``limit`` characters broken into lines of at most
-    ``limit`` characters, at the last space or tab of each piece when there is one (the
-    whitespace stays at the end of the line; no character is lost or added but newlines).
-
-    Rule patterns run on the report text and on header values after this: a conforming
-    message (RFC 5322 §2.1.1) is unchanged, and a hostile one cannot make a pattern that is
-    quadratic within a line (``[^\\n]*`` runs, an address tried at every position of a
-    token) take more than bounded work per line.  Header values are unfolded first, so a
-    long folded header (many recipients) is broken again near its folding whitespace."""
-    if len(s) <= limit:
-        return s
-    lines = s.split("\n")
-    if max(map(len, lines)) <= limit:
-        return s
-    out = []
-    for line in lines:
-        while len(line) > limit:
-            cut = max(line.rfind(" ", 0, limit), line.rfind("\t", 0, limit)) + 1
-            if cut < limit // 2:  # no whitespace in the second half: cut hard
-                cut = limit
-            out.append(line[:cut])
-            line = line[cut:]
-        out.append(line)
-    return "\n".join(out)
-
-
-# Linear-time patterns only (no scan to the end of the text from every '<'): hostile HTML
-# such as 100,000 unclosed "<head" tags must not take quadratic time.
-_TAGS = re.compile(r"<[^<>]*>")
-_BLOCK = re.compile(r"<\s*(?:br|/p|/div|/tr|/li|/h\d|p|div|tr|li)\b[^<>]*>", re.I)
-_DROP_OPEN = re.compile(r"<(script|style|head)\b", re.I)
-
-
-def _drop_blocks(h: str) -> str:
-    """Remove ``<script>``, ``<style>`` and ``<head>`` elements (an unclosed one: its tag only)."""
-    out, pos = [], 0
-    low = None
-    unclosed: set = set()  # names with no closing tag left: never searched again
-    while True:
-        m = _DROP_OPEN.search(h, pos)
-        if not m:
-            break
-        if low is None:
-            low = h.lower()
-        name = m.group(1).lower()
-        end = -1 if name in unclosed else low.find("</" + name, m.end())
-        if end < 0:  # unclosed: drop the opening tag only
-            unclosed.add(name)
-            out.append(h[pos:m.start()])
-            gt = h.find(">", m.end(), m.end() + 1000)
-            pos = m.end() if gt < 0 else gt + 1
-            continue
-        close = low.find(">", end)
-        out.append(h[pos:m.start()] + " ")
-        pos = len(h) if close < 0 else close + 1
-    out.append(h[pos:])
-    return "".join(out)
-
-
-def html_to_text(h: str) -> str:
-    """A plain-text rendering of an HTML bounce, good enough for the rule patterns."""
-    h = _drop_blocks(h)
-    h = _BLOCK.sub("\n", h)
-    import html  # (only HTML bounces need it: not imported at start-up)
-
-    return html.unescape(_TAGS.sub("", h))
 
 
 def parse(message, options: Optional[Options] = None, trace: Optional[list] = None) -> Report:
@@ -637,16 +566,16 @@ def _from_pack(pack, ctx, base, packs) -> Optional[Report]:
     text = rules.region(pack, ctx.text(), ctx.timeout, ctx.folded.body())
     exclude = rules.notified_addresses(ctx.header) if pack.exclude_notified else None
     found = rules.extract(pack, text, ctx.header, ctx.timeout, exclude, ctx.folded.body(),
-                          complete=lambda local: _local_part_in_original(pack, ctx, local),
-                          addressed=lambda addr: _addressed_in_original(pack, ctx, addr))
+                          complete=lambda local: original.local_part_in_original(pack, ctx, local),
+                          addressed=lambda addr: original.addressed_in_original(pack, ctx, addr))
     if not found and pack.recipient_from_original:
-        inner = _returned_report(ctx)
+        inner = original.returned_report(ctx)
         if inner is not None:
             ctx.note(f"pack {pack.id}: the returned message is itself a delivery-status report")
             report = _from_delivery_status(inner, base, ctx, packs)
             if report.verdicts:
                 return report
-        addr = _returned_to(pack, ctx, exclude)
+        addr = original.returned_to(pack, ctx, exclude)
         if addr:
             ctx.note(f"pack {pack.id}: recipient from the returned message's To: {addr}")
             found = [("original-to", {"recipient": addr, "action": FAILED})]
@@ -682,90 +611,6 @@ def _has_code(diagnostic: Optional[str]) -> bool:
 
 
 _BARE_REPLY = re.compile(r"(?<![\d.])[45][0-5]\d(?![\d.])")  # a reply code anywhere in the line
-
-
-def _returned_report(ctx):
-    """The delivery-status fields of a returned message that is itself a DSN (a bounce
-    forwarded or returned inside another one), or ``None``."""
-    orig = ctx.st.original
-    if orig is None or not orig.is_multipart():
-        return None
-    ds = rfc3464.read(rfc3464.scan(orig))
-    return ds if ds is not None and ds.recipients else None
-
-
-# A To field longer than this is not one address (RFC 5321 §4.5.3.1.3: a path is at most 256
-# octets; a display name adds little), and the stdlib's address parser is slow on it.
-_MAX_TO = 4096
-
-
-def _local_part_in_original(pack, ctx, local: str) -> Optional[str]:
-    """The address a local-part-only recipient line stands for (``550 5.1.1 alice... User
-    unknown``, written by an MTA delivering to its own users): the one address of the
-    returned message's ``To`` / ``Cc`` with that local part (compared case-insensitively),
-    else ``None``; an address is never made up from a host name."""
-    if not local or len(local) > 64:
-        return None
-    if ctx.local_map is None:
-        ctx.local_map = {}
-        values = []
-        orig = ctx.st.original
-        if orig is not None:
-            values = [v for n in ("to", "cc") if (v := get_header(orig, n))]
-        elif pack.original_start:
-            headers = _original_header_block(pack, ctx)
-            if headers is not None:
-                values = [v for n in ("to", "cc") if (v := get_header(headers, n))]
-        values = [v for v in values if len(v) <= _MAX_TO]
-        found = deep.getaddresses(values)
-        for _, a in found:
-            a = rules.clean_address(a)
-            if a:
-                ctx.local_map.setdefault(a.split("@", 1)[0].lower(), set()).add(a)
-    cands = ctx.local_map.get(local.lower(), ())
-    return next(iter(cands)) if len(cands) == 1 else None
-
-
-def _addressed_in_original(pack, ctx, addr: str) -> bool:
-    """``True`` when the returned original's ``To`` / ``Cc`` holds ``addr`` (compared
-    case-insensitively): a message sent to a mail-system mailbox (``postmaster@`` of another
-    domain, RFC 5321 §4.5.1) bounced, and that mailbox is the failed recipient."""
-    local = addr.split("@", 1)[0]
-    _local_part_in_original(pack, ctx, local)  # fills ctx.local_map (unless local is too long)
-    found = ctx.local_map.get(local.lower(), ()) if ctx.local_map is not None else ()
-    return addr.lower() in {a.lower() for a in found}
-
-
-def _original_header_block(pack, ctx):
-    """The header block that follows the pack's first ``original_start`` marker in the text,
-    parsed, or ``None``."""
-    text = ctx.text()
-    hits = [m for p in pack.original_start if (m := p.search(text, ctx.timeout))]
-    if not hits:
-        return None
-    start = min(m.start() for m in hits)
-    after = text[start:].split("\n", 1)[1] if "\n" in text[start:] else ""
-    return rfc3464._parse_headers_text(after[:20_000])
-
-
-def _returned_to(pack, ctx, exclude) -> Optional[str]:
-    """The one address in the ``To`` of the returned message: the message/rfc822 part, else
-    the header block that follows the pack's ``original_start`` marker in the text.  ``None``
-    when there is no such header, it holds more or less than one address, or it is longer
-    than :data:`_MAX_TO` characters."""
-    to = get_header(ctx.st.original, "to") if ctx.st.original is not None else None
-    if to is None and pack.original_start:
-        headers = _original_header_block(pack, ctx)
-        to = get_header(headers, "to") if headers is not None else None
-    if not to or len(to) > _MAX_TO:
-        return None
-    addrs = [a for _, a in deep.getaddresses([to]) if a]
-    if len(addrs) != 1:
-        return None
-    addr = rules.clean_address(addrs[0])
-    if not addr or exclude is not None and addr.lower() in exclude:
-        return None
-    return addr  # the original's only To: a system mailbox too (a message sent to postmaster@)
 
 
 def _complaint(ctx, base, pack=None) -> Report:
