@@ -26,6 +26,9 @@ def flanker_address(value: str) -> Optional[str]:
     global _parse
     if _parse is None:
         try:
+            # the first import in a fresh environment builds its parser tables (ply) and logs
+            # a warning per unreachable grammar symbol: quiet that too
+            logging.getLogger("flanker").setLevel(logging.ERROR)
             from flanker.addresslib import address as fa
 
             # its modules set their own levels (the lexer's is INFO): quiet each of them

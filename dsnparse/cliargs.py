@@ -22,12 +22,13 @@ def add_db_arguments(parser: argparse.ArgumentParser, record: bool = False) -> N
     ``record=True`` (parse, imap): the commands record into the ledger only when ``--db``
     is given.
     """
-    parser.add_argument("--db", metavar="FILE", default=argparse.SUPPRESS,
+    parser.add_argument("--db", metavar="FILE|URL", default=argparse.SUPPRESS,
                         help="also record every bounce in this ledger (an SQLite file or a "
                              "postgresql:// URL; see `dsnparse suppressions`); nothing is "
                              "recorded without it" if record
                         else "ledger: an SQLite file or a postgresql:// URL; default "
-                             "$DSNPARSE_DB or $XDG_DATA_HOME/dsnparse/ledger.sqlite3")
+                             "$DSNPARSE_DB, the policy's ledger.path, else "
+                             "$XDG_DATA_HOME/dsnparse/ledger.sqlite3")
     parser.add_argument("--policy", metavar="FILE", default=argparse.SUPPRESS,
                         help="suppression policy YAML merged over the shipped defaults "
                              "(default $DSNPARSE_POLICY)")

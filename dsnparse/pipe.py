@@ -125,9 +125,9 @@ def register(subparsers) -> argparse.ArgumentParser:
     g.add_argument("-f", "--format", choices=("jsonl", "csv"), default=None,
                    help="output format (default: csv for a .csv file, else jsonl); CSV gets "
                         "its header row when the file is empty")
-    g.add_argument("--db", metavar="FILE",
-                   help="record the bounce events in this ledger (SQLite, see `dsnparse "
-                        "suppressions`)")
+    g.add_argument("--db", metavar="FILE|URL",
+                   help="record the bounce events in this ledger (an SQLite file or a "
+                        "postgresql:// URL; see `dsnparse suppressions`)")
     g.add_argument("--policy", metavar="FILE",
                    help="suppression policy YAML merged over the shipped defaults "
                         "(default $DSNPARSE_POLICY)")

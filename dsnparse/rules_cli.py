@@ -295,20 +295,36 @@ def _defects(data: bytes) -> list:
     stays on the fast compat32 path; this report is only for a person reading ``explain``."""
     import logging
 
+    class _Keep(logging.Handler):  # mail-parser logs what it cannot decode: a defect too
+        def __init__(self):
+            super().__init__(logging.WARNING)
+            self.messages: list = []
+
+        def emit(self, record):
+            self.messages.append(record.getMessage())
+
+    log = logging.getLogger("mailparser")
+    keep, propagate = _Keep(), log.propagate
+    log.addHandler(keep)
+    log.propagate = False
     try:
-        logging.getLogger("mailparser").setLevel(logging.ERROR)
         import mailparser
 
         mp = mailparser.parse_from_bytes(data)
     except Exception as e:  # noqa: BLE001 - a defect report must never stop explain
         return [f"defects: mail-parser could not read the message ({type(e).__name__})"]
-    if not mp.has_defects:
+    finally:
+        log.removeHandler(keep)
+        log.propagate = propagate
+    logged = list(dict.fromkeys(keep.messages))  # (each once)
+    if not mp.has_defects and not logged:
         return ["defects: none (mail-parser)"]
     out = ["defects (mail-parser):"]
     for entry in mp.defects:
         for where, items in entry.items():
             for item in items:
                 out.append(f"  {where}: {_short(item)}")
+    out.extend(f"  {_short(m)}" for m in logged)
     return out
 
 

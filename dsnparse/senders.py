@@ -248,8 +248,10 @@ def register(subparsers: Any) -> None:
                "could not be read; 2 usage error or unusable ledger.")
     p.add_argument("paths", nargs="*", metavar="PATH",
                    help=".eml file, directory, mbox, Maildir or - (default: the ledger)")
-    p.add_argument("--db", metavar="FILE", help="ledger file (default $DSNPARSE_DB or the "
-                                                "policy's ledger.path); not with PATH")
+    p.add_argument("--db", metavar="FILE|URL",
+                   help="ledger: an SQLite file or a postgresql:// URL (default $DSNPARSE_DB, "
+                        "the policy's ledger.path, else $XDG_DATA_HOME/dsnparse/"
+                        "ledger.sqlite3); not with PATH")
     p.add_argument("--policy", metavar="FILE", help="suppression policy YAML (for --db)")
     p.add_argument("--since", type=point_in_time, metavar="WHEN",
                    help="only events since WHEN: 7d, 24h, 90m, 2w or a date (2024-05-01)")
@@ -298,6 +300,12 @@ def cmd_senders(args: argparse.Namespace) -> int:
         print(f"dsnparse: error: writing {args.output or 'standard output'} failed: "
               f"{e.strerror or e}", file=sys.stderr)
         return 2
+    if not rows:  # say so: "nothing rejected" must not look like "nothing read"
+        from .policy import iso
+
+        print(f"dsnparse: no {'/'.join(faults)}-fault rejection"
+              + (f" since {iso(args.since)}" if args.since is not None else "")
+              + (f" ({unreadable} input(s) unreadable)" if unreadable else ""), file=sys.stderr)
     over = [r for r in rows if args.threshold is not None and r.share > args.threshold
             and r.seen >= args.min_recipients]
     for r in over:

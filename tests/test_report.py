@@ -186,6 +186,8 @@ def test_page_has_every_section_sender_first_and_no_external_reference(ledger):
     assert refs and all(r.startswith("#") for r in refs), refs   # only the SVGs' own ids
     assert not re.search(r"url\((?!#)", html)
     assert "default-src 'none'" in html
+    # no other host named at all (matplotlib's metadata and namespace URIs are dropped)
+    assert "http://" not in html and "https://" not in html
     # sender, two over time, domains, reasons, suppressions, campaigns
     assert html.count("<svg") == 7
     # the numbers beside the charts: the domain table lists the top domain's count
@@ -280,6 +282,11 @@ def test_cli_from_ledger_from_mail_and_errors(ledger, tmp_path):
     assert r.returncode == 2 and "--until must be later" in r.stderr
     r = _cli("--db", str(led.path), "--since", "yesterday-ish", "-o", str(tmp_path / "x.html"))
     assert r.returncode == 2 and "not a time" in r.stderr
+    # an output that cannot be written: said before any input is read
+    r = _cli(str(SAMPLES), "-o", str(tmp_path / "no-such-dir" / "r.html"))
+    assert r.returncode == 2 and "no directory" in r.stderr and "messages read" not in r.stderr
+    r = _cli(str(SAMPLES), "-o", str(tmp_path))
+    assert r.returncode == 2 and "a directory" in r.stderr
     # a missing input: the report is still written, exit 1
     r = _cli(str(tmp_path / "missing.mbox"), "-o", str(tmp_path / "m.html"))
     assert r.returncode == 1 and (tmp_path / "m.html").exists()

@@ -183,6 +183,16 @@ def check(page: Page, url: str, shots: Path, name: str) -> dict:
         assert s["h"] > 40 and s["text"] > 20, f"section {sid} is not rendered: {s}"
         for w, h in s["charts"]:
             assert w > 100 and h > 60, f"a chart of {sid} has no size: {s}"
+    # the charts' <use> elements (ticks, markers) find what they reference, in the SVG
+    # namespace the HTML parser gives them (the page declares no xmlns)
+    uses = json.loads(page.eval("""JSON.stringify(Array.from(document.querySelectorAll('svg use'))
+        .map(u => { const ref = u.getAttributeNS('http://www.w3.org/1999/xlink', 'href');
+                    const b = u.getBBox();
+                    return [ref, !!(ref && document.getElementById(ref.slice(1))),
+                            b.width + b.height, u.namespaceURI]; }))"""))
+    assert uses, "no <use> element in the charts"
+    bad = [u for u in uses if not (u[1] and u[2] > 0 and u[3] == "http://www.w3.org/2000/svg")]
+    assert not bad, bad[:5]
     shot = page.send("Page.captureScreenshot", format="png", captureBeyondViewport=True,
                      clip={"x": 0, "y": 0, "width": 1280, "height": min(page.eval(
                          "document.documentElement.scrollHeight"), 6000), "scale": 1})

@@ -373,3 +373,15 @@ def test_a_parsed_message_leaves_no_reference_cycle():
                          capture_output=True, text=True, timeout=600)
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.strip() == "0 []", out.stdout
+
+
+def test_explain_shows_what_mail_parser_cannot_decode_as_a_defect(capsys):
+    # fuzz sample 02: an RFC 2047 encoded word whose base64 does not decode (RFC 2047 §6.3:
+    # shown as is); mail-parser logs it as an error: explain lists it with the defects
+    # instead of an ERROR line on stderr while saying "defects: none"
+    from dsnparse.cli import main
+
+    assert main(["explain", str(SAMPLES / "fuzz" / "02.eml")]) == 0
+    out, err = capsys.readouterr()
+    assert "ERROR" not in err and "defects: none" not in out
+    assert "defects (mail-parser):" in out and "!!not base64!!" in out.split("defects (")[1]

@@ -132,6 +132,10 @@ def test_threshold_since_and_exit_status(tmp_path, mail, capsys):
     out = _json(capsys)
     assert [r["domain"] for r in out["domains"]] == ["gmail.example"]
     assert out["since"] == "2024-05-01T00:00:00Z"
+    # nothing since then: no row, and a note on stderr (not silence), still exit 0
+    assert main(["senders", str(mail), "--since", "2030-01-01", "-f", "jsonl"]) == 0
+    out, err = capsys.readouterr()
+    assert out == "" and "no sender/message-fault rejection since 2030-01-01T00:00:00Z" in err
 
 
 def test_csv_and_table(mail, capsys):

@@ -64,6 +64,11 @@ def _svg(fig, name: str, title: str) -> str:
         fig.savefig(buf, format="svg", bbox_inches="tight", metadata={"Date": None})
     text = buf.getvalue()
     text = text[text.index("<svg"):]
+    # the RDF metadata (matplotlib's name and URL, Dublin Core namespaces) is dead weight in
+    # the page; the namespace declarations are implied for an <svg> inside HTML (HTML
+    # Living Standard §13.2.6.5: foreign elements, xlink:href included)
+    text = re.sub(r"<metadata>.*?</metadata>\s*", "", text, count=1, flags=re.S)
+    text = re.sub(r'\s+xmlns(?::xlink)?="[^"]*"', "", text[:500]) + text[500:]
     # path coordinates to 0.1 pt (matplotlib writes 6 decimals): a third of the size
     text = re.sub(r' d="([^"]*)"', lambda m: ' d="' + re.sub(
         r"(-?\d+)\.(\d)\d*", r"\1.\2", m.group(1)) + '"', text)

@@ -51,9 +51,10 @@ def register(subparsers: Any) -> None:
                "error, unusable ledger, or the report could not be written.")
     p.add_argument("paths", nargs="*", metavar="PATH",
                    help=".eml file, directory, mbox, Maildir or - (default: the ledger)")
-    p.add_argument("--db", metavar="FILE|URL", help="ledger file or postgresql:// URL (default "
-                                                    "$DSNPARSE_DB or the policy's ledger.path); "
-                                                    "not with PATH")
+    p.add_argument("--db", metavar="FILE|URL",
+                   help="ledger: an SQLite file or a postgresql:// URL (default $DSNPARSE_DB, "
+                        "the policy's ledger.path, else $XDG_DATA_HOME/dsnparse/"
+                        "ledger.sqlite3); not with PATH")
     p.add_argument("--policy", metavar="FILE",
                    help="suppression policy YAML (default $DSNPARSE_POLICY)")
     p.add_argument("--since", type=point_in_time, metavar="WHEN",
@@ -96,6 +97,14 @@ def cmd_report(args: argparse.Namespace) -> int:
         clash = _output_is_input(args.output, args.paths)
         if clash:
             return _err(f"the output {args.output} {clash}")
+        # before any work: a report that cannot be written is known now, not after the parse
+        parent = os.path.dirname(os.path.abspath(args.output))
+        if not os.path.isdir(parent):
+            return _err(f"cannot write {args.output}: no directory {parent}")
+        if not os.access(parent, os.W_OK) or os.path.isdir(args.output):
+            return _err(f"cannot write {args.output}: "
+                        + ("a directory" if os.path.isdir(args.output) else
+                           f"{parent} is not writable"))
     from . import build_report
     from ..ledger import Ledger, default_db_path, is_url
     from ..policy import load_policy

@@ -67,8 +67,9 @@ def register(subparsers: Any) -> None:
                    help="address to listen on (default 127.0.0.1; use 0.0.0.0 or :: only "
                         "behind a firewall or a reverse proxy, with a token)")
     p.add_argument("--port", type=_port, default=8000, help="TCP port (default 8000)")
-    p.add_argument("--db", metavar="FILE",
-                   help="record every bounce and event in this ledger file (SQLite) and "
+    p.add_argument("--db", metavar="FILE|URL",
+                   help="record every bounce and event in this ledger (an SQLite file or a "
+                        "postgresql:// URL) and "
                         "answer /v1/suppressions from it; without it nothing is recorded")
     p.add_argument("--policy", metavar="FILE",
                    help="suppression policy YAML merged over the shipped defaults "
