@@ -292,9 +292,9 @@ class TableWriter(_Writer):
     widths: Sequence[int] = (28, 10, 32, 8, 4, 4, 9, 16, 24)
     columns: Sequence[str] = TABLE_COLUMNS
     #: On a narrow terminal the verdict table's columns give up width in this order (rule,
-    #: source, reason, fault, kind, … and the recipient last), each down to its minimum
+    #: source, reason, fault, status, kind, … and the recipient last), each down to its minimum
     #: (which keeps "bounce", "status", "recipient" whole: 80 columns fit them all).
-    shrink: Optional[Sequence[int]] = (8, 0, 7, 6, 1, 3, 5, 4, 2)
+    shrink: Optional[Sequence[int]] = (8, 0, 7, 6, 3, 1, 5, 4, 2)
     minimum: Sequence[int] = (10, 6, 16, 6, 3, 4, 9, 10, 6)
     #: On a terminal wider than the columns need, these share the spare width (recipient,
     #: source, rule: the values that run long).
