@@ -452,6 +452,17 @@ def test_a_diagnostic_in_each_language_gets_its_reason(lang, diagnostic, reason)
     assert v.rule.startswith("rfc3464+") and ("lang/reasons#" in v.rule or "standard/text#" in v.rule)
 
 
+@pytest.mark.parametrize("diagnostic, reason", [
+    ("550 ΆΓΝΩΣΤΟΣ ΧΡΉΣΤΗΣ", "user_unknown"),        # Greek capitals, final sigma as "Σ"
+    ("552 ΤΟ ΓΡΑΜΜΑΤΟΚΙΒΏΤΙΟ ΕΊΝΑΙ ΠΛΉΡΕΣ", "mailbox_full"),
+    ("550 ΣΦΆΛΜΑ ΔΙΑΚΟΜΙΣΤΉ", None),                     # "server error": no phrase of lang/reasons
+])
+def test_greek_phrases_match_in_capitals(diagnostic, reason):
+    # the prefilter's Greek needles are case-folded like the text (rulepacks.literals._fold_safe)
+    v, = dsnparse.parse(_global_dsn(diagnostic)).verdicts
+    assert (v.reason if "lang/reasons#" in v.rule else None) == reason
+
+
 def test_an_address_ends_at_cjk_punctuation():
     assert rules.clean_address("收件人：sun.li@example.cn") == "sun.li@example.cn"
     assert rules.clean_address("li.zhe@example.cn（李喆）") == "li.zhe@example.cn"
