@@ -502,3 +502,37 @@ def test_a_parcel_notice_is_not_a_bounce(lang, charset, subject, body):
     report = dsnparse.parse(_mail(lang, charset, subject, body, frm="Paket <noreply@carrier.example>",
                                   headers=NEWS))
     assert report.kind == "not_bounce", (report.format, [v.final_recipient for v in report.verdicts])
+
+
+# a delay notice in each language added in the second round: the `delay` phrase makes the
+# labelled recipient after it delayed, not failed (generic/unknown-mta#labelled-any-language-delayed)
+DELAYS = [
+    ("da", "iso-8859-1", "Forsinket levering: Møde",
+     "Leveringen er forsinket til følgende modtager.\n\nModtager: lars.nielsen@eksempel.dk\n"),
+    ("nb", "iso-8859-1", "Forsinket levering: Møte",
+     "Leveringen er forsinket til følgende mottaker.\n\nMottaker: ingrid.hansen@eksempel.no\n"),
+    ("fi", "iso-8859-1", "Toimitus viivästynyt: Kokous",
+     "Viestin toimitus on viivästynyt seuraavalle vastaanottajalle.\n\nVastaanottaja: mikko.virtanen@esimerkki.fi\n"),
+    ("tr", "iso-8859-9", "Teslim gecikti: Toplantı",
+     "İletiniz aşağıdaki alıcıya henüz teslim edilemedi.\n\nAlıcı: mehmet.yilmaz@ornek.com.tr\n"),
+    ("hu", "iso-8859-2", "Késleltetett kézbesítés: Értekezlet",
+     "Késleltetett kézbesítés: a rendszer később újra megpróbálja.\n\nCímzett: kovacs.anna@pelda.hu\n"),
+    ("ro", "iso-8859-2", "Livrare întârziată: Întâlnire",
+     "Livrarea a fost amânată pentru următorul destinatar.\n\nDestinatar: andrei.popescu@exemplu.ro\n"),
+    ("el", "iso-8859-7", "Καθυστέρηση παράδοσης: Συνάντηση",
+     "Η παράδοση καθυστερεί για τον παρακάτω παραλήπτη.\n\nΠαραλήπτης: nikos.papadopoulos@paradeigma.gr\n"),
+    ("uk", "koi8-u", "Затримка доставки: Зустріч",
+     "Доставка затримується для такого одержувача.\n\nОдержувач: oksana.kovalenko@pryklad.ua\n"),
+    ("id", "utf-8", "Pengiriman Tertunda: Rapat",
+     "Pengiriman tertunda ke penerima berikut.\n\nPenerima: budi.santoso@contoh.co.id\n"),
+]
+
+
+@pytest.mark.parametrize("lang, charset, subject, body", DELAYS, ids=[d[0] for d in DELAYS])
+def test_a_delay_notice_in_each_new_language_is_a_delay(lang, charset, subject, body):
+    report = dsnparse.parse(_mail(lang, charset, subject, body, frm="MAILER-DAEMON <mailer-daemon@mx.example.org>",
+                                  headers=("Auto-Submitted: auto-generated",)))
+    want = body.rsplit(": ", 1)[1].strip()
+    assert report.kind == "delay" and report.format == "generic/unknown-mta"
+    assert [(v.final_recipient, v.action) for v in report.verdicts] == [(want, "delayed")]
+    assert "#labelled-any-language-delayed" in report.verdicts[0].rule
