@@ -92,12 +92,12 @@ def _plain(ch: str) -> bool:
     """A character the prefilter can look for as written, whatever the case (mirrors
     ``rules._fold_safe``): ASCII, a letter without case (CJK, kana, Hangul, Hebrew, Arabic,
     Devanagari) or a combining mark that belongs to such a word (a Devanagari vowel sign or
-    virama), or Cyrillic."""
+    virama), or Cyrillic or Greek."""
     if ch.isascii():
         return not ch.isspace() and ch not in "'’"
     if ch.lower() == ch.upper():
         return (ch.isalpha() or _caseless_mark(ch)) and ch.casefold() == ch
-    return "\u0400" <= ch <= "\u04ff" and len(ch.casefold()) == 1
+    return ("\u0400" <= ch <= "\u04ff" or "\u0370" <= ch <= "\u03ff") and len(ch.casefold()) == 1
 
 
 def _caseless_mark(ch: str) -> bool:

@@ -25,6 +25,8 @@ from dsnparse.rules import load_pack, load_packs, required_literals
     ("abc(?:defgh){e<=1}", None),                  # fuzzy matching
     ("(?:abc)?xy", None),                          # optional: not required
     ("ящик (?:получателя )?Переполнен", {"переполнен"}),  # Cyrillic: folds one to one
+    ("Άγνωστος χρήστης", {"άγνωστοσ χρήστησ"}),  # Greek: folds one to one, final sigma to sigma
+    ("αΐδιος φάκελος", {"διοσ φάκελοσ"}),            # "ΐ" folds to three characters: not a needle
     ("ディレクトリのリストにありません", {"ディレクトリのリストにありません"}),  # no case at all
     ("Straße nicht", {"e nicht"}),                   # "ß" folds to "ss": not a needle
 ])
@@ -38,6 +40,9 @@ def test_required_literals(pattern, want):
     ("ящик переполнен", "Ящик пеРеполнен"),
     ("в ящике", "ᲀ ящике"),                   # U+1C80 folds to "в" as the pattern does
     ("Straße nicht", "STRASSE NICHT STRAẞE nicht"),
+    ("άγνωστος χρήστης", "ΆΓΝΩΣΤΟΣ ΧΡΉΣΤΗΣ"),
+    ("γραμματοκιβώτιο πλήρες", "Γραμματοκιβώτιο ΠΛΉΡΕΣ"),
+    ("ο χρήστης δεν υπάρχει", "Ο ΧΡΉΣΤΗς ΔΕΝ ΥΠΆΡΧΕΙ"),
 ])
 def test_non_ascii_needles_are_found_in_what_the_pattern_matches(pattern, text):
     import regex

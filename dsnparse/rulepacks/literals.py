@@ -118,12 +118,12 @@ def _caseless_mark(ch: str) -> bool:
 
 def _fold_safe(ch: str) -> bool:
     """A non-ASCII literal usable as a needle: a letter without case (CJK, kana, …) or a
-    combining mark of such a word (:func:`_caseless_mark`), or a Cyrillic letter.  For these, the characters a case-insensitive pattern matches are exactly
+    combining mark of such a word (:func:`_caseless_mark`), or a Cyrillic or Greek letter.  For these, the characters a case-insensitive pattern matches are exactly
     those whose ``casefold()`` equals the literal's (no full case folding into several
-    characters, as for "ß")."""
+    characters, as for "ß" or "ΐ"; Greek final sigma "ς" folds to "σ" on both sides)."""
     if ch.lower() == ch.upper():
         return ch.casefold() == ch and (ch.isalpha() or _caseless_mark(ch))
-    return "\u0400" <= ch <= "\u04ff" and len(ch.casefold()) == 1
+    return ("\u0400" <= ch <= "\u04ff" or "\u0370" <= ch <= "\u03ff") and len(ch.casefold()) == 1
 
 
 def _selectivity(group) -> tuple:
