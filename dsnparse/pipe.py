@@ -72,9 +72,12 @@ class TempFail(Exception):
 
 def _usage_error(parser: argparse.ArgumentParser):
     def error(message: str):
-        parser.print_usage(sys.stderr)
-        print(f"dsnparse pipe: usage error: {message}; exit 75 (EX_TEMPFAIL): the MTA keeps "
-              f"the message until the command is fixed", file=sys.stderr)
+        try:
+            parser.print_usage(sys.stderr)
+        except (OSError, ValueError, AttributeError):
+            pass
+        _say(f"dsnparse pipe: usage error: {message}; exit 75 (EX_TEMPFAIL): the MTA keeps "
+             f"the message until the command is fixed")
         sys.exit(EX_TEMPFAIL)
     return error
 
@@ -340,23 +343,46 @@ def _render(records: list, fmt: str) -> tuple[bytes, bytes]:
 
 # --------------------------------------------------------------------------- the command
 
+def _write_all(stream, data: bytes) -> None:
+    """Write ``data`` to the file descriptor of ``stream`` until every byte is written;
+    raises ``OSError`` (a full disk: ENOSPC, a reader gone: EPIPE) instead of stopping short
+    (a buffered write can leave part of the records behind and still return)."""
+    stream.flush()
+    fd = stream.fileno()
+    view = memoryview(data)
+    while view:
+        n = os.write(fd, view)
+        if n <= 0:
+            raise OSError(f"short write ({len(data) - len(view)} of {len(data)} bytes)")
+        view = view[n:]
+
+
+def _say(message: str) -> None:
+    """Print ``message`` on standard error if it can be written: a closed or full stderr
+    (``2>/dev/full``, ``2>&-``) must not turn exit 75 into a crash (status 1 bounces)."""
+    try:
+        print(message, file=sys.stderr)
+    except (OSError, ValueError, AttributeError):
+        pass
+
+
 def cmd_pipe(args: argparse.Namespace) -> int:
     """Handler of ``dsnparse pipe``: returns 0 (EX_OK) or 75 (EX_TEMPFAIL), never another
     status, and never raises (see the module docstring)."""
     try:
         return _run(args)
     except TempFail as e:
-        print(f"dsnparse pipe: {e}; exit 75 (EX_TEMPFAIL): the MTA keeps the message and "
-              f"retries", file=sys.stderr)
+        _say(f"dsnparse pipe: {e}; exit 75 (EX_TEMPFAIL): the MTA keeps the message and "
+             f"retries")
         return EX_TEMPFAIL
     except KeyboardInterrupt:
-        print("dsnparse pipe: interrupted; exit 75 (EX_TEMPFAIL)", file=sys.stderr)
+        _say("dsnparse pipe: interrupted; exit 75 (EX_TEMPFAIL)")
         return EX_TEMPFAIL
     except BaseException as e:  # noqa: BLE001 - any other status would bounce the bounce
         if isinstance(e, SystemExit) and e.code in (None, 0, EX_TEMPFAIL):
             raise
-        print(f"dsnparse pipe: unexpected failure: {type(e).__name__}: {e}; exit 75 "
-              f"(EX_TEMPFAIL): the MTA keeps the message and retries", file=sys.stderr)
+        _say(f"dsnparse pipe: unexpected failure: {type(e).__name__}: {e}; exit 75 "
+             f"(EX_TEMPFAIL): the MTA keeps the message and retries")
         return EX_TEMPFAIL
 
 
@@ -473,10 +499,10 @@ def _run(args: argparse.Namespace) -> int:
         text, header = _render(records, fmt)
         if args.output == "-":
             try:
-                sys.stdout.buffer.write(header + text)
-                sys.stdout.flush()
-            except OSError as e:
-                raise TempFail(f"cannot write standard output: {e.strerror or e}") from e
+                _write_all(sys.stdout, header + text)
+            except (OSError, ValueError, AttributeError) as e:  # (closed: None, or no fd)
+                raise TempFail(f"cannot write standard output: "
+                               f"{getattr(e, 'strerror', None) or e}") from e
         else:
             append_records(args.output, text, header if fmt == "csv" else b"",
                            args.lock_timeout)

@@ -301,3 +301,42 @@ def test_exim_router_and_transport_snippets(tmp_path):
             rec["envelope_recipients"]) == \
         ("pipe:1tJxYz-000AbC-7Q", RCPT, "", ["bounces+7@bounces.example.org"])
     assert events(state / "ledger.sqlite3")[0][:2] == (RCPT, "bounce")
+
+
+def _many_recipients(n: int) -> bytes:
+    """A DSN (RFC 3464) with ``n`` failed recipients: records longer than a pipe's buffer."""
+    fields = "".join(f"\nFinal-Recipient: rfc822; user{i}@gone.example\nAction: failed\n"
+                     f"Status: 5.1.1\nDiagnostic-Code: smtp; 550 5.1.1 user{i} unknown\n"
+                     for i in range(n))
+    return (b"From: MAILER-DAEMON@mx.example\nTo: a@sender.example\nSubject: Undelivered\n"
+            b"MIME-Version: 1.0\nContent-Type: multipart/report; report-type=delivery-status;"
+            b" boundary=b\n\n--b\nContent-Type: text/plain\n\nfailed\n--b\n"
+            b"Content-Type: message/delivery-status\n\nReporting-MTA: dns; mx.example\n"
+            + fields.encode() + b"\n--b--\n")
+
+
+def test_records_to_a_reader_that_goes_away_are_a_temporary_failure(tmp_path):
+    # pipe -o -: the reader closes after the first bytes (`| head -c1`); the records did not
+    # all arrive, so the MTA must keep the message (75), not count it delivered
+    r, w = os.pipe()
+    p = subprocess.Popen([sys.executable, "-m", "dsnparse", "pipe", "-o", "-"],
+                         stdin=subprocess.PIPE, stdout=w, stderr=subprocess.PIPE)
+    os.close(w)
+
+    def head_c1():
+        os.read(r, 1)
+        os.close(r)
+    reader = threading.Thread(target=head_c1)
+    reader.start()
+    _, err = p.communicate(_many_recipients(1500), timeout=120)
+    reader.join(10)
+    assert p.returncode == EX_TEMPFAIL, err
+    assert b"cannot write standard output" in err
+
+
+def test_an_unwritable_stderr_still_gives_75_not_a_crash(tmp_path):
+    with open("/dev/full", "wb") as full:
+        p = subprocess.run([sys.executable, "-m", "dsnparse", "pipe", "-o",
+                            str(tmp_path / "no" / "such" / "dir.jsonl")], input=BOUNCE,
+                           stdout=subprocess.PIPE, stderr=full, timeout=120)
+    assert p.returncode == EX_TEMPFAIL
