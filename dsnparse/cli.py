@@ -201,7 +201,7 @@ def cmd_parse(args) -> int:
     """Parse every PATH; with ``--jobs N`` the workers parse and render the records (see
     :func:`dsnparse.parallel.process`); this process splits the input, writes the text in
     input order and, with ``--db``, records the reports the workers send back."""
-    from .output import format_for_path, make_writer, terminal_width
+    from .output import format_for_path, make_writer, stdout_for_records, terminal_width
     from .parallel import default_jobs, process
     from .rules import load_packs
     from .sources import iter_messages
@@ -226,7 +226,8 @@ def cmd_parse(args) -> int:
         print("dsnparse: error: --policy needs --db (the policy decides what the ledger "
               "suppresses; parse alone records nothing)", file=sys.stderr)
         return EXIT_USAGE
-    progress = _Progress() if not args.quiet and sys.stderr.isatty() else None
+    progress = _Progress() if not args.quiet and sys.stderr is not None \
+        and sys.stderr.isatty() else None
     try:
         # broken rules, like a bad --db, are found before -o truncates
         load_packs(tuple(opts.rules))
@@ -244,14 +245,15 @@ def cmd_parse(args) -> int:
         ledger = open_ledger(args)
     keep = ledger is not None
     try:
-        out = open(args.output, "w", encoding="utf-8", newline="") if args.output else sys.stdout
+        out = open(args.output, "w", encoding="utf-8", newline="") if args.output \
+            else stdout_for_records()
     except OSError as e:
         if ledger is not None:
             ledger.close()
         print(f"dsnparse: error: cannot write {args.output}: {e.strerror or e}", file=sys.stderr)
         return EXIT_USAGE
     fmt = args.format or (args.output and format_for_path(args.output)) or (
-        "table" if out is sys.stdout and sys.stdout.isatty() else "jsonl")
+        "table" if not args.output and out.isatty() else "jsonl")
     width = terminal_width(out) if fmt == "table" else None   # None: a pipe keeps full values
     writer = make_writer(fmt, out, width=width)
     counts: Counter = Counter()
@@ -291,11 +293,13 @@ def cmd_parse(args) -> int:
               f"{e.strerror or e}", file=sys.stderr)
         return EXIT_USAGE
     finally:
-        if out is not sys.stdout:
-            try:
+        try:
+            if args.output:
                 out.close()
-            except OSError:
-                pass  # reported above
+            else:
+                out.flush()   # (standard output stays open)
+        except (OSError, ValueError):
+            pass  # reported above
         if ledger is not None:
             ledger.close()
     if progress:
@@ -376,6 +380,8 @@ def main(argv=None) -> int:
 def run_command(argv=None) -> tuple:
     """:func:`main`, returning ``(exit status, parsed arguments)``; ``SystemExit`` from
     argparse (``--help``, usage errors) passes through."""
+    if sys.stderr is None:  # started with stderr closed (2>&-): messages go nowhere, not
+        sys.stderr = open(os.devnull, "w")  # to standard output (print's fallback)
     parser = build_parser(argv)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING - 10 * min(args.verbose, 2),

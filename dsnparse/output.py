@@ -13,9 +13,12 @@ CSV writer of the project uses :class:`SafeCsvWriter` (or :class:`CsvWriter` bui
 """
 from __future__ import annotations
 
+import errno
+import io
 import json
 import os
 import re
+import sys
 from typing import IO, Iterable, Optional, Sequence
 
 from .model import RECORD_FIELDS
@@ -26,6 +29,54 @@ FORMATS = ("jsonl", "csv", "table")
 #: other extension keeps the default (JSON Lines).  ``.txt`` is the terminal table.
 EXTENSION_FORMATS = {".csv": "csv", ".jsonl": "jsonl", ".json": "jsonl", ".ndjson": "jsonl",
                      ".txt": "table"}
+
+
+class _FullWrites(io.RawIOBase):
+    """A file descriptor written whole or not at all: ``write`` loops until every byte is
+    out and raises ``OSError`` (ENOSPC, EPIPE …) otherwise.  (CPython's buffered standard
+    output can stop at a short write on a full disk, keep the rest, and report nothing.)"""
+
+    def __init__(self, fd: int):
+        super().__init__()
+        self._fd = fd
+
+    def writable(self) -> bool:
+        return True
+
+    def fileno(self) -> int:
+        return self._fd
+
+    def isatty(self) -> bool:
+        return os.isatty(self._fd)
+
+    def write(self, b) -> int:
+        view = memoryview(b).cast("B")
+        total = len(view)
+        while view:
+            n = os.write(self._fd, view)
+            if n <= 0:
+                raise OSError(errno.EIO, f"short write ({total - len(view)} of {total} bytes)")
+            view = view[n:]
+        return total
+
+
+def stdout_for_records() -> IO[str]:
+    """Standard output for records: a text stream over the same file descriptor whose every
+    write is complete or raises ``OSError`` (see :class:`_FullWrites`), so a full disk is
+    reported, not a cut file with exit status 0.  ``sys.stdout`` itself when it has no file
+    descriptor (a test's capture); a stream whose writes raise ``OSError`` (EBADF) when
+    standard output is closed (``>&-``).  Flush it; do not close it."""
+    s = sys.stdout
+    if s is None:
+        return io.TextIOWrapper(io.BufferedWriter(_FullWrites(-1)), encoding="utf-8")
+    try:
+        fd = s.fileno()
+    except (AttributeError, OSError, ValueError, io.UnsupportedOperation):
+        return s
+    s.flush()
+    return io.TextIOWrapper(io.BufferedWriter(_FullWrites(fd)),
+                            encoding=getattr(s, "encoding", None) or "utf-8",
+                            errors=getattr(s, "errors", None) or "strict")
 
 
 def format_for_path(path: "str | os.PathLike[str]") -> "str | None":

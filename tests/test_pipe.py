@@ -340,3 +340,19 @@ def test_an_unwritable_stderr_still_gives_75_not_a_crash(tmp_path):
                             str(tmp_path / "no" / "such" / "dir.jsonl")], input=BOUNCE,
                            stdout=subprocess.PIPE, stderr=full, timeout=120)
     assert p.returncode == EX_TEMPFAIL
+
+
+def test_parse_to_a_full_disk_or_a_closed_stdout_fails_with_2_not_0():
+    # /dev/full takes no byte (ENOSPC) — as a full disk after its first 64 KiB would; the
+    # records of 1,500 recipients must not be reported written (exit 0) when they are not
+    big = _many_recipients(1500)
+    with open("/dev/full", "wb") as full:
+        p = subprocess.run([sys.executable, "-m", "dsnparse", "parse", "-"], input=big,
+                           stdout=full, stderr=subprocess.PIPE, timeout=120)
+    assert p.returncode == 2 and b"writing standard output failed" in p.stderr
+    # standard output closed (>&-): the same, and no traceback
+    p = subprocess.run([sys.executable, "-m", "dsnparse", "parse", "-"], input=BOUNCE,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, timeout=120,
+                       preexec_fn=lambda: os.close(1))
+    assert p.returncode == 2 and b"Traceback" not in p.stderr, p.stderr
+    assert b"writing standard output failed" in p.stderr
