@@ -60,18 +60,16 @@ def _mine(st: os.stat_result, loose: int = 0o022) -> bool:
 
 
 def secure_dir(d: Path) -> bool:
-    """Make sure ``d`` is a directory only this user can use: created ``0700`` when absent
-    (its parents as ``os.makedirs`` makes them), tightened to ``0700`` when it is this user's
-    own with looser bits.  ``False`` (do not cache) when it is a symbolic link, not a
-    directory, owned by someone else, or cannot be made."""
+    """Make sure ``d`` is a directory only this user can write to: created ``0700`` when
+    absent (its parents as ``os.makedirs`` makes them).  An existing directory is never
+    changed (it may be a shared one such as ``/tmp``, given as ``--cache-dir``): it is used
+    when it is this user's own and no one else can write to it.  ``False`` (do not cache)
+    when it is a symbolic link, not a directory, owned by someone else, writable by group or
+    others, or cannot be made."""
     try:
         os.makedirs(d, mode=0o700, exist_ok=True)
         st = os.lstat(d)
-        if not stat.S_ISDIR(st.st_mode) or not _mine(st, 0):
-            return False
-        if st.st_mode & 0o077:
-            os.chmod(d, 0o700)
-        return True
+        return stat.S_ISDIR(st.st_mode) and _mine(st, 0) and not st.st_mode & 0o022
     except OSError:
         return False
 

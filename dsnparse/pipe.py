@@ -96,7 +96,9 @@ def register(subparsers) -> argparse.ArgumentParser:
         (EX_TEMPFAIL), not 2: see the module docstring.
     """
     p = subparsers.add_parser(
-        "pipe", help="one bounce on stdin from an MTA pipe (Postfix pipe(8), Exim pipe "
+        # options written in full only: --cache-dir is read before argparse runs (the code
+        # cache, dsnparse.startup), and an MTA's command line is written once
+        "pipe", allow_abbrev=False, help="one bounce on stdin from an MTA pipe (Postfix pipe(8), Exim pipe "
                      "transport); exit 0 stored / 75 retry",
         description="Read one message on standard input (as Postfix pipe(8) or Exim's pipe "
                     "transport deliver it), parse it and store the result: records appended "

@@ -177,13 +177,23 @@ def test_cache_directory_and_files_are_private(tmp_path, cache):
     assert stat.S_IMODE(os.lstat(cache).st_mode) == 0o700
     for f in cache.iterdir():
         assert stat.S_IMODE(os.lstat(f).st_mode) == 0o600, f
-    # an existing cache directory of this user with looser bits is tightened on write
+    # an existing directory is never changed: readable by others, it is used as it is (the
+    # files stay private); writable by others (a shared /tmp, sticky), it is not used
     os.chmod(cache, 0o755)
     for f in cache.glob("packs-*.pickle"):
         f.unlink()
     load_packs.cache_clear()
     load_packs((str(d),))
-    assert stat.S_IMODE(os.lstat(cache).st_mode) == 0o700
+    assert stat.S_IMODE(os.lstat(cache).st_mode) == 0o755
+    assert [stat.S_IMODE(os.lstat(f).st_mode) for f in cache.glob("packs-*.pickle")] == [0o600]
+    os.chmod(cache, 0o1777)
+    for f in cache.glob("packs-*.pickle"):
+        f.unlink()
+    load_packs.cache_clear()
+    load_packs((str(d),))
+    assert stat.S_IMODE(os.lstat(cache).st_mode) == 0o1777
+    assert list(cache.glob("packs-*.pickle")) == []
+    os.chmod(cache, 0o700)
 
 
 @pytest.mark.skipif(sys.platform == "win32", reason="POSIX modes")

@@ -356,3 +356,11 @@ def test_parse_to_a_full_disk_or_a_closed_stdout_fails_with_2_not_0():
                        preexec_fn=lambda: os.close(1))
     assert p.returncode == 2 and b"Traceback" not in p.stderr, p.stderr
     assert b"writing standard output failed" in p.stderr
+
+
+def test_options_are_not_abbreviated(tmp_path):
+    # --cache-dir is read before argparse (the code cache): "--cache" must not mean it to
+    # argparse only, splitting the caches between two directories
+    r = run(["--cache", tmp_path / "c", "-o", tmp_path / "v.jsonl"])
+    assert r.returncode == EX_TEMPFAIL and b"unrecognized arguments: --cache" in r.stderr
+    assert not (tmp_path / "c").exists() and not (tmp_path / "v.jsonl").exists()
