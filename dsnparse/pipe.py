@@ -490,9 +490,10 @@ def _run(args: argparse.Namespace) -> int:
                                   original_headers=dict(report.original_headers),
                                   raw=message)
         except (DsnparseError, sqlite3.Error, OSError) as e:
-            from .ledger.postgres import mask_url  # (no password in the MTA's log)
+            from .ledger.postgres import mask_url, scrub  # (no password in the MTA's log)
 
-            raise TempFail(f"cannot record in the ledger {mask_url(str(args.db))}: {e}") from e
+            raise TempFail(f"cannot record in the ledger {mask_url(str(args.db))}: "
+                           f"{scrub(str(e), str(args.db))}") from e
     # 2. the raw message of what the ledger does not hold (same name on a retry)
     if args.keep_dir and not (events and args.db) and not too_big:  # (too big: kept above)
         keep_message(args.keep_dir, message)

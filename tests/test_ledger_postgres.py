@@ -431,3 +431,17 @@ def test_report_command_reads_a_postgres_ledger(pg_url, tmp_path):
     html = out.read_text(encoding="utf-8")
     assert "b.example" in html and "5.7.26" in html and "spring" in html
     assert "postgresql://" in html   # the source named in the header
+
+
+@pytest.mark.parametrize("url", [
+    "postgresql://u@127.0.0.1:1/x?password=S3cretPW",        # a query parameter (libpq)
+    "postgresql://u:S3cretPW@[::1:5432/x",                  # malformed: libpq quotes it whole
+    "postgresql://u:S3c%72etPW@127.0.0.1:1/x",              # percent-encoded in the URL
+])
+def test_no_password_in_any_message(url, capsys):
+    # port 1 refuses at once; no PostgreSQL is needed for what is printed on failure
+    for argv in (["report", "--db", url, "-o", os.devnull], ["ledger", "migrate", "--db", url],
+                 ["suppressions", "list", "--db", url]):
+        assert main(argv) == 2
+        err = capsys.readouterr().err
+        assert "S3cretPW" not in err and "S3c%72etPW" not in err and "***" in err, err

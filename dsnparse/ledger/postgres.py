@@ -126,8 +126,28 @@ def _require_psycopg() -> None:
 
 
 def mask_url(url: str) -> str:
-    """Return ``url`` with its password replaced by ``***`` (for messages and logs)."""
-    return re.sub(r"^([a-zA-Z]+://[^:/@?#]*):[^@/?#]*@", r"\1:***@", url)
+    """Return ``url`` with its password replaced by ``***`` (for messages and logs): the
+    one in the user information (``user:PASSWORD@host``) and a ``password=`` query
+    parameter (libpq connection URIs, PostgreSQL documentation §34.1.1)."""
+    url = re.sub(r"^([a-zA-Z]+://[^:/@?#]*):[^@/?#]*@", r"\1:***@", url)
+    return re.sub(r"([?&]password=)[^&#]*", r"\1***", url, flags=re.I)
+
+
+def _secrets(url: str) -> list:
+    """The password(s) written in ``url``, as written and percent-decoded."""
+    from urllib.parse import unquote
+
+    found = re.findall(r"^[a-zA-Z]+://[^:/@?#]*:([^@/?#]*)@", url)
+    found += re.findall(r"[?&]password=([^&#]*)", url, flags=re.I)
+    return [v for s in found if s for v in {s, unquote(s)}]
+
+
+def scrub(text: str, url: str) -> str:
+    """``text`` (a driver's error message) with every password of ``url`` replaced by
+    ``***``: libpq quotes a malformed URI whole."""
+    for secret in sorted(_secrets(url), key=len, reverse=True):
+        text = text.replace(secret, "***")
+    return text
 
 
 def _text(value: Any) -> Optional[str]:
@@ -150,14 +170,16 @@ def _connect(url: str, timeout: float) -> Any:
         conn = psycopg.connect(url, autocommit=True, application_name="dsnparse",
                                connect_timeout=max(2, int(min(timeout, 30))))
     except psycopg.Error as exc:
-        raise LedgerError(f"{mask_url(url)}: cannot connect: {exc}".strip()) from exc
+        raise LedgerError(f"{mask_url(url)}: cannot connect: {scrub(str(exc), url)}"
+                          .strip()) from exc
     try:
         # a writer waits at most `timeout` for another's row lock, then fails cleanly
         conn.execute("SELECT set_config('lock_timeout', %s, false)",
                      (f"{int(timeout * 1000)}ms",))
     except psycopg.Error as exc:
         conn.close()
-        raise LedgerError(f"{mask_url(url)}: cannot configure the session: {exc}") from exc
+        raise LedgerError(f"{mask_url(url)}: cannot configure the session: "
+                          f"{scrub(str(exc), url)}") from exc
     return conn
 
 
@@ -223,7 +245,8 @@ class PostgresLedger(Ledger):
             with conn.transaction():
                 return cls._migrate_in(conn, url)
         except psycopg.Error as exc:
-            raise LedgerError(f"{mask_url(url)}: migration failed: {exc}") from exc
+            raise LedgerError(f"{mask_url(url)}: migration failed: {scrub(str(exc), url)}") \
+                from exc
         finally:
             conn.close()
 
