@@ -83,3 +83,14 @@ def test_the_same_reply_from_a_person_is_not_tried_by_the_generic_packs():
     report = engine.parse(msg, trace=trace)
     assert report.kind == "not_bounce"
     assert any("a person's reply or forward" in line for line in trace)
+
+
+def test_a_quoted_address_in_a_persons_request_is_no_failed_recipient():
+    # "could not be delivered" and a "Delivery failure" subject, from a person: the quoted
+    # "<addr>" after "forward it to" is a request, not a failed recipient (only "deliver to
+    # '<addr>'" reads a quoted address as one)
+    msg = (b"From: Dana <dana@example.org>\nTo: sam@example.org\n"
+           b"Subject: Delivery failure - please help\nDate: Tue, 1 Dec 2026 10:00:00 +0000\n\n"
+           b"Hi Sam,\n\nmy invitation to Carol could not be delivered. Please forward it to "
+           b"'<carol@partner.example>' for me.\n\nThanks, Dana\n")
+    assert dsnparse.parse(msg).kind == "not_bounce"
