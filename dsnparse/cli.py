@@ -201,7 +201,8 @@ def cmd_parse(args) -> int:
     """Parse every PATH; with ``--jobs N`` the workers parse and render the records (see
     :func:`dsnparse.parallel.process`); this process splits the input, writes the text in
     input order and, with ``--db``, records the reports the workers send back."""
-    from .output import format_for_path, make_writer, stdout_for_records, terminal_width
+    from .output import (abandon_output, format_for_path, make_writer, stdout_for_records,
+                         terminal_width)
     from .parallel import default_jobs, process
     from .rules import load_packs
     from .sources import iter_messages
@@ -291,6 +292,7 @@ def cmd_parse(args) -> int:
     except OSError as e:  # disk full, I/O error: the records are not all written
         print(f"dsnparse: error: writing {args.output or 'standard output'} failed: "
               f"{e.strerror or e}", file=sys.stderr)
+        abandon_output(out)
         return EXIT_USAGE
     finally:
         try:

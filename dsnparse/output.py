@@ -39,6 +39,12 @@ class _FullWrites(io.RawIOBase):
     def __init__(self, fd: int):
         super().__init__()
         self._fd = fd
+        self._discard = False   # set by abandon(): the failure was reported
+
+    def abandon(self) -> None:
+        """Drop whatever is still buffered for this descriptor (its failure was reported),
+        so that a flush at close or at exit does not raise again."""
+        self._discard = True
 
     def writable(self) -> bool:
         return True
@@ -52,12 +58,22 @@ class _FullWrites(io.RawIOBase):
     def write(self, b) -> int:
         view = memoryview(b).cast("B")
         total = len(view)
+        if self._discard:
+            return total
         while view:
             n = os.write(self._fd, view)
             if n <= 0:
                 raise OSError(errno.EIO, f"short write ({total - len(view)} of {total} bytes)")
             view = view[n:]
         return total
+
+
+def abandon_output(stream) -> None:
+    """After a write to :func:`stdout_for_records`'s stream failed and was reported: drop
+    what is still buffered (no second error, no "Exception ignored" at exit)."""
+    raw = getattr(getattr(stream, "buffer", None), "raw", None)
+    if isinstance(raw, _FullWrites):
+        raw.abandon()
 
 
 def stdout_for_records() -> IO[str]:
